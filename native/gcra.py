@@ -1,0 +1,89 @@
+"""Public GCRA table: validates its input, then calls the compiled kernel (``native._gcra``).
+
+All times and durations are integer microseconds. ``interval`` is the emission interval of the
+policy (period / rate) and ``burst`` how many units may be taken at once from a full bucket.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from native import _gcra
+
+#: Keeps ``now + interval * burst * 2`` far from int64 overflow (about 146,000 years of µs).
+MAX_MICROS = 1 << 62
+#: Upper bound of the table size; one slot is 24 bytes plus the key string.
+MAX_CAPACITY = 1 << 28
+
+
+class GcraResult(NamedTuple):
+    allowed: bool
+    remaining: int
+    retry_after: int
+    reset_after: int
+
+
+def _check_range(name: str, value: int, low: int, high: int) -> None:
+    if type(value) is not int and not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be within {low}..{high}, got {value}")
+
+
+class GcraTable:
+    """Per-key theoretical arrival times, bounded to ``capacity`` keys (see ``native._gcra``)."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, capacity: int) -> None:
+        _check_range("capacity", capacity, 1, MAX_CAPACITY)
+        self._table = _gcra.GcraTable(capacity)
+
+    @property
+    def capacity(self) -> int:
+        return self._table.capacity
+
+    @property
+    def evictions(self) -> int:
+        """Entries dropped so far because the table was full."""
+        return self._table.evictions
+
+    @property
+    def slot_count(self) -> int:
+        return self._table.slot_count
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def check(self, key: str, now: int, interval: int, burst: int, cost: int = 1) -> GcraResult:
+        """Consume ``cost`` units for ``key`` at time ``now`` if the policy allows it.
+
+        ``cost`` may be 0 (a query that consumes nothing) but not more than ``burst``: such a
+        request could never be allowed and is a caller's error.
+        """
+        if not isinstance(key, str):
+            raise TypeError(f"key must be a str, got {type(key).__name__}")
+        _check_range("now", now, 0, MAX_MICROS)
+        _check_range("interval", interval, 1, MAX_MICROS)
+        _check_range("burst", burst, 1, MAX_MICROS // interval)
+        _check_range("cost", cost, 0, burst)
+        return GcraResult._make(self._table.check(key, now, interval, burst, cost))
+
+    def tat(self, key: str, now: int) -> int:
+        """The theoretical arrival time of ``key`` (``now`` when it has no live state)."""
+        _check_range("now", now, 0, MAX_MICROS)
+        return self._table.get(key, now)
+
+    def remove(self, key: str) -> bool:
+        return self._table.remove(key)
+
+    def sweep(self, now: int) -> int:
+        """Drop expired entries; returns how many were dropped."""
+        _check_range("now", now, 0, MAX_MICROS)
+        return self._table.sweep(now)
+
+    def items(self) -> list[tuple[str, int]]:
+        return self._table.items()
+
+    def clear(self) -> None:
+        self._table.clear()
