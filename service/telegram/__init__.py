@@ -1,0 +1,1 @@
+"""Telegram Bot API notifications, delivered through the durable job queue."""
