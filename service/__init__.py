@@ -1,0 +1,1 @@
+"""The kervan service: Starlette app, storage and Redis adapters, workers, CLI."""

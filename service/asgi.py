@@ -1,0 +1,15 @@
+"""ASGI entry point for granian (``kervan serve``) and other servers."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+
+from service.app import create_app
+from service.logging import configure_logging
+from service.settings import load_settings
+
+
+def app_factory() -> Starlette:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,26 @@
+"""Every state-backend key prefix and TTL, in one place.
+
+Keys are relative: the stores prepend ``<KERVAN_REDIS_NAMESPACE>:`` themselves. Keep every
+prefix here so a key's owner and lifetime can be found with one search, and so that no code
+ever needs to scan the keyspace (no KEYS, no SCAN over patterns).
+"""
+
+from __future__ import annotations
+
+# --- foundation ---
+WORKER_HEARTBEAT = "worker:heartbeat"  # hash: worker id -> unix time of last beat
+WORKER_HEARTBEAT_TTL = 120.0
+READY_PROBE = "ready:probe"
+
+# --- ratelimit ---
+
+# --- speculation ---
+
+# --- consent ---
+
+# --- queue ---
+
+# --- whatsapp ---
+WHATSAPP_LIVE_CHANNEL = "wa:live"  # pub/sub: new CRM messages and status changes (JSON)
+
+# --- images ---

@@ -1,0 +1,3 @@
+"""Every table module, imported so that ``metadata`` knows the whole schema."""
+
+from service.db.tables import foundation as foundation

@@ -1,0 +1,90 @@
+"""Worker heartbeats in the state backend, read by ``/ready``.
+
+Every worker (the in-process one in the embedded default, or ``kervan worker`` processes)
+writes its id and the time into one hash; readiness asks whether any beat is fresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+
+from core.clock import Clock
+from core.errors import KervanError
+from service.backends import Backends
+from service.backends.keys import WORKER_HEARTBEAT, WORKER_HEARTBEAT_TTL
+from service.logging import get_logger
+
+log = get_logger("kervan.heartbeat")
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class WorkerHeartbeat:
+    """A component that beats every ``interval`` seconds while it runs."""
+
+    def __init__(
+        self, backends: Backends, clock: Clock, *, ident: str | None = None, interval: float = 5.0
+    ) -> None:
+        self.backends = backends
+        self.clock = clock
+        self.ident = ident or worker_id()
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def beat(self) -> None:
+        await self.backends.hashes.set(
+            WORKER_HEARTBEAT,
+            {self.ident: repr(self.clock.now()).encode()},
+            ttl=WORKER_HEARTBEAT_TTL,
+        )
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.beat()
+            except KervanError as exc:
+                log.warning("heartbeat failed: %s", exc.message)
+            await asyncio.sleep(self.interval)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="worker-heartbeat")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(KervanError):
+            await self.backends.hashes.delete(WORKER_HEARTBEAT, self.ident)
+
+
+async def freshest_beat_age(backends: Backends, clock: Clock) -> float | None:
+    """Seconds since the most recent beat of any worker; None when no worker ever beat."""
+    beats = await backends.hashes.get_all(WORKER_HEARTBEAT)
+    if not beats:
+        return None
+    latest = max(float(v) for v in beats.values())
+    return max(0.0, clock.now() - latest)
+
+
+def worker_readiness_check(
+    backends: Backends, clock: Clock, max_age: float
+) -> Callable[[], Awaitable[None]]:
+    """A readiness check failing when no worker beat within ``max_age`` seconds."""
+
+    async def check() -> None:
+        age = await freshest_beat_age(backends, clock)
+        if age is None:
+            raise RuntimeError("no worker heartbeat")
+        if age > max_age:
+            raise RuntimeError(f"last worker heartbeat {age:.0f}s ago (limit {max_age:.0f}s)")
+
+    return check

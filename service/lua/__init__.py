@@ -1,0 +1,1 @@
+"""Lua scripts for Redis, loaded as package resources by ``service.backends.lua``."""

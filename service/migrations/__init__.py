@@ -1,0 +1,1 @@
+"""Alembic migrations (run with ``kervan migrate``, which upgrades every branch head)."""

@@ -1,0 +1,10 @@
+"""Route modules, mounted by ``service.app.create_app`` in this order.
+
+Each module exposes ``routes: list[BaseRoute]`` and may define ``async def setup(runtime)`` to
+attach its components and readiness checks. Add one line per feature module.
+"""
+
+ROUTE_MODULES: list[str] = [
+    "service.routes.health",
+    "service.routes.docs",
+]

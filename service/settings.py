@@ -1,0 +1,213 @@
+"""The one typed settings object, read from ``KERVAN_*`` environment variables (and ``.env``).
+
+Validated once at start-up: an invalid value stops the process with one message per bad key.
+List settings take comma-separated values, as the original design's ``.env`` files do.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+NetworkList = Annotated[list[Network], NoDecode]
+
+MIN_COOKIE_SECRET_BYTES = 32
+# Only for development; production refuses it (see _check_combination).
+DEV_COOKIE_SECRET = "development-only-cookie-secret-change-me!"  # noqa: S105
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _origin(value: str) -> str:
+    """Normalise an origin to ``scheme://host[:port]``; anything with a path is refused."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) origin")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError(f"{value!r} must be an origin only (scheme://host[:port])")
+    default_port = {"http": 80, "https": 443}[parts.scheme]
+    port = parts.port
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    suffix = f":{port}" if port and port != default_port else ""
+    return f"{parts.scheme}://{host}{suffix}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="KERVAN_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- foundation ---
+    env: Literal["development", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./var/kervan.db"
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    redis_url: str | None = None
+    redis_namespace: str = Field(default="kervan", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    redis_pool_size: int = Field(default=50, ge=1, le=10_000)
+    redis_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    public_origin: str = "http://127.0.0.1:8000"
+    allowed_origins: CommaList = []
+    metrics_allow: NetworkList = Field(
+        default_factory=lambda: [
+            ipaddress.ip_network("127.0.0.0/8"),
+            ipaddress.ip_network("::1/128"),
+        ]
+    )
+    metrics_token: str | None = None
+    cookie_secret: str = DEV_COOKIE_SECRET
+    trusted_proxies: NetworkList = []
+    admin_api_key: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=256)
+    threads: int = Field(default=1, ge=1, le=64)
+    backlog: int = Field(default=1024, ge=16, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    worker_heartbeat_max_age_seconds: float = Field(default=30.0, gt=0)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    data_dir: Path = Path("./var")
+
+    # --- ratelimit ---
+
+    # --- speculation ---
+
+    # --- consent ---
+
+    # --- queue ---
+
+    # --- whatsapp ---
+    whatsapp_app_secret: str = ""  # Meta app secret: X-Hub-Signature-256 key; empty = refuse all
+    whatsapp_verify_token: str = ""  # hub.verify_token of the GET handshake; empty = refuse
+    whatsapp_access_token: str = ""  # Graph API bearer token
+    whatsapp_phone_number_id: str = ""
+    whatsapp_graph_base_url: str = "https://graph.facebook.com"
+    whatsapp_api_version: str = Field(default="v21.0", pattern=r"^v[0-9]{1,3}\.[0-9]{1,3}$")
+    whatsapp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    whatsapp_send_max_attempts: int = Field(default=8, ge=1, le=50)
+    whatsapp_unsubscribe_secret: str = (
+        ""  # signs /u/{token} links; empty = derived from cookie_secret
+    )
+    whatsapp_auto_reply: bool = False  # keyword/FAQ responder on inbound messages
+    whatsapp_faq: dict[str, str] = {}  # JSON object: keyword -> answer
+
+    # --- images ---
+
+    # --- end of feature sections ---
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _normalise_origins(cls, value: list[str]) -> list[str]:
+        return [_origin(v) for v in value]
+
+    @field_validator("public_origin")
+    @classmethod
+    def _normalise_public_origin(cls, value: str) -> str:
+        return _origin(value)
+
+    @field_validator("metrics_allow", "trusted_proxies", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0]
+        if scheme not in ("sqlite+aiosqlite", "mariadb+aiomysql", "mysql+aiomysql"):
+            raise ValueError(
+                "must start with sqlite+aiosqlite://, mariadb+aiomysql:// or mysql+aiomysql://"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL (or unset)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_combination(self) -> Settings:
+        problems: list[str] = []
+        weak_secret = (
+            len(self.cookie_secret.encode()) < MIN_COOKIE_SECRET_BYTES
+            or self.cookie_secret == DEV_COOKIE_SECRET
+        )
+        if self.env == "production" and weak_secret:
+            problems.append(
+                f"cookie_secret: must be set to at least {MIN_COOKIE_SECRET_BYTES} bytes "
+                "of secret in production"
+            )
+        if self.workers > 1 and self.redis_url is None:
+            problems.append(
+                "workers: more than one worker process needs KERVAN_REDIS_URL; the embedded "
+                "in-process backends (rate limits, queues, live state) cannot be shared "
+                "between processes"
+            )
+        if self.workers > 1 and self.is_sqlite:
+            problems.append(
+                "workers: more than one worker process needs a server database "
+                "(KERVAN_DATABASE_URL=mariadb+aiomysql://...), not the embedded SQLite file"
+            )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def embedded(self) -> bool:
+        """True when every Redis-backed interface runs in-process."""
+        return self.redis_url is None
+
+
+class SettingsError(Exception):
+    """Raised with one human-readable line per bad setting."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate settings; raise ``SettingsError`` naming every bad key."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines: list[str] = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int))
+            msg = err["msg"].removeprefix("Value error, ")
+            if loc:
+                lines.append(f"KERVAN_{loc.upper()}: {msg}")
+            else:
+                for problem in msg.splitlines():
+                    key, _, text = problem.partition(": ")
+                    lines.append(f"KERVAN_{key.upper()}: {text}")
+        raise SettingsError(lines) from None

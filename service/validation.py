@@ -1,0 +1,80 @@
+"""Request parsing into pydantic models with one 422 listing every failing field."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from service.errors import ApiError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validation_details(exc: ValidationError, root: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "field": ".".join([root, *(str(p) for p in err["loc"])]),
+            "message": err["msg"],
+            "type": err["type"],
+        }
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+async def read_body(request: Request, limit: int | None = None) -> bytes:
+    """The raw body, refused with 413 past ``limit`` bytes (default: the app's max_body_bytes)."""
+    if limit is None:
+        settings = getattr(request.app.state, "settings", None)
+        limit = settings.max_body_bytes if settings is not None else 1_048_576
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def parse_json(request: Request, limit: int | None = None) -> Any:
+    body = await read_body(request, limit)
+    if not body:
+        raise ApiError(400, "bad_request", "a JSON body is required")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+
+
+def validate(model: type[M], data: Any, root: str = "body") -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(
+            422,
+            "validation_failed",
+            f"{exc.error_count()} field(s) failed validation",
+            validation_details(exc, root),
+        ) from None
+
+
+async def parse_body(request: Request, model: type[M], limit: int | None = None) -> M:
+    return validate(model, await parse_json(request, limit), "body")
+
+
+def parse_query(request: Request, model: type[M]) -> M:
+    params: dict[str, Any] = {}
+    for key in request.query_params:
+        values = request.query_params.getlist(key)
+        params[key] = values if len(values) > 1 else values[0]
+    return validate(model, params, "query")
+
+
+def parse_path(request: Request, model: type[M]) -> M:
+    return validate(model, dict(request.path_params), "path")

@@ -1,0 +1,223 @@
+"""Shared fixtures: the real Redis and MariaDB, isolated per run, and app clients.
+
+Every run gets its own Redis key namespace and its own throw-away MariaDB database, so
+parallel runs on one machine never see each other's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pymysql
+import pytest
+import redis as sync_redis
+from sqlalchemy import delete
+from sqlalchemy.engine import make_url
+
+from service.app import create_app
+from service.backends import Backends, memory_backends, redis_backends
+from service.db import Database
+from service.db.metadata import metadata
+from service.db.migrate import migrate
+from service.settings import Settings
+from tests.settings import TEST_ENV
+
+RUN_ID = uuid.uuid4().hex[:10]
+_counter = iter(range(1_000_000))
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{RUN_ID}-{next(_counter)}"
+
+
+def _unavailable(what: str, error: Exception) -> None:
+    message = f"{what} is unreachable ({error}); set KERVAN_TEST_* or start it"
+    if TEST_ENV.require_services:
+        pytest.fail(f"KERVAN_REQUIRE_SERVICES=1 and {message}", pytrace=False)
+    pytest.skip(message)
+
+
+# ---------------------------------------------------------------- Redis
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str | Exception:
+    try:
+        client = sync_redis.Redis.from_url(TEST_ENV.test_redis_url, socket_timeout=2)
+        client.ping()
+        client.close()
+    except Exception as exc:
+        return exc
+    return TEST_ENV.test_redis_url
+
+
+@pytest.fixture
+def redis_url(redis_server: str | Exception) -> str:
+    if isinstance(redis_server, Exception):
+        _unavailable("Redis", redis_server)
+    assert isinstance(redis_server, str)
+    return redis_server
+
+
+def _drop_namespace(url: str, namespace: str) -> None:
+    # Test-only cleanup; product code never scans the keyspace.
+    client = sync_redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_namespace(redis_url: str) -> Iterator[str]:
+    namespace = unique("kt")
+    yield namespace
+    _drop_namespace(redis_url, namespace)
+
+
+# ---------------------------------------------------------------- MariaDB
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[str | Exception]:
+    base = make_url(TEST_ENV.test_mariadb_url)
+    name = f"kervan_test_{RUN_ID}"
+    params = {
+        "host": base.host or "127.0.0.1",
+        "port": base.port or 3306,
+        "user": base.username or "root",
+        "password": base.password or "",
+        "connect_timeout": 3,
+    }
+    try:
+        conn = pymysql.connect(**params)
+    except Exception as exc:
+        yield exc
+        return
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    conn.close()
+    url = base.set(database=name).render_as_string(hide_password=False)
+    migrated = asyncio.run(_migrate_url(url))
+    try:
+        yield migrated if isinstance(migrated, Exception) else url
+    finally:
+        conn = pymysql.connect(**params)
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+
+
+async def _migrate_url(url: str) -> Exception | None:
+    db = Database(url)
+    try:
+        await migrate(db)
+    except Exception as exc:  # reported by the fixture that needs the database
+        return exc
+    finally:
+        await db.dispose()
+    return None
+
+
+@pytest.fixture
+def mariadb_url(mariadb_server: str | Exception) -> str:
+    if isinstance(mariadb_server, Exception):
+        _unavailable("MariaDB", mariadb_server)
+    assert isinstance(mariadb_server, str)
+    return mariadb_server
+
+
+async def _clear_tables(db: Database) -> None:
+    async with db.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            await conn.execute(delete(table))
+
+
+# ---------------------------------------------------------------- parametrized backends
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A migrated, empty database: a fresh SQLite file, or the run's MariaDB emptied after use."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'kervan.db'}"
+        db = Database(url)
+        await migrate(db)
+        await db.dispose()
+        yield url
+        return
+    url = request.getfixturevalue("mariadb_url")
+    yield url
+    db = Database(url)
+    try:
+        await _clear_tables(db)
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    db = Database(database_url)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def backends(request: pytest.FixtureRequest, backend_kind: str) -> AsyncIterator[Backends]:
+    if backend_kind == "memory":
+        made = memory_backends(unique("km"))
+    else:
+        url = request.getfixturevalue("redis_url")
+        made = redis_backends(url, request.getfixturevalue("redis_namespace"))
+    yield made
+    await made.close()
+
+
+@pytest.fixture
+def make_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for an isolated app: an embedded SQLite file unless ``database_url`` is given."""
+
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
+            "redis_url": None,
+            "redis_namespace": unique("ka"),
+            "admin_api_key": "test-admin-key",
+            "data_dir": tmp_path / "data",
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return build
+
+
+@asynccontextmanager
+async def running_client(settings: Settings, **app_kwargs: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client talking to a fully started app (lifespan run, database migrated)."""
+    db = Database(settings.database_url)
+    await migrate(db)
+    await db.dispose()
+    app = create_app(settings, **app_kwargs)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+@pytest.fixture
+def make_client() -> Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]:
+    return running_client

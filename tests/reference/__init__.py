@@ -1,0 +1,1 @@
+"""Plain-Python reference implementations: the oracles for the compiled kernels."""
