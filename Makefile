@@ -1,0 +1,60 @@
+# kervan: `make run` serves the embedded default, `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.9.30
+KERVAN_DATABASE_URL ?= sqlite+aiosqlite:///./var/kervan.db
+export KERVAN_DATABASE_URL
+
+# Re-install when the lock files or the kernel sources change.
+KERNEL_SOURCES := $(wildcard native/*.pyx) setup.py
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test check bench install build clean lock format
+
+$(PY):
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "kervan needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q "uv==$(UV_VERSION)"
+
+$(INSTALLED): $(PY) requirements.lock requirements-dev.lock pyproject.toml $(KERNEL_SOURCES)
+	$(UV) pip install -q --python $(PY) -r requirements-dev.lock
+	$(UV) pip install -q --python $(PY) --no-deps --no-build-isolation -e .
+	$(PY) setup.py -q build_ext --inplace
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+build: $(INSTALLED)
+	$(PY) setup.py -q build_ext --inplace
+
+run: $(INSTALLED)
+	mkdir -p var
+	$(VENV)/bin/kervan migrate
+	$(VENV)/bin/kervan serve
+
+test: $(INSTALLED)
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+check: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(INSTALLED)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(INSTALLED)
+	mkdir -p bench/results
+	$(PY) -m bench $(BENCH_ARGS)
+
+lock: $(PY)
+	$(UV) pip compile pyproject.toml --python-version 3.11 -q -o requirements.lock
+	$(UV) pip compile pyproject.toml --extra test --extra bench --extra dev \
+		-c requirements.lock --python-version 3.11 -q -o requirements-dev.lock
+
+clean:
+	rm -rf build var native/*.c native/*.so native/*.html .pytest_cache .mypy_cache .ruff_cache
