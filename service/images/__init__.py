@@ -1,0 +1,1 @@
+"""Progressive images: original storage, SSRF-safe fetching, libvips ingest, variants and tiles."""
