@@ -85,6 +85,36 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./var")
 
     # --- ratelimit ---
+    # Overrides of and additions to core/ratelimit/catalog.py, "name=spec; name=spec", e.g.
+    # "otp.send=3/hour burst 2 fail closed; public.ip=300/minute burst 50 shadow".
+    ratelimit_policies: str = ""
+    # Lockout rules likewise, e.g. "otp=5 failures in 15 minutes lock 15 minutes, 1 hour".
+    ratelimit_lockouts: str = ""
+    # The policy the middleware applies to every request per client IP; empty = none.
+    ratelimit_default_policy: str = "public.ip"
+    # Keys the in-process limiter tracks at most (24-byte slots plus the key strings).
+    ratelimit_memory_capacity: int = Field(default=1_000_000, ge=1, le=1 << 28)
+    ratelimit_lockout_memory_capacity: int = Field(default=100_000, ge=1, le=10_000_000)
+    # Most checks per Redis pipeline, and pipelines in flight per process.
+    ratelimit_redis_max_batch: int = Field(default=256, ge=1, le=10_000)
+    ratelimit_redis_max_inflight: int = Field(default=4, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _ratelimit_catalog(self) -> Settings:
+        from core.errors import ValidationFailed
+        from core.ratelimit import build_catalog, parse_assignments
+
+        try:
+            catalog = build_catalog(
+                parse_assignments(self.ratelimit_policies, "rate-limit policy"),
+                parse_assignments(self.ratelimit_lockouts, "lockout rule"),
+            )
+        except ValidationFailed as exc:
+            raise ValueError(f"ratelimit_policies: {exc.message}") from None
+        default = self.ratelimit_default_policy
+        if default and default not in catalog.policies:
+            raise ValueError(f"ratelimit_default_policy: unknown policy {default!r}")
+        return self
 
     # --- speculation ---
 

@@ -13,6 +13,9 @@ WORKER_HEARTBEAT_TTL = 120.0
 READY_PROBE = "ready:probe"
 
 # --- ratelimit ---
+RATELIMIT_GCRA = "rl:gcra"  # string per policy and key: theoretical arrival time (µs); PX to it
+RATELIMIT_LOCKOUT = "rl:lock"  # hash per rule and key: failures, window, level, lock; PX to forget
+RATELIMIT_LOCKOUT_INDEX = "rl:locks"  # zset: "rule|key" -> locked until (µs), for listing locks
 
 # --- speculation ---
 
