@@ -18,15 +18,17 @@ SOURCES: frozenset[str] = frozenset(
 )
 SUBJECT_MAX_LENGTH = 64
 # Subjects are user ids or anonymous cookie ids; they travel in URL paths and tokens, so the
-# alphabet excludes whitespace, '/', '?', '#', '%' and anything that would need escaping.
-_SUBJECT = re.compile(r"^[A-Za-z0-9._:@+=-]{1,64}$")
+# alphabet excludes whitespace, '/', '?', '#', '%' and anything that would need escaping. The
+# first character is alphanumeric so an exported CSV cell can never start a spreadsheet formula.
+_SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,63}$")
 GENESIS_HASH = "0" * 64
 
 
 def validate_subject(subject: str) -> str:
     if _SUBJECT.match(subject) is None:
         raise ValidationFailed(
-            "subject must be 1-64 characters of letters, digits and . _ : @ + = -",
+            "subject must be 1-64 characters of letters, digits and . _ : @ + = -, "
+            "starting with a letter or digit",
             details={"subject_length": len(subject), "max_length": SUBJECT_MAX_LENGTH},
         )
     return subject

@@ -7,4 +7,5 @@ attach its components and readiness checks. Add one line per feature module.
 ROUTE_MODULES: list[str] = [
     "service.routes.health",
     "service.routes.docs",
+    "service.routes.consent",
 ]

@@ -162,7 +162,9 @@ def test_invalid_choices_are_rejected(choices: dict[str, str], source: str) -> N
         )
 
 
-@pytest.mark.parametrize("subject", ["", "a" * 65, "has space", "a/b", "ü-user", "x%2F"])
+@pytest.mark.parametrize(
+    "subject", ["", "a" * 65, "has space", "a/b", "ü-user", "x%2F", "=cmd", "-1", "@x", "+9"]
+)
 def test_invalid_subjects_are_rejected(subject: str) -> None:
     with pytest.raises(ValidationFailed):
         apply_choices(

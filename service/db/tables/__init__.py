@@ -1,4 +1,5 @@
 """Every table module, imported so that ``metadata`` knows the whole schema."""
 
+from service.db.tables import consent as consent
 from service.db.tables import crm as crm
 from service.db.tables import foundation as foundation

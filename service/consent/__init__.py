@@ -1,0 +1,1 @@
+"""Consent storage, audit export and the policy built from settings."""

@@ -1,0 +1,407 @@
+"""Consent API: state per subject with its signed token, changes, withdrawal, audit export."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, Field, field_validator
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from core.consent.chain import ChainHead, verify_chain
+from core.consent.evaluation import evaluate
+from core.consent.model import ConsentState, validate_subject
+from core.consent.token import issue_token
+from core.errors import Conflict
+from service.audit import record_audit
+from service.auth import require_admin
+from service.consent import export, store
+from service.consent.metrics import CONSENT_CHAIN_BREAKS
+from service.consent.policy import ConsentPolicy, install_policy, policy_from_settings
+from service.errors import ApiError
+from service.openapi import api
+from service.responses import json_response
+from service.runtime import Runtime, get_runtime
+from service.validation import parse_body, parse_query
+
+T = TypeVar("T")
+WRITE_ATTEMPTS = 3
+EVENT_PAGE_MAX = 1000
+# A subject's full chain is verified on each events listing; beyond this, use the export.
+VERIFY_MAX_EVENTS = 20_000
+
+
+class PurposeOut(BaseModel):
+    status: Literal["granted", "denied", "expired", "unknown"]
+    expires_at: float | None
+    ts: float | None
+    source: str | None
+    banner_version: str | None
+    stale: bool
+
+
+class ConsentOut(BaseModel):
+    subject: str
+    region: str | None
+    purposes: dict[str, PurposeOut]
+    needs_prompt: list[str]
+    consent_mode: dict[str, Literal["granted", "denied"]]
+    banner_version: str
+    updated_at: float | None
+    token: str
+    token_expires_at: int
+
+
+class ChoicesIn(BaseModel):
+    choices: dict[str, Literal["granted", "denied"]] = Field(min_length=1, max_length=32)
+    banner_version: str | None = Field(default=None, min_length=1, max_length=64)
+    region: str | None = Field(default=None, max_length=8)
+    source: Literal["banner", "api"] = "api"
+
+
+class AdminChoicesIn(BaseModel):
+    choices: dict[str, Literal["granted", "denied"]] = Field(min_length=1, max_length=32)
+    region: str | None = Field(default=None, max_length=8)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class WithdrawQuery(BaseModel):
+    purposes: str | None = Field(
+        default=None, max_length=500, description="Comma-separated purposes (default: all)"
+    )
+
+
+class EventsQuery(BaseModel):
+    after_seq: int = Field(default=0, ge=0)
+    limit: int = Field(default=100, ge=1, le=EVENT_PAGE_MAX)
+
+
+class EventOut(BaseModel):
+    subject: str
+    seq: int
+    ts_ms: int
+    purpose: str
+    value: str
+    action: str
+    prior_status: str
+    source: str
+    banner_version: str | None
+    region: str | None
+    expires_at_ms: int
+    prev_hash: str
+    hash: str
+
+
+class ChainBreakOut(BaseModel):
+    subject: str
+    seq: int
+    reason: str
+    detail: str
+
+
+class ChainReportOut(BaseModel):
+    ok: bool
+    checked: int
+    breaks: list[ChainBreakOut]
+
+
+class EventsOut(BaseModel):
+    subject: str
+    events: list[EventOut]
+    next_after_seq: int | None
+    verification: ChainReportOut
+
+
+class PeriodQuery(BaseModel):
+    start: datetime = Field(alias="from")
+    end: datetime = Field(alias="to")
+    format: Literal["csv", "jsonl"] = "jsonl"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+    def period(self) -> export.Period:
+        if self.end <= self.start:
+            raise ApiError(
+                422,
+                "validation_failed",
+                "'to' must be later than 'from'",
+                [{"field": "query.to", "message": "must be later than 'from'"}],
+            )
+        return export.Period(
+            math.floor(self.start.timestamp() * 1000), math.floor(self.end.timestamp() * 1000)
+        )
+
+
+class VerificationOut(BaseModel):
+    ok: bool
+    subjects: int
+    checked: int
+    exported: int
+    break_count: int
+    breaks: list[ChainBreakOut]
+
+
+def _policy(runtime: Runtime) -> ConsentPolicy:
+    policy: ConsentPolicy = runtime.extras["consent"]
+    return policy
+
+
+def _subject(request: Request) -> str:
+    return validate_subject(str(request.path_params["subject"]))
+
+
+def _state_body(state: ConsentState, policy: ConsentPolicy, now: float) -> dict[str, Any]:
+    view = evaluate(state, policy.registry, policy.banner, now)
+    token = issue_token(
+        state,
+        policy.registry.names,
+        key=policy.token_keys[0],
+        now=now,
+        lifetime=policy.token_lifetime,
+    )
+    return {
+        **view.to_json(),
+        "token": token,
+        "token_expires_at": math.floor(now) + policy.token_lifetime,
+    }
+
+
+async def _write(runtime: Runtime, change: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``change`` in its own transaction, retrying when a concurrent writer got there first."""
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            async with runtime.db.begin() as conn:
+                return await change(conn)
+        except Conflict:
+            if attempt == WRITE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+@api(
+    "Consent state of a subject, what to ask now, Consent Mode v2 and a signed token",
+    response=ConsentOut,
+    tags=["consent"],
+)
+async def get_consent(request: Request) -> Response:
+    subject = _subject(request)
+    runtime = get_runtime(request)
+    async with runtime.db.connect() as conn:
+        state = await store.load_state(conn, subject)
+    now = runtime.clock.now()
+    return json_response(
+        _state_body(state, _policy(runtime), now), headers={"Cache-Control": "no-store"}
+    )
+
+
+@api(
+    "Record consent choices for one or more purposes",
+    body=ChoicesIn,
+    response=ConsentOut,
+    tags=["consent"],
+    responses={422: "Unknown purpose, value, region or banner version"},
+)
+async def put_consent(request: Request) -> Response:
+    subject = _subject(request)
+    body = await parse_body(request, ChoicesIn)
+    runtime = get_runtime(request)
+    policy = _policy(runtime)
+    now = runtime.clock.now()
+
+    async def change(conn: Any) -> ConsentState:
+        return await store.record(
+            conn,
+            subject,
+            body.choices,
+            source=body.source,
+            now=now,
+            banner_version=body.banner_version,
+            region=body.region,
+            policy=policy,
+        )
+
+    state = await _write(runtime, change)
+    return json_response(_state_body(state, policy, now), headers={"Cache-Control": "no-store"})
+
+
+@api(
+    "Withdraw consent (every purpose unless ?purposes= names some); kept in the event log",
+    query=WithdrawQuery,
+    response=ConsentOut,
+    tags=["consent"],
+)
+async def delete_consent(request: Request) -> Response:
+    subject = _subject(request)
+    query = parse_query(request, WithdrawQuery)
+    purposes = None
+    if query.purposes is not None:
+        purposes = [part.strip() for part in query.purposes.split(",") if part.strip()]
+    runtime = get_runtime(request)
+    policy = _policy(runtime)
+    now = runtime.clock.now()
+
+    async def change(conn: Any) -> ConsentState:
+        return await store.withdraw(
+            conn, subject, source="api", now=now, purposes=purposes, policy=policy
+        )
+
+    state = await _write(runtime, change)
+    return json_response(_state_body(state, policy, now), headers={"Cache-Control": "no-store"})
+
+
+@api(
+    "Consent events of a subject with verification of its whole hash chain (admin)",
+    query=EventsQuery,
+    response=EventsOut,
+    tags=["consent", "admin"],
+    admin=True,
+)
+async def list_events(request: Request) -> Response:
+    await require_admin(request)
+    subject = _subject(request)
+    query = parse_query(request, EventsQuery)
+    runtime = get_runtime(request)
+    async with runtime.db.connect() as conn:
+        page = await store.list_events(
+            conn, subject, after_seq=query.after_seq, limit=query.limit + 1
+        )
+        chain = await store.list_events(conn, subject, limit=VERIFY_MAX_EVENTS)
+        state = await store.load_state(conn, subject)
+    heads = {subject: ChainHead(state.seq, state.head_hash)} if state.seq else {}
+    report = verify_chain(chain, heads)
+    if not report.ok:
+        CONSENT_CHAIN_BREAKS.inc(len(report.breaks))
+    more = len(page) > query.limit
+    page = page[: query.limit]
+    return json_response(
+        {
+            "subject": subject,
+            "events": [event.to_json() for event in page],
+            "next_after_seq": page[-1].seq if more else None,
+            "verification": report.to_json(),
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@api(
+    "Record consent choices on behalf of a subject (admin; audited)",
+    body=AdminChoicesIn,
+    response=ConsentOut,
+    tags=["consent", "admin"],
+    admin=True,
+)
+async def admin_put_consent(request: Request) -> Response:
+    principal = await require_admin(request)
+    subject = _subject(request)
+    body = await parse_body(request, AdminChoicesIn)
+    runtime = get_runtime(request)
+    policy = _policy(runtime)
+    now = runtime.clock.now()
+
+    async def change(conn: Any) -> ConsentState:
+        state = await store.record(
+            conn, subject, body.choices, source="admin", now=now, region=body.region, policy=policy
+        )
+        await record_audit(
+            conn,
+            actor=principal.id,
+            action="consent.record",
+            subject=subject,
+            details={"choices": body.choices, "reason": body.reason},
+        )
+        return state
+
+    state = await _write(runtime, change)
+    return json_response(_state_body(state, policy, now), headers={"Cache-Control": "no-store"})
+
+
+@api(
+    "Verify the hash chains of every subject with events in a period (admin)",
+    query=PeriodQuery,
+    response=VerificationOut,
+    tags=["consent", "admin"],
+    admin=True,
+)
+async def verify_events(request: Request) -> Response:
+    await require_admin(request)
+    period = parse_query(request, PeriodQuery).period()
+    runtime = get_runtime(request)
+    async with runtime.db.connect() as conn:
+        verification = await export.verify_period(conn, period)
+    if not verification.ok:
+        CONSENT_CHAIN_BREAKS.inc(verification.break_count)
+    return json_response(verification.to_json(), headers={"Cache-Control": "no-store"})
+
+
+@api(
+    "Export a period's consent events as CSV or JSON lines, chain-verified (admin)",
+    query=PeriodQuery,
+    tags=["consent", "admin"],
+    admin=True,
+    media_type="text/csv",
+)
+async def export_events(request: Request) -> Response:
+    principal = await require_admin(request)
+    query = parse_query(request, PeriodQuery)
+    period = query.period()
+    runtime = get_runtime(request)
+    async with runtime.db.begin() as conn:
+        await record_audit(
+            conn,
+            actor=principal.id,
+            action="consent.export",
+            subject="consent_events",
+            details={"from_ms": period.start_ms, "to_ms": period.end_ms, "format": query.format},
+        )
+    async with runtime.db.connect() as conn:
+        verification = await export.verify_period(conn, period)
+    if not verification.ok:
+        CONSENT_CHAIN_BREAKS.inc(verification.break_count)
+
+    async def body() -> AsyncIterator[bytes]:
+        async with runtime.db.connect() as stream_conn:
+            rows = export.export_rows(stream_conn, period)
+            async for chunk in export.render(rows, query.format, verification):
+                yield chunk
+
+    extension = "csv" if query.format == "csv" else "jsonl"
+    media = "text/csv; charset=utf-8" if query.format == "csv" else "application/x-ndjson"
+    filename = f"consent-events-{period.start_ms}-{period.end_ms}.{extension}"
+    return StreamingResponse(
+        body(),
+        media_type=media,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+            "X-Consent-Chain-Ok": "true" if verification.ok else "false",
+            "X-Consent-Chain-Checked": str(verification.checked),
+            "X-Consent-Chain-Breaks": str(verification.break_count),
+            "X-Consent-Exported": str(verification.exported),
+        },
+    )
+
+
+async def setup(runtime: Runtime) -> None:
+    policy = policy_from_settings(runtime.settings)
+    runtime.extras["consent"] = policy
+    # Store calls made outside a request (WhatsApp STOP, workers) use the same policy.
+    install_policy(policy)
+
+
+routes: list[BaseRoute] = [
+    Route("/consent/{subject}", get_consent, methods=["GET"]),
+    Route("/consent/{subject}", put_consent, methods=["PUT"]),
+    Route("/consent/{subject}", delete_consent, methods=["DELETE"]),
+    Route("/consent/{subject}/events", list_events, methods=["GET"]),
+    Route("/admin/consent/export", export_events, methods=["GET"]),
+    Route("/admin/consent/verify", verify_events, methods=["GET"]),
+    Route("/admin/consent/{subject}", admin_put_consent, methods=["PUT"]),
+]
