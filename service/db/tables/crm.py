@@ -17,11 +17,17 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.dialects import mysql
 
 from service.db.metadata import metadata
 from service.db.types import JSONType, UTCDateTime
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+#: WhatsApp message ids are case-sensitive (base64 inside): compare them byte for byte on
+#: MariaDB, whose default collation would treat ids differing only in case as duplicates.
+ProviderId = String(191).with_variant(
+    mysql.VARCHAR(191, collation="utf8mb4_bin"), "mysql", "mariadb"
+)
 #: Webhook bodies are small (Meta batches up to a few hundred KB); MEDIUMBLOB on MariaDB.
 RawBody = LargeBinary(length=16 * 1024 * 1024 - 1)
 
@@ -86,8 +92,8 @@ crm_messages = Table(
     Column("kind", String(32), nullable=False),
     Column("body", Text, nullable=True),
     Column("payload", JSONType, nullable=True),
-    Column("provider_id", String(191), nullable=True, unique=True),
-    Column("reply_to", String(191), nullable=True),
+    Column("provider_id", ProviderId, nullable=True, unique=True),
+    Column("reply_to", ProviderId, nullable=True),
     # inbound: received | read; outbound: queued | sent | delivered | read | failed
     Column("status", String(16), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
@@ -107,7 +113,7 @@ crm_pending_statuses = Table(
     "crm_pending_statuses",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("provider_id", String(191), nullable=False),
+    Column("provider_id", ProviderId, nullable=False),
     Column("status", String(16), nullable=False),
     Column("status_at", UTCDateTime(), nullable=False),
     Column("errors", JSONType, nullable=True),

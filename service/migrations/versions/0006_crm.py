@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 from service.db.types import JSONType, UTCDateTime
 
@@ -15,6 +16,12 @@ revision = "0006_crm"
 down_revision = "0001_foundation"
 branch_labels = ("crm",)
 depends_on = None
+
+
+# WhatsApp message ids are case-sensitive: binary collation on MariaDB.
+PROVIDER_ID = sa.String(191).with_variant(
+    mysql.VARCHAR(191, collation="utf8mb4_bin"), "mysql", "mariadb"
+)
 
 
 def _id() -> sa.Column:
@@ -90,8 +97,8 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("body", sa.Text, nullable=True),
         sa.Column("payload", JSONType, nullable=True),
-        sa.Column("provider_id", sa.String(191), nullable=True),
-        sa.Column("reply_to", sa.String(191), nullable=True),
+        sa.Column("provider_id", PROVIDER_ID, nullable=True),
+        sa.Column("reply_to", PROVIDER_ID, nullable=True),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("queued_at", UTCDateTime(), nullable=True),
@@ -109,7 +116,7 @@ def upgrade() -> None:
     op.create_table(
         "crm_pending_statuses",
         _id(),
-        sa.Column("provider_id", sa.String(191), nullable=False),
+        sa.Column("provider_id", PROVIDER_ID, nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("status_at", UTCDateTime(), nullable=False),
         sa.Column("errors", JSONType, nullable=True),
