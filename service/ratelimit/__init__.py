@@ -1,0 +1,30 @@
+"""Rate limiting and lockouts for every feature: one facility, in-process or on Redis.
+
+From a handler or worker::
+
+    limiter = get_runtime(request).ratelimiter          # a RateLimiter
+    decision = await limiter.check("otp.send", phone)    # Decision: allowed, remaining, ...
+    if decision.refused: ...
+    await limiter.lockouts.failure("otp", phone)         # counting lockouts, audited
+
+HTTP: ``@rate_limited(("login", by_client_ip))`` on an endpoint, ``RateLimitMiddleware`` for
+every request. Policies are declared in ``core/ratelimit/catalog.py`` (and settings).
+"""
+
+from service.ratelimit.http import RateLimitMiddleware, rate_limited, refusal
+from service.ratelimit.keyfuncs import by_admin, by_api_key, by_client_ip, by_phone
+from service.ratelimit.limiter import RateLimiter
+from service.ratelimit.lockouts import Lockouts, LockStatus
+
+__all__ = [
+    "LockStatus",
+    "Lockouts",
+    "RateLimitMiddleware",
+    "RateLimiter",
+    "by_admin",
+    "by_api_key",
+    "by_client_ip",
+    "by_phone",
+    "rate_limited",
+    "refusal",
+]

@@ -1,0 +1,125 @@
+"""HTTP integration: the per-route decorator, the ASGI middleware and the refusal responses.
+
+A refused request gets ``429 rate_limited`` with ``Retry-After`` and the ``RateLimit`` fields; a
+request refused because the backend is down under a ``closed`` policy gets ``503``. Allowed
+responses carry ``RateLimit-Policy`` and ``RateLimit`` too.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.ratelimit import Decision
+from service.errors import error_response
+from service.ratelimit.headers import rate_limit_headers
+from service.ratelimit.keyfuncs import KeyFunc, by_client_ip
+from service.ratelimit.limiter import RateLimiter
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+#: Paths the global middleware never limits: probes and metrics scrapes must always answer.
+DEFAULT_EXEMPT = ("/health", "/ready", "/metrics")
+
+
+def limiter_of(app: Any) -> RateLimiter:
+    limiter = getattr(app.state.runtime, "ratelimiter", None)
+    if not isinstance(limiter, RateLimiter):
+        raise RuntimeError("the rate limiter is not set up (service.routes.admin_lockouts)")
+    return limiter
+
+
+def refusal(decisions: Sequence[Decision]) -> Response | None:
+    """The error response when any decision refuses, else ``None``."""
+    degraded = [d for d in decisions if d.degraded and not d.allowed]
+    if degraded:
+        return error_response(
+            503,
+            "rate_limiter_unavailable",
+            "the rate limiter is unavailable, try again later",
+            {"policies": [d.policy.name for d in degraded]},
+            {"Retry-After": str(max(d.retry_after_seconds for d in degraded))},
+        )
+    refused = [d for d in decisions if d.refused]
+    if not refused:
+        return None
+    headers = rate_limit_headers(decisions)
+    return error_response(
+        429,
+        "rate_limited",
+        "too many requests, slow down",
+        {
+            "policies": [d.policy.name for d in refused],
+            "retry_after": int(headers["Retry-After"]),
+        },
+        headers,
+    )
+
+
+def rate_limited(*rules: tuple[str, KeyFunc], cost: int = 1) -> Callable[[Endpoint], Endpoint]:
+    """Limit an endpoint by ``(policy, key function)`` pairs, all checked together."""
+
+    def wrap(endpoint: Endpoint) -> Endpoint:
+        @functools.wraps(endpoint)
+        async def limited(request: Request) -> Response:
+            limiter = limiter_of(request.app)
+            checks: list[tuple[str, str, int]] = []
+            for policy, key_func in rules:
+                key = await key_func(request)
+                if key is not None:
+                    checks.append((policy, key, cost))
+            decisions = await limiter.check_all(checks) if checks else []
+            refused = refusal(decisions)
+            if refused is not None:
+                return refused
+            response = await endpoint(request)
+            response.headers.update(rate_limit_headers(decisions))
+            return response
+
+        return limited
+
+    return wrap
+
+
+class RateLimitMiddleware:
+    """Applies one policy (``ratelimit_default_policy``, per client IP) to every request.
+
+    Mount it inside ``RequestContextMiddleware`` (which resolves the client IP). The policy
+    name and exempt paths come from the settings at request time; an empty policy name turns the
+    middleware off.
+    """
+
+    def __init__(self, app: ASGIApp, exempt: Sequence[str] = DEFAULT_EXEMPT) -> None:
+        self.app = app
+        self.exempt = tuple(exempt)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.exempt):
+            await self.app(scope, receive, send)
+            return
+        runtime = scope["app"].state.runtime
+        policy = getattr(runtime.settings, "ratelimit_default_policy", "")
+        limiter = runtime.ratelimiter
+        if not policy or limiter is None:
+            await self.app(scope, receive, send)
+            return
+        decision = await limiter.check(policy, await by_client_ip(Request(scope)))
+        refused = refusal([decision])
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
+        extra = [
+            (k.lower().encode(), v.encode()) for k, v in rate_limit_headers([decision]).items()
+        ]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start" and extra:
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

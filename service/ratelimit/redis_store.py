@@ -1,0 +1,153 @@
+"""Redis stores: GCRA in one Lua script on the server's clock, lockouts in a hash per key.
+
+With ``clock=None`` (production) the scripts read the Redis server's clock, so many processes on
+many hosts share one time line. Tests inject a clock; its time is then passed to the scripts and
+keys live ``slack_ms`` longer than their TTL so real time passing never drops state early.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import Redis
+
+from core.clock import Clock
+from core.ratelimit import Decision, LockoutRule, LockoutState, Policy, decision_from_tat
+from service.backends import keys
+from service.backends.errors import redis_errors
+from service.backends.lua import LuaScript
+from service.ratelimit.base import ActiveLock, LockoutOutcome, to_micros
+from service.ratelimit.batching import ScriptBatcher
+
+INJECTED_CLOCK_SLACK_MS = 600_000
+
+
+class _RedisClocked:
+    def __init__(self, client: Redis, namespace: str, clock: Clock | None) -> None:
+        self._client: Any = client
+        self._ns = namespace
+        self._clock = clock
+        self._slack = 0 if clock is None else INJECTED_CLOCK_SLACK_MS
+
+    def _now_arg(self) -> str:
+        return "" if self._clock is None else str(to_micros(self._clock.now()))
+
+    async def _server_now(self) -> int:
+        if self._clock is not None:
+            return to_micros(self._clock.now())
+        with redis_errors("TIME"):
+            seconds, micros = await self._client.time()
+        return int(seconds) * 1_000_000 + int(micros)
+
+
+class RedisGcraStore(_RedisClocked):
+    kind = "redis"
+
+    def __init__(
+        self,
+        client: Redis,
+        namespace: str,
+        *,
+        clock: Clock | None = None,
+        max_batch: int = 256,
+        max_inflight: int = 4,
+    ) -> None:
+        super().__init__(client, namespace, clock)
+        self._batcher = ScriptBatcher(
+            client, "gcra", max_batch=max_batch, max_inflight=max_inflight
+        )
+
+    def _key(self, policy: Policy, key: str) -> str:
+        return f"{self._ns}:{keys.RATELIMIT_GCRA}:{policy.name}:{key}"
+
+    @property
+    def pipelines_sent(self) -> int:
+        return self._batcher.pipelines_sent
+
+    async def check(self, policy: Policy, key: str, cost: int) -> Decision:
+        allowed, tat, now = await self._batcher.call(
+            (self._key(policy, key),),
+            (policy.interval, policy.burst, cost, self._now_arg(), self._slack),
+        )
+        return decision_from_tat(policy, allowed=allowed == 1, tat=tat, now=now, cost=cost)
+
+    async def reset(self, policy: Policy, key: str) -> None:
+        with redis_errors("DEL"):
+            await self._client.delete(self._key(policy, key))
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        await self._batcher.close()
+
+
+_FIELDS = ("f", "w", "l", "u", "e")
+
+
+def _state(values: list[Any]) -> LockoutState:
+    return LockoutState(*(int(v) if v is not None else 0 for v in values))
+
+
+class RedisLockoutStore(_RedisClocked):
+    def __init__(self, client: Redis, namespace: str, *, clock: Clock | None = None) -> None:
+        super().__init__(client, namespace, clock)
+        self._fail = LuaScript(client, "ratelimit_lockout_fail")
+        self._index = f"{namespace}:{keys.RATELIMIT_LOCKOUT_INDEX}"
+
+    def _key(self, rule: LockoutRule, key: str) -> str:
+        return f"{self._ns}:{keys.RATELIMIT_LOCKOUT}:{rule.name}:{key}"
+
+    @staticmethod
+    def _member(rule_name: str, key: str) -> str:
+        # Rule names cannot contain "|"; the first one separates rule and key.
+        return f"{rule_name}|{key}"
+
+    async def failure(self, rule: LockoutRule, key: str) -> LockoutOutcome:
+        result = await self._fail(
+            keys=[self._key(rule, key), self._index],
+            args=[
+                rule.threshold,
+                rule.window,
+                rule.forget,
+                self._now_arg(),
+                self._slack,
+                self._member(rule.name, key),
+                *rule.durations,
+            ],
+        )
+        locked_now, *fields, now = (int(v) for v in result)
+        return LockoutOutcome(LockoutState(*fields), now, locked_now == 1)
+
+    async def success(self, rule: LockoutRule, key: str) -> None:
+        # HDEL never creates the hash, so a success for an unknown key leaves nothing behind.
+        with redis_errors("HDEL"):
+            await self._client.hdel(self._key(rule, key), "f", "w")
+
+    async def state(self, rule: LockoutRule, key: str) -> tuple[LockoutState, int]:
+        with redis_errors("HMGET"):
+            values = await self._client.hmget(self._key(rule, key), _FIELDS)
+        return _state(values), await self._server_now()
+
+    async def unlock(self, rule: LockoutRule, key: str) -> bool:
+        now = await self._server_now()
+        with redis_errors("unlock"):
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.hget(self._key(rule, key), "u")
+                pipe.delete(self._key(rule, key))
+                pipe.zrem(self._index, self._member(rule.name, key))
+                until, _, _ = await pipe.execute()
+        return until is not None and int(until) > now
+
+    async def active_locks(self, limit: int) -> tuple[list[ActiveLock], int]:
+        now = await self._server_now()
+        with redis_errors("lock index"):
+            await self._client.zremrangebyscore(self._index, "-inf", now)
+            rows = await self._client.zrangebyscore(
+                self._index, f"({now}", "+inf", start=0, num=limit, withscores=True
+            )
+        locks: list[ActiveLock] = []
+        for member, score in rows:
+            rule, _, key = member.decode().partition("|")
+            locks.append(ActiveLock(rule, key, int(score)))
+        return locks, now
