@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
@@ -161,6 +161,65 @@ class Settings(BaseSettings):
         return self
 
     # --- queue ---
+    # "auto": Redis Streams when KERVAN_REDIS_URL is set, else the SQL outbox in the database.
+    queue_backend: Literal["auto", "sql", "redis"] = "auto"
+    # None: run the worker inside the API process exactly when the backends are embedded.
+    queue_embedded_worker: bool | None = None
+    queue_max_attempts: int = Field(default=5, ge=1, le=100)
+    queue_backoff_base_seconds: float = Field(default=2.0, ge=0, le=3600)
+    queue_backoff_cap_seconds: float = Field(default=300.0, ge=0, le=86400)
+    queue_job_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    queue_visibility_timeout_seconds: float = Field(default=90.0, gt=0, le=86400)
+    queue_concurrency: int = Field(default=16, ge=1, le=1024)
+    queue_poll_interval_seconds: float = Field(default=0.2, gt=0, le=10)
+    queue_shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=600)
+    queue_heartbeat_seconds: float = Field(default=5.0, gt=0, le=300)
+    queue_retention_seconds: float = Field(default=7 * 86400.0, ge=60)
+    queue_breaker_window_seconds: float = Field(default=30.0, gt=0)
+    queue_breaker_min_calls: int = Field(default=10, ge=1)
+    queue_breaker_failure_ratio: float = Field(default=0.5, gt=0, le=1)
+    queue_breaker_open_seconds: float = Field(default=30.0, gt=0)
+    queue_telegram_per_second: float = Field(default=5.0, gt=0)  # whole bot, as designed
+    queue_telegram_chat_per_second: float = Field(default=1.0, gt=0)  # one chat
+    telegram_bot_token: SecretStr | None = None
+    telegram_chat_id: str | None = None
+    telegram_base_url: str = "https://api.telegram.org"
+    telegram_language: Literal["tr", "de", "en"] = "tr"
+    telegram_timezone: str = "Europe/Istanbul"
+    telegram_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    telegram_fallback_webhook_url: str | None = None
+
+    @field_validator("telegram_base_url", "telegram_fallback_webhook_url")
+    @classmethod
+    def _check_queue_urls(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL")
+        return value.strip()
+
+    @field_validator("telegram_timezone")
+    @classmethod
+    def _check_telegram_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_queue_timeouts(self) -> Settings:
+        if self.queue_visibility_timeout_seconds <= self.queue_job_timeout_seconds:
+            raise ValueError(
+                "queue_visibility_timeout_seconds: must be longer than "
+                "KERVAN_QUEUE_JOB_TIMEOUT_SECONDS, or a job still running would be handed out again"
+            )
+        if self.queue_backend == "redis" and self.redis_url is None:
+            raise ValueError("queue_backend: 'redis' needs KERVAN_REDIS_URL")
+        return self
 
     # --- whatsapp ---
     whatsapp_app_secret: str = ""  # Meta app secret: X-Hub-Signature-256 key; empty = refuse all
@@ -178,6 +237,51 @@ class Settings(BaseSettings):
     whatsapp_faq: dict[str, str] = {}  # JSON object: keyword -> answer
 
     # --- images ---
+    images_dir: Path | None = None  # originals, variants and tiles; None = <data_dir>/images
+    images_url_secret: str = ""  # HMAC key of variant URLs; empty = derived from cookie_secret
+    images_widths: Annotated[list[int], NoDecode] = [320, 480, 640, 960, 1280, 1920, 2560]
+    images_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    images_max_pixels: int = Field(default=60_000_000, ge=1)  # decompression-bomb guard
+    images_max_side: int = Field(default=20_000, ge=1)
+    images_input_formats: CommaList = ["jpeg", "png", "webp", "avif", "heif", "tiff"]
+    images_source_hosts: CommaList = []  # exact host names URL ingest may fetch from
+    images_fetch_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+    images_fetch_max_redirects: int = Field(default=3, ge=0, le=10)
+    images_small_width: int = Field(default=640, ge=16)  # the "small AVIF" stage
+    images_small_quality: int = Field(default=40, ge=1, le=100)
+    images_avif_quality: int = Field(default=55, ge=1, le=100)  # full stage
+    images_webp_quality: int = Field(default=75, ge=1, le=100)
+    images_jpeg_quality: int = Field(default=80, ge=1, le=100)
+    images_avif_effort: int = Field(default=4, ge=0, le=9)
+    images_render_concurrency: int = Field(default=2, ge=1, le=64)
+    images_blurhash_x: int = Field(default=4, ge=1, le=9)  # BlurHash components across
+    images_blurhash_y: int = Field(default=3, ge=1, le=9)  # and down
+    images_preview_width: int = Field(default=16, ge=4, le=64)
+    images_tile_min_pixels: int = Field(default=4_000_000, ge=1)  # IIIF tiles from this size
+    images_tile_size: int = Field(default=512, ge=64, le=4096)
+    images_tile_quality: int = Field(default=80, ge=1, le=100)
+
+    @field_validator("images_widths", "images_input_formats", "images_source_hosts", mode="before")
+    @classmethod
+    def _images_lists(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @field_validator("images_widths")
+    @classmethod
+    def _images_ladder(cls, value: list[int]) -> list[int]:
+        if not value or any(w < 16 or w > 16_384 for w in value):
+            raise ValueError("needs at least one width, each within 16..16384")
+        return sorted(set(value))
+
+    @field_validator("images_input_formats")
+    @classmethod
+    def _images_formats(cls, value: list[str]) -> list[str]:
+        from core.images.formats import INPUT_FORMATS
+
+        unknown = sorted(set(value) - INPUT_FORMATS)
+        if unknown:
+            raise ValueError(f"unknown formats {unknown}; known: {sorted(INPUT_FORMATS)}")
+        return value
 
     # --- end of feature sections ---
 
@@ -199,7 +303,18 @@ class Settings(BaseSettings):
     @field_validator("metrics_allow", "trusted_proxies", mode="before")
     @classmethod
     def _parse_networks(cls, value: Any) -> Any:
-        return _split_commas(value)
+        items = _split_commas(value)
+        if not isinstance(items, list):
+            return items
+        parsed: list[Any] = []
+        for item in items:
+            if isinstance(item, str):
+                try:
+                    item = ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(f"{item!r} is not an IP address or network") from None
+            parsed.append(item)
+        return parsed
 
     @field_validator("database_url")
     @classmethod
@@ -272,10 +387,12 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines: list[str] = []
         for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int))
+            loc = str(err["loc"][0]) if err["loc"] else ""
             msg = err["msg"].removeprefix("Value error, ")
             if loc:
-                lines.append(f"KERVAN_{loc.upper()}: {msg}")
+                line = f"KERVAN_{loc.upper()}: {msg}"
+                if line not in lines:
+                    lines.append(line)
             else:
                 for problem in msg.splitlines():
                     key, _, text = problem.partition(": ")

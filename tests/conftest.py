@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,10 @@ def mariadb_server() -> Iterator[str | Exception]:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     conn.close()
     url = base.set(database=name).render_as_string(hide_password=False)
-    migrated = asyncio.run(_migrate_url(url))
+    # A thread of its own: this session fixture may first be requested from inside a running
+    # event loop (an async fixture), where asyncio.run is not allowed.
+    with ThreadPoolExecutor(1) as pool:
+        migrated = pool.submit(asyncio.run, _migrate_url(url)).result()
     try:
         yield migrated if isinstance(migrated, Exception) else url
     finally:
