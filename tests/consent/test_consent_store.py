@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select, update
@@ -75,7 +76,7 @@ async def test_changes_join_the_callers_transaction(database: Database) -> None:
         # The same transaction stores something else, as the WhatsApp inbound handler does.
         await conn.execute(
             audit_events.insert().values(
-                ts=__import__("datetime").datetime.now(__import__("datetime").UTC),
+                ts=datetime.now(UTC),
                 actor="test",
                 action="wa.inbound",
                 subject="wa:90555",
@@ -93,9 +94,9 @@ async def test_changes_join_the_callers_transaction(database: Database) -> None:
     async with database.connect() as conn:
         count = (
             await conn.execute(
-                select(func.count()).select_from(consent_events).where(
-                    consent_events.c.subject == "wa:90555"
-                )
+                select(func.count())
+                .select_from(consent_events)
+                .where(consent_events.c.subject == "wa:90555")
             )
         ).scalar_one()
         events = await store.list_events(conn, "wa:90555")
@@ -147,7 +148,11 @@ async def test_concurrent_writers_keep_one_unbroken_chain(database: Database) ->
 async def test_tampered_row_is_detected(database: Database) -> None:
     async with database.begin() as conn:
         await store.record(
-            conn, "user-3", {"analytics": "denied", "ads": "denied"}, source="banner", now=T0,
+            conn,
+            "user-3",
+            {"analytics": "denied", "ads": "denied"},
+            source="banner",
+            now=T0,
             policy=POLICY,
         )
     async with database.begin() as conn:
