@@ -48,6 +48,8 @@ class ConsentView:
     region: str | None
     purposes: dict[str, PurposeView]
     needs_prompt: list[str]
+    # has_consent per purpose: what script gates and server-side tags act on.
+    allowed: dict[str, bool]
     consent_mode: dict[str, Signal]
     banner_version: str
     updated_at: float | None
@@ -58,6 +60,7 @@ class ConsentView:
             "region": self.region,
             "purposes": {name: view.to_json() for name, view in self.purposes.items()},
             "needs_prompt": self.needs_prompt,
+            "allowed": self.allowed,
             "consent_mode": self.consent_mode,
             "banner_version": self.banner_version,
             "updated_at": self.updated_at,
@@ -106,6 +109,7 @@ def evaluate(
         region=state.region,
         purposes=views,
         needs_prompt=needs_prompt(state, registry, banner, now),
+        allowed={purpose: has_consent(state, purpose, now) for purpose in registry.names},
         consent_mode=consent_mode_signals(lambda purpose: has_consent(state, purpose, now)),
         banner_version=banner.current,
         updated_at=state.updated_at,

@@ -7,5 +7,6 @@ attach its components and readiness checks. Add one line per feature module.
 ROUTE_MODULES: list[str] = [
     "service.routes.health",
     "service.routes.docs",
+    "service.routes.admin_lockouts",
     "service.routes.consent",
 ]

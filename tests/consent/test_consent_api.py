@@ -82,6 +82,13 @@ async def test_put_records_choices_and_returns_token(
     # Region override: 13 months in France instead of 6.
     assert body["purposes"]["analytics"]["expires_at"] == at(2027, 2, 15)
     assert body["purposes"]["personalization"]["status"] == "denied"
+    assert body["allowed"] == {
+        "analytics": True,
+        "ads": True,
+        "personalization": False,
+        "whatsapp": False,
+        "email": False,
+    }
     assert body["consent_mode"] == {
         "ad_storage": "granted",
         "analytics_storage": "granted",
