@@ -9,4 +9,6 @@ ROUTE_MODULES: list[str] = [
     "service.routes.docs",
     "service.routes.admin_lockouts",
     "service.routes.consent",
+    "service.routes.images",
+    "service.routes.whatsapp",
 ]

@@ -12,7 +12,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     String,
     Table,
     Text,
@@ -28,8 +27,9 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 ProviderId = String(191).with_variant(
     mysql.VARCHAR(191, collation="utf8mb4_bin"), "mysql", "mariadb"
 )
-#: Webhook bodies are small (Meta batches up to a few hundred KB); MEDIUMBLOB on MariaDB.
-RawBody = LargeBinary(length=16 * 1024 * 1024 - 1)
+#: Raw webhook bodies as text (MEDIUMTEXT on MariaDB): aiomysql cannot bind bytes parameters,
+#: and a body that is not UTF-8 cannot be JSON anyway, so it is kept base64-encoded instead.
+RawBody = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 #: Every signed webhook delivery, stored before it is processed.
 wa_webhook_events = Table(
@@ -38,6 +38,7 @@ wa_webhook_events = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("received_at", UTCDateTime(), nullable=False),
     Column("body", RawBody, nullable=False),
+    Column("body_encoding", String(8), nullable=False),  # utf-8 | base64
     # received | processed | rejected | failed
     Column("state", String(16), nullable=False),
     Column("messages", Integer, nullable=False, default=0),

@@ -44,7 +44,10 @@ def upgrade() -> None:
         "wa_webhook_events",
         _id(),
         sa.Column("received_at", UTCDateTime(), nullable=False),
-        sa.Column("body", sa.LargeBinary(length=16 * 1024 * 1024 - 1), nullable=False),
+        sa.Column(
+            "body", sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb"), nullable=False
+        ),
+        sa.Column("body_encoding", sa.String(8), nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("messages", sa.Integer, nullable=False),
         sa.Column("statuses", sa.Integer, nullable=False),

@@ -1,0 +1,122 @@
+"""WhatsApp Cloud API webhook (verification handshake and signed notifications) and the
+``/u/{token}`` unsubscribe link."""
+
+from __future__ import annotations
+
+import hmac
+from html import escape
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from core.whatsapp.signature import verify_signature
+from core.whatsapp.texts import INVALID_LINK_PAGE, UNSUBSCRIBED_PAGE, Locale, resolve_locale
+from core.whatsapp.unsubscribe import read_token
+from service.errors import ApiError
+from service.logging import get_logger
+from service.openapi import api
+from service.responses import json_response
+from service.runtime import Runtime, get_runtime
+from service.validation import read_body
+from service.whatsapp.facility import get_whatsapp
+from service.whatsapp.unsubscribe import unsubscribe_contact
+from service.whatsapp.webhook import PayloadRejected
+
+log = get_logger("kervan.whatsapp.routes")
+
+
+class WebhookAck(BaseModel):
+    status: str
+    event_id: int
+    messages: int
+    duplicates: int
+    statuses: int
+
+
+@api("WhatsApp webhook verification handshake", tags=["whatsapp"], media_type="text/plain")
+async def verify_webhook(request: Request) -> Response:
+    settings = get_runtime(request).settings
+    params = request.query_params
+    expected = settings.whatsapp_verify_token
+    token = params.get("hub.verify_token", "")
+    challenge = params.get("hub.challenge")
+    if (
+        params.get("hub.mode") != "subscribe"
+        or not expected
+        or not hmac.compare_digest(token.encode(), expected.encode())
+    ):
+        raise ApiError(403, "verification_failed", "hub.mode or hub.verify_token is wrong")
+    if not challenge:
+        raise ApiError(400, "bad_request", "hub.challenge is missing")
+    return PlainTextResponse(challenge)
+
+
+@api(
+    "WhatsApp Cloud API notifications (signed with X-Hub-Signature-256)",
+    response=WebhookAck,
+    tags=["whatsapp"],
+    responses={400: "not a WhatsApp notification", 401: "missing or bad signature"},
+)
+async def receive_webhook(request: Request) -> Response:
+    runtime = get_runtime(request)
+    whatsapp = get_whatsapp(runtime)
+    body = await read_body(request)
+    # The signature is checked on the raw bytes before anything is parsed or stored.
+    if not verify_signature(
+        runtime.settings.whatsapp_app_secret, body, request.headers.get("x-hub-signature-256")
+    ):
+        raise ApiError(401, "invalid_signature", "X-Hub-Signature-256 is missing or wrong")
+    try:
+        outcome = await whatsapp.processor.handle(body)
+    except PayloadRejected as exc:
+        raise ApiError(400, "invalid_payload", exc.reason, {"event_id": exc.event_id}) from None
+    return json_response(
+        {
+            "status": "ok",
+            "event_id": outcome.event_id,
+            "messages": len(outcome.stored),
+            "duplicates": outcome.duplicates,
+            "statuses": len(outcome.changes),
+        }
+    )
+
+
+def _page(locale: Locale, title: str, text: str, status: int) -> HTMLResponse:
+    html = (
+        f'<!doctype html><html lang="{locale}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{escape(title)}</title></head><body><main><h1>{escape(title)}</h1>"
+        f"<p>{escape(text)}</p></main></body></html>"
+    )
+    return HTMLResponse(
+        html, status_code=status, headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
+    )
+
+
+@api("Unsubscribe link: withdraws WhatsApp consent", tags=["whatsapp"], media_type="text/html")
+async def unsubscribe(request: Request) -> Response:
+    runtime = get_runtime(request)
+    whatsapp = get_whatsapp(runtime)
+    contact_id = read_token(whatsapp.unsubscribe_secret, request.path_params["token"])
+    locale = resolve_locale(request.headers.get("accept-language", "").split(",")[0] or None)
+    if contact_id is not None:
+        found = await unsubscribe_contact(runtime, contact_id)
+        if found is not None:
+            title, text = UNSUBSCRIBED_PAGE[found]
+            return _page(found, title, text, 200)
+    title, text = INVALID_LINK_PAGE[locale]
+    return _page(locale, title, text, 404)
+
+
+async def setup(runtime: Runtime) -> None:
+    whatsapp = get_whatsapp(runtime)
+    runtime.add_component(whatsapp)
+
+
+routes: list[BaseRoute] = [
+    Route("/webhooks/wa", verify_webhook, methods=["GET"]),
+    Route("/webhooks/wa", receive_webhook, methods=["POST"]),
+    Route("/u/{token}", unsubscribe, methods=["GET", "POST"]),
+]

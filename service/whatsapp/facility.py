@@ -1,0 +1,78 @@
+"""The WhatsApp facility of a running process: Graph client, webhook processor, link secret.
+
+Built by the route module's ``setup`` and kept in ``runtime.extras["whatsapp"]``; the worker
+builds the same object from its runtime, so handlers never touch module globals.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from core.whatsapp.faq import FaqResponder
+from service.runtime import Runtime
+from service.settings import Settings
+from service.whatsapp.graph import GraphClient, GraphConfig
+from service.whatsapp.webhook import WebhookProcessor
+
+EXTRAS_KEY = "whatsapp"
+
+
+@dataclass
+class WhatsApp:
+    runtime: Runtime
+    graph: GraphClient
+    processor: WebhookProcessor
+    unsubscribe_secret: str
+    faq: FaqResponder | None
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    async def start(self) -> None:
+        await self.graph.start()
+
+    async def stop(self) -> None:
+        await self.graph.stop()
+
+
+def unsubscribe_secret(settings: Settings) -> str:
+    if settings.whatsapp_unsubscribe_secret:
+        return settings.whatsapp_unsubscribe_secret
+    # Derived, not reused: a leaked link key must not reveal the cookie key, and vice versa.
+    return hmac.new(
+        settings.cookie_secret.encode(), b"kervan/whatsapp-unsubscribe-key", hashlib.sha256
+    ).hexdigest()
+
+
+def build_whatsapp(runtime: Runtime) -> WhatsApp:
+    settings = runtime.settings
+    graph = GraphClient(
+        GraphConfig(
+            base_url=settings.whatsapp_graph_base_url,
+            version=settings.whatsapp_api_version,
+            access_token=settings.whatsapp_access_token,
+            phone_number_id=settings.whatsapp_phone_number_id,
+            timeout_seconds=settings.whatsapp_timeout_seconds,
+        )
+    )
+    processor = WebhookProcessor(runtime.db, runtime.backends, runtime.clock)
+    faq = FaqResponder(settings.whatsapp_faq) if settings.whatsapp_auto_reply else None
+    made = WhatsApp(runtime, graph, processor, unsubscribe_secret(settings), faq)
+    # Imported here: the hook module needs this one (it sends through the facility).
+    from service.whatsapp.jobs import inbound_hook
+
+    processor.hooks.append(inbound_hook(made))
+    return made
+
+
+def get_whatsapp(runtime: Runtime) -> WhatsApp:
+    """The facility of this runtime (built on first use, e.g. in a worker process)."""
+    existing = runtime.extras.get(EXTRAS_KEY)
+    if isinstance(existing, WhatsApp):
+        return existing
+    made = build_whatsapp(runtime)
+    runtime.extras[EXTRAS_KEY] = made
+    return made

@@ -1,0 +1,300 @@
+"""CRM writes used by the webhook and the send job. Every function runs inside the caller's
+transaction (``conn``) so a webhook delivery or a send is applied entirely or not at all."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.whatsapp.events import InboundMessage, StatusEvent
+from core.whatsapp.status import MessageStatus, StatusState, apply_status
+from service.db.tables.crm import (
+    crm_contacts,
+    crm_convos,
+    crm_messages,
+    crm_pending_statuses,
+)
+from service.db.types import from_timestamp
+from service.db.upsert import upsert_stmt
+
+CHANNEL_WHATSAPP = "whatsapp"
+
+
+@dataclass(frozen=True)
+class StoredInbound:
+    message_id: int
+    convo_id: int
+    contact_id: int
+    event: InboundMessage
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    message_id: int
+    convo_id: int
+    provider_id: str
+    status: str
+    previous: str
+
+
+def open_key(contact_id: int, channel: str) -> str:
+    return f"{contact_id}:{channel}"
+
+
+async def upsert_contact(
+    conn: AsyncConnection, dialect: str, wa_id: str, name: str | None, now: datetime
+) -> int:
+    """The contact with ``wa_id``; created on first contact, profile name refreshed."""
+    row = {
+        "wa_id": wa_id,
+        "name": name,
+        "phone": wa_id[:32],
+        "locale": "tr",
+        "created_at": now,
+        "updated_at": now,
+    }
+    updates: dict[str, Any] = {"updated_at": lambda new: new("updated_at")}
+    if name:
+        updates["name"] = lambda new: new("name")
+    # A customer who writes again after being soft-deleted is a live contact again.
+    updates["deleted_at"] = None
+    await conn.execute(
+        upsert_stmt(dialect, crm_contacts, row, index_elements=["wa_id"], update_columns=updates)
+    )
+    contact_id = await conn.scalar(select(crm_contacts.c.id).where(crm_contacts.c.wa_id == wa_id))
+    assert contact_id is not None
+    return int(contact_id)
+
+
+async def ensure_open_convo(
+    conn: AsyncConnection, dialect: str, contact_id: int, channel: str, now: datetime
+) -> int:
+    key = open_key(contact_id, channel)
+    row = {
+        "contact_id": contact_id,
+        "channel": channel,
+        "status": "open",
+        "open_key": key,
+        "unread": 0,
+        "created_at": now,
+        "last_activity_at": now,
+    }
+    await conn.execute(upsert_stmt(dialect, crm_convos, row, index_elements=["open_key"]))
+    convo_id = await conn.scalar(select(crm_convos.c.id).where(crm_convos.c.open_key == key))
+    assert convo_id is not None
+    return int(convo_id)
+
+
+async def existing_provider_ids(conn: AsyncConnection, ids: Iterable[str]) -> set[str]:
+    wanted = list(set(ids))
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = await conn.execute(
+            select(crm_messages.c.provider_id).where(crm_messages.c.provider_id.in_(chunk))
+        )
+        found.update(str(r[0]) for r in rows)
+    return found
+
+
+def _message_time(event: InboundMessage, now: datetime) -> datetime:
+    if event.timestamp is None:
+        return now
+    # A clock-skewed or forged future timestamp must not hold the service window open.
+    return min(from_timestamp(event.timestamp), now)
+
+
+def _later(column: Any, value: datetime) -> Any:
+    return case((or_(column.is_(None), column < value), value), else_=column)
+
+
+async def save_inbound(
+    conn: AsyncConnection,
+    dialect: str,
+    messages: Sequence[InboundMessage],
+    profiles: dict[str, str | None],
+    now: datetime,
+) -> list[StoredInbound]:
+    """Stores messages not seen before (WhatsApp redelivers) and returns the new ones."""
+    seen = await existing_provider_ids(conn, (m.provider_id for m in messages))
+    stored: list[StoredInbound] = []
+    for event in messages:
+        if event.provider_id in seen:
+            continue
+        seen.add(event.provider_id)
+        name = event.profile_name or profiles.get(event.wa_id)
+        contact_id = await upsert_contact(conn, dialect, event.wa_id, name, now)
+        convo_id = await ensure_open_convo(conn, dialect, contact_id, CHANNEL_WHATSAPP, now)
+        at = _message_time(event, now)
+        result = await conn.execute(
+            insert(crm_messages).values(
+                convo_id=convo_id,
+                direction="in",
+                kind=event.kind,
+                body=event.body,
+                payload=event.payload(),
+                provider_id=event.provider_id,
+                reply_to=event.reply_to,
+                status="received",
+                created_at=at,
+                marketing=False,
+            )
+        )
+        primary_key = result.inserted_primary_key
+        assert primary_key is not None
+        message_id = int(primary_key[0])
+        await conn.execute(
+            update(crm_convos)
+            .where(crm_convos.c.id == convo_id)
+            .values(
+                unread=crm_convos.c.unread + 1,
+                last_inbound_at=_later(crm_convos.c.last_inbound_at, at),
+                last_activity_at=_later(crm_convos.c.last_activity_at, at),
+            )
+        )
+        stored.append(StoredInbound(message_id, convo_id, contact_id, event))
+    return stored
+
+
+_STAMP_COLUMNS = ("sent", "delivered", "read", "failed")
+
+
+def _state_of(row: Any) -> StatusState:
+    def ts(name: str) -> float | None:
+        value = getattr(row, f"{name}_at")
+        return None if value is None else float(value.timestamp())
+
+    return StatusState(
+        status=row.status,
+        sent_at=ts("sent"),
+        delivered_at=ts("delivered"),
+        read_at=ts("read"),
+        failed_at=ts("failed"),
+    )
+
+
+async def _apply_to_row(
+    conn: AsyncConnection,
+    row: Any,
+    incoming: MessageStatus,
+    at: datetime,
+    errors: list[dict[str, Any]] | None,
+) -> StatusChange | None:
+    before = _state_of(row)
+    after = apply_status(before, incoming, at.timestamp())
+    values: dict[str, Any] = {}
+    if after.status != before.status:
+        values["status"] = after.status
+    for name in _STAMP_COLUMNS:
+        if getattr(after, f"{name}_at") != getattr(before, f"{name}_at"):
+            values[f"{name}_at"] = from_timestamp(getattr(after, f"{name}_at"))
+    if incoming == "failed" and errors:
+        values["error"] = {"action": "failed", "errors": errors}
+    if not values:
+        return None
+    await conn.execute(update(crm_messages).where(crm_messages.c.id == row.id).values(**values))
+    if after.status == before.status:
+        return None
+    return StatusChange(row.id, row.convo_id, row.provider_id, after.status, before.status)
+
+
+_ROW_COLUMNS = (
+    crm_messages.c.id,
+    crm_messages.c.convo_id,
+    crm_messages.c.provider_id,
+    crm_messages.c.status,
+    crm_messages.c.sent_at,
+    crm_messages.c.delivered_at,
+    crm_messages.c.read_at,
+    crm_messages.c.failed_at,
+)
+
+
+async def apply_statuses(
+    conn: AsyncConnection, statuses: Sequence[StatusEvent], now: datetime
+) -> list[StatusChange]:
+    """Applies each status to its outbound message, or parks it until the message is known."""
+    changes: list[StatusChange] = []
+    for event in statuses:
+        at = from_timestamp(event.timestamp) if event.timestamp is not None else now
+        errors = [e.as_dict() for e in event.errors] or None
+        row = (
+            await conn.execute(
+                select(*_ROW_COLUMNS).where(
+                    and_(
+                        crm_messages.c.provider_id == event.provider_id,
+                        crm_messages.c.direction == "out",
+                    )
+                )
+            )
+        ).first()
+        if row is None:
+            await conn.execute(
+                insert(crm_pending_statuses).values(
+                    provider_id=event.provider_id,
+                    status=event.status,
+                    status_at=at,
+                    errors=errors,
+                    received_at=now,
+                )
+            )
+            continue
+        change = await _apply_to_row(conn, row, event.status, at, errors)
+        if change is not None:
+            changes.append(change)
+    return changes
+
+
+async def record_sent(
+    conn: AsyncConnection, message_id: int, provider_id: str, now: datetime
+) -> list[StatusChange]:
+    """The Graph API accepted the message: keep its id, mark it sent, apply parked statuses."""
+    await conn.execute(
+        update(crm_messages)
+        .where(crm_messages.c.id == message_id)
+        .values(provider_id=provider_id, error=None)
+    )
+    changes: list[StatusChange] = []
+    parked = (
+        await conn.execute(
+            select(crm_pending_statuses)
+            .where(crm_pending_statuses.c.provider_id == provider_id)
+            .order_by(crm_pending_statuses.c.id)
+        )
+    ).all()
+    pending: list[tuple[MessageStatus, datetime, Any]] = [("sent", now, None)]
+    pending += [(p.status, p.status_at, p.errors) for p in parked]
+    for status, at, errors in pending:
+        row = (
+            await conn.execute(select(*_ROW_COLUMNS).where(crm_messages.c.id == message_id))
+        ).first()
+        assert row is not None
+        change = await _apply_to_row(conn, row, status, at, errors)
+        if change is not None:
+            changes.append(change)
+    if parked:
+        await conn.execute(
+            delete(crm_pending_statuses).where(crm_pending_statuses.c.provider_id == provider_id)
+        )
+    return changes
+
+
+async def record_failure(
+    conn: AsyncConnection, message_id: int, error: dict[str, Any], now: datetime
+) -> StatusChange | None:
+    row = (await conn.execute(select(*_ROW_COLUMNS).where(crm_messages.c.id == message_id))).first()
+    if row is None:
+        return None
+    await conn.execute(
+        update(crm_messages).where(crm_messages.c.id == message_id).values(error=error)
+    )
+    return await _apply_to_row(conn, row, "failed", now, None)
+
+
+async def count_rows(conn: AsyncConnection, table: Any) -> int:
+    return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
