@@ -1,0 +1,77 @@
+"""Redis-only behaviour: the server's clock, key expiry, NOSCRIPT recovery, unreachable server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from core.errors import StateBackendError
+from core.ratelimit import Catalog
+from service.backends.redis import create_redis_client
+from service.ratelimit.limiter import RateLimiter
+from service.ratelimit.metrics import BACKEND_FAILURES
+from service.ratelimit.redis_store import RedisGcraStore, RedisLockoutStore
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[Redis]:
+    made = create_redis_client(redis_url, max_connections=8, timeout=2.0)
+    yield made
+    await made.aclose()
+
+
+async def test_server_clock_and_key_expiry(
+    client: Redis, redis_namespace: str, catalog: Catalog
+) -> None:
+    limiter = RateLimiter(catalog, RedisGcraStore(client, redis_namespace))
+    first = await limiter.check("t.slow", "ip")
+    second = await limiter.check("t.slow", "ip")
+    assert first.allowed and first.remaining == 19 and second.remaining == 18
+    # Two units taken: full again after two intervals, less the server time between the calls.
+    assert 1_100_000 < second.reset_after <= 1_200_000
+    ttl = await client.pttl(f"{redis_namespace}:rl:gcra:t.slow:ip")
+    assert 1_000 < ttl <= 1_200  # expires when the bucket is full again: idle keys vanish
+
+
+async def test_script_reloaded_after_flush(
+    client: Redis, redis_namespace: str, catalog: Catalog
+) -> None:
+    store = RedisGcraStore(client, redis_namespace)
+    limiter = RateLimiter(catalog, store)
+    await limiter.check("t.tight", "k")
+    await client.script_flush()
+    decision = await limiter.check("t.tight", "k")
+    assert decision.allowed and decision.remaining == 1 and not decision.degraded
+
+
+@pytest.fixture
+async def dead_client() -> AsyncIterator[Redis]:
+    # A real client to a port nothing listens on: the genuine connection-refused path.
+    made = create_redis_client("redis://127.0.0.1:1/0", max_connections=2, timeout=0.5)
+    yield made
+    await made.aclose()
+
+
+async def test_unreachable_redis_follows_each_policy_failure_mode(
+    dead_client: Redis, catalog: Catalog
+) -> None:
+    limiter = RateLimiter(catalog, RedisGcraStore(dead_client, "dead"))
+    before = BACKEND_FAILURES.labels("t.closed", "closed")._value.get()
+    opened = await limiter.check("t.slow", "ip")
+    closed = await limiter.check("t.closed", "ip")
+    assert opened.allowed and opened.degraded and not opened.refused
+    assert not closed.allowed and closed.degraded and closed.refused
+    assert closed.retry_after_seconds == 1
+    assert BACKEND_FAILURES.labels("t.closed", "closed")._value.get() == before + 1
+
+
+async def test_unreachable_redis_lockouts_fail_closed(dead_client: Redis, catalog: Catalog) -> None:
+    store = RedisLockoutStore(dead_client, "dead")
+    with pytest.raises(StateBackendError):
+        await store.failure(catalog.lockout("t.lock"), "k")
+    with pytest.raises(StateBackendError):
+        await store.state(catalog.lockout("t.lock"), "k")
