@@ -66,6 +66,11 @@ def _state_body(state: ConsentState, policy: ConsentPolicy, now: float) -> dict[
     }
 
 
+def _state_response(state: ConsentState, policy: ConsentPolicy, now: float) -> Response:
+    # Consent answers are per subject and change on every choice: never cache them.
+    return json_response(_state_body(state, policy, now), headers={"Cache-Control": "no-store"})
+
+
 async def _write(runtime: Runtime, change: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``change`` in its own transaction, retrying when a concurrent writer got there first."""
     for attempt in range(WRITE_ATTEMPTS):
@@ -89,9 +94,7 @@ async def get_consent(request: Request) -> Response:
     async with runtime.db.connect() as conn:
         state = await store.load_state(conn, subject)
     now = runtime.clock.now()
-    return json_response(
-        _state_body(state, _policy(runtime), now), headers={"Cache-Control": "no-store"}
-    )
+    return _state_response(state, _policy(runtime), now)
 
 
 @api(
@@ -121,7 +124,7 @@ async def put_consent(request: Request) -> Response:
         )
 
     state = await _write(runtime, change)
-    return json_response(_state_body(state, policy, now), headers={"Cache-Control": "no-store"})
+    return _state_response(state, policy, now)
 
 
 @api(
@@ -146,7 +149,7 @@ async def delete_consent(request: Request) -> Response:
         )
 
     state = await _write(runtime, change)
-    return json_response(_state_body(state, policy, now), headers={"Cache-Control": "no-store"})
+    return _state_response(state, policy, now)
 
 
 @api(
@@ -215,7 +218,7 @@ async def admin_put_consent(request: Request) -> Response:
         return state
 
     state = await _write(runtime, change)
-    return json_response(_state_body(state, policy, now), headers={"Cache-Control": "no-store"})
+    return _state_response(state, policy, now)
 
 
 @api(
