@@ -1,0 +1,1 @@
+"""Navigation flows: path and segment rules, the transition graph, ranking, speculation rules."""

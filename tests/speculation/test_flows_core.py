@@ -1,0 +1,198 @@
+"""Domain rules of flows: paths, segments, exclusions, ranking and the speculation JSON."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.errors import ValidationFailed
+from core.flows.paths import MAX_PATH_LENGTH, normalize_path
+from core.flows.ranking import Exclusions, RankedRoute, rank
+from core.flows.rules import RulesConfig, build_rules, escape_url_pattern, score_bucket
+from core.flows.segments import start_paths, validate_segment
+from core.flows.simulate import SimulationConfig, rank_segment
+from tests.reference import walk_ref
+
+ORIGINS = {"https://example.com", "http://localhost:8000"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("/", "/"),
+        ("/en/projects/", "/en/projects"),
+        ("//en//projects//", "/en/projects"),
+        ("/en/./a/../projects", "/en/projects"),
+        ("/..", "/"),
+        ("/en/projects?page=2#top", "/en/projects"),
+        ("https://EXAMPLE.com:443/en/projects/?utm=x", "/en/projects"),
+        ("https://example.com", "/"),
+        ("http://localhost:8000/de", "/de"),
+        ("/tr/ürünler", "/tr/%C3%BCr%C3%BCnler"),
+        ("/tr/%c3%bcr%c3%bcnler", "/tr/%C3%BCr%C3%BCnler"),
+        ("/a%20b", "/a%20b"),
+    ],
+)
+def test_paths_are_normalized(raw: str, expected: str) -> None:
+    assert normalize_path(raw, ORIGINS) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "en/projects",
+        "https://evil.example/en",
+        "https://example.com.evil.example/en",  # no prefix matching of origins
+        "http://example.com/en",  # scheme is part of the origin
+        "ftp://example.com/",
+        "https://user:pw@example.com/",
+        "/a b",
+        "/a\nb",
+        "/%ff",
+        "/%00",
+        "https://example.com:70000/",
+        "/" + "a" * MAX_PATH_LENGTH,
+    ],
+)
+def test_bad_paths_are_refused(raw: str) -> None:
+    with pytest.raises(ValidationFailed):
+        normalize_path(raw, ORIGINS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), min_size=0, max_size=60))
+def test_normalization_is_idempotent_and_total(tail: str) -> None:
+    try:
+        once = normalize_path("/" + tail, ORIGINS)
+    except ValidationFailed:
+        return  # refused cleanly: the only other allowed outcome
+    assert normalize_path(once, ORIGINS) == once
+    assert once.startswith("/") and (once == "/" or not once.endswith("/"))
+    assert len(once) <= MAX_PATH_LENGTH and once.isascii()
+
+
+def test_segments() -> None:
+    known = {"en-d", "tr-m"}
+    assert validate_segment("en-d", known) == "en-d"
+    for bad in ("EN-d", "en", "english-desktop", "en_d", "", "de-d"):
+        with pytest.raises(ValidationFailed):
+            validate_segment(bad, known)
+    assert start_paths("tr-m") == ["/", "/tr/projects"]
+    assert start_paths("de-d", ("/{lang}", "/{lang}/shop")) == ["/de", "/de/shop"]
+
+
+def test_exclusions_match_whole_paths_with_star_wildcards() -> None:
+    ex = Exclusions(["/logout", "/admin/*", "/*/cart"])
+    assert ex.excludes("/logout") and ex.excludes("/admin/users") and ex.excludes("/en/cart")
+    assert not ex.excludes("/logout2") and not ex.excludes("/admin") and not ex.excludes("/cart")
+    with pytest.raises(ValidationFailed):
+        Exclusions(["/a(b)"])  # URL Pattern group syntax would mean something else in Chrome
+    assert not Exclusions([]).excludes("/anything")
+
+
+def test_rank_orders_by_score_then_path_and_applies_limits() -> None:
+    paths = ["/a", "/b", "/c", "/d", "/logout", "/z"]
+    scores = np.array([0.2, 0.5, 0.2, 0.001, 0.9, 0.0])
+    got = rank(paths, scores, top=3, min_score=0.01, exclusions=Exclusions(["/logout"]))
+    assert got == [RankedRoute("/b", 0.5), RankedRoute("/a", 0.2), RankedRoute("/c", 0.2)]
+    assert rank(paths, scores, top=10) == [
+        RankedRoute("/logout", 0.9),
+        RankedRoute("/b", 0.5),
+        RankedRoute("/a", 0.2),
+        RankedRoute("/c", 0.2),
+        RankedRoute("/d", 0.001),
+    ]
+
+
+def test_rules_have_the_original_shape() -> None:
+    routes = [RankedRoute(f"/p{i}", 1.0 - i / 10) for i in range(9)]
+    rules = build_rules(routes, "en-d", RulesConfig(origin="https://example.com"))
+    assert [r["where"]["href_matches"] for r in rules["prerender"]] == [
+        "https://example.com/p0",
+        "https://example.com/p1",
+    ]
+    assert len(rules["prefetch"]) == 6
+    assert rules["prefetch"][-1]["where"] == {"href_matches": "https://example.com/p7"}
+    assert {r["eagerness"] for r in rules["prerender"]} == {"moderate"}
+    assert {r["eagerness"] for r in rules["prefetch"]} == {"eager"}
+    assert all(r["source"] == "document" for r in rules["prerender"] + rules["prefetch"])
+    assert rules["prerender"][0]["tag"] == "kervan-en-d-s50"
+    assert build_rules([], "en-d", RulesConfig(origin="https://x.org")) == {
+        "prerender": [],
+        "prefetch": [],
+    }
+
+
+def test_rules_carry_exclusions_as_not_clauses() -> None:
+    config = RulesConfig(
+        origin="https://example.com",
+        prerender_count=1,
+        prefetch_count=1,
+        exclusions=Exclusions(["/logout", "/admin/*"]),
+    )
+    rules = build_rules([RankedRoute("/a", 0.3), RankedRoute("/b:c", 0.03)], "tr-m", config)
+    assert rules["prerender"][0]["where"] == {
+        "and": [
+            {"href_matches": "https://example.com/a"},
+            {
+                "not": {
+                    "href_matches": ["https://example.com/logout", "https://example.com/admin/*"]
+                }
+            },
+        ]
+    }
+    # ":" would start a named group in URL Pattern syntax; a literal one is escaped.
+    assert rules["prefetch"][0]["where"]["and"][0] == {"href_matches": "https://example.com/b\\:c"}
+    assert rules["prefetch"][0]["tag"] == "kervan-tr-m-s2"
+
+
+def test_score_buckets_and_pattern_escaping() -> None:
+    assert [score_bucket(s) for s in (0.0, 0.009, 0.01, 0.3, 0.5, 2.5)] == [
+        "s0",
+        "s0",
+        "s1",
+        "s20",
+        "s50",
+        "s50",
+    ]
+    assert score_bucket(0.3, (0.25, 1.0)) == "s25"
+    assert escape_url_pattern("/a*b(c)+{d}?:e") == "/a\\*b\\(c\\)\\+\\{d\\}\\?\\:e"
+
+
+EDGES = [
+    ("/", "/en/projects", 50),
+    ("/", "/en/about", 30),
+    ("/", "/logout", 20),
+    ("/en/projects", "/en/projects/kervan", 70),
+    ("/en/projects", "/", 30),
+    ("/en/projects/kervan", "/en/contact", 10),
+    ("/en/about", "/en/contact", 5),
+]
+
+
+def test_exact_ranking_matches_the_reference_programme() -> None:
+    got = rank_segment(EDGES, "en-d", SimulationConfig(), mode="exact")
+    ref = walk_ref.expected_visits_ref(walk_ref.normalize(EDGES), ["/", "/en/projects"], 3)
+    expected = sorted(ref.items(), key=lambda kv: (-kv[1], kv[0]))[:8]
+    assert [r.path for r in got] == [path for path, _ in expected]
+    assert [r.score for r in got] == pytest.approx([score for _, score in expected], rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", [7, 8], ids=lambda s: f"seed={s}")
+def test_montecarlo_ranking_agrees_with_exact_when_well_separated(seed: int) -> None:
+    config = SimulationConfig(sims=20_000, seed=seed)
+    mc = rank_segment(EDGES, "en-d", config, exclusions=Exclusions(["/logout"]))
+    exact = rank_segment(EDGES, "en-d", config, mode="exact", exclusions=Exclusions(["/logout"]))
+    assert [r.path for r in mc] == [r.path for r in exact]
+    assert "/logout" not in [r.path for r in mc]
+    for a, b in zip(mc, exact, strict=True):
+        assert abs(a.score - b.score) <= 5 * (3 * b.score / config.sims) ** 0.5
+
+
+def test_segment_without_data_ranks_nothing() -> None:
+    assert rank_segment([], "de-d", SimulationConfig()) == []
+    # Edges that never leave the start pages' component score nothing either.
+    assert rank_segment([("/x", "/y", 3)], "de-d", SimulationConfig()) == []
