@@ -89,7 +89,28 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return int(run_worker(settings, args.queue or None))
 
 
+def settings_table() -> str:
+    """Every setting with its default, as the Markdown table the README carries."""
+    rows = ["| Variable | Default | Description |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        if field.default_factory is not None:
+            default: Any = field.default_factory()  # type: ignore[call-arg]
+        else:
+            default = field.default
+        if isinstance(default, list):
+            default = ",".join(str(v) for v in default)
+        shown = "" if default is None else str(default)
+        if name in SECRET_KEYS and shown:
+            shown = "(development value)"
+        description = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `KERVAN_{name.upper()}` | `{shown}` | {description} |")
+    return "\n".join(rows)
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
+    if args.table:
+        print(settings_table())
+        return 0
     settings = _settings({})
     for name, value in settings.model_dump(mode="json").items():
         shown = "***" if name in SECRET_KEYS and value else value
@@ -117,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=cmd_worker)
 
     show = sub.add_parser("settings", help="validate and print the effective settings")
+    show.add_argument("--table", action="store_true", help="print every setting as Markdown")
     show.set_defaults(func=cmd_settings)
     return parser
 

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import generate_latest
+
+# The *_created series double the exposition size and no dashboard of ours reads them.
+disable_created_metrics()
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 

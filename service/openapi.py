@@ -125,7 +125,9 @@ def build_openapi(routes: Iterable[BaseRoute], *, title: str, version: str) -> d
                 }
             error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
             responses: dict[str, Any] = {str(spec.status): ok}
-            extra = {422: "Validation failed", **spec.responses}
+            extra = dict(spec.responses)
+            if spec.body is not None or spec.query is not None:
+                extra.setdefault(422, "Validation failed")
             if spec.admin:
                 extra.setdefault(401, "Admin credentials missing or wrong")
             for status, description in extra.items():

@@ -55,34 +55,71 @@ class Settings(BaseSettings):
     )
 
     # --- foundation ---
-    env: Literal["development", "production"] = "development"
-    database_url: str = "sqlite+aiosqlite:///./var/kervan.db"
-    database_pool_size: int = Field(default=10, ge=1, le=200)
-    redis_url: str | None = None
-    redis_namespace: str = Field(default="kervan", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
-    redis_pool_size: int = Field(default=50, ge=1, le=10_000)
-    redis_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
-    public_origin: str = "http://127.0.0.1:8000"
-    allowed_origins: CommaList = []
+    env: Literal["development", "production"] = Field(
+        default="development", description="`production` enables HSTS and strict secret checks."
+    )
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./var/kervan.db",
+        description="SQLAlchemy URL: `sqlite+aiosqlite:///file` or `mariadb+aiomysql://u:p@h/db`.",
+    )
+    database_pool_size: int = Field(default=10, ge=1, le=200, description="MariaDB pool size.")
+    redis_url: str | None = Field(
+        default=None, description="Unset: in-process backends (embedded). Set: Redis (scaled)."
+    )
+    redis_namespace: str = Field(
+        default="kervan",
+        pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+        description="Prefix of every Redis key, so deployments can share a server.",
+    )
+    redis_pool_size: int = Field(
+        default=50, ge=1, le=10_000, description="Redis connections per process (blocking pool)."
+    )
+    redis_timeout_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="Redis connect/read timeout and pool wait."
+    )
+    public_origin: str = Field(
+        default="http://127.0.0.1:8000", description="The site origin used in generated links."
+    )
+    allowed_origins: CommaList = Field(
+        default=[], description="CORS allow-list, exact origins, comma-separated."
+    )
     metrics_allow: NetworkList = Field(
         default_factory=lambda: [
             ipaddress.ip_network("127.0.0.0/8"),
             ipaddress.ip_network("::1/128"),
-        ]
+        ],
+        description="Client networks allowed to read `/metrics`.",
     )
-    metrics_token: str | None = None
-    cookie_secret: str = DEV_COOKIE_SECRET
-    trusted_proxies: NetworkList = []
-    admin_api_key: str | None = None
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    workers: int = Field(default=1, ge=1, le=256)
-    threads: int = Field(default=1, ge=1, le=64)
-    backlog: int = Field(default=1024, ge=16, le=65535)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    worker_heartbeat_max_age_seconds: float = Field(default=30.0, gt=0)
-    max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    data_dir: Path = Path("./var")
+    metrics_token: str | None = Field(
+        default=None, description="Bearer token that also opens `/metrics` from anywhere."
+    )
+    cookie_secret: str = Field(
+        default=DEV_COOKIE_SECRET,
+        description="HMAC key for cookies and signed tokens; >= 32 bytes in production.",
+    )
+    trusted_proxies: NetworkList = Field(
+        default=[], description="Proxies whose `X-Forwarded-For` is believed."
+    )
+    admin_api_key: str | None = Field(
+        default=None, description="Key for `/admin/*` (Bearer or `X-API-Key`); unset = disabled."
+    )
+    host: str = Field(default="127.0.0.1", description="Address `kervan serve` binds.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `kervan serve` binds.")
+    workers: int = Field(
+        default=1, ge=1, le=256, description="granian worker processes (>1 needs Redis+MariaDB)."
+    )
+    threads: int = Field(default=1, ge=1, le=64, description="granian runtime threads.")
+    backlog: int = Field(default=1024, ge=16, le=65535, description="Listen backlog.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="JSON log level."
+    )
+    worker_heartbeat_max_age_seconds: float = Field(
+        default=30.0, gt=0, description="`/ready` fails when no worker beat within this."
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest JSON request body accepted."
+    )
+    data_dir: Path = Field(default=Path("./var"), description="Folder for files kervan writes.")
 
     # --- ratelimit ---
     # Overrides of and additions to core/ratelimit/catalog.py, "name=spec; name=spec", e.g.
@@ -179,8 +216,9 @@ class Settings(BaseSettings):
     queue_breaker_min_calls: int = Field(default=10, ge=1)
     queue_breaker_failure_ratio: float = Field(default=0.5, gt=0, le=1)
     queue_breaker_open_seconds: float = Field(default=30.0, gt=0)
-    queue_telegram_per_second: float = Field(default=5.0, gt=0)  # whole bot, as designed
-    queue_telegram_chat_per_second: float = Field(default=1.0, gt=0)  # one chat
+    # Pacing in the rate-limit syntax of service/ratelimit: the whole bot, and each chat.
+    queue_telegram_pacing: str = "5/second burst 5"
+    queue_telegram_chat_pacing: str = "1/second burst 1"
     telegram_bot_token: SecretStr | None = None
     telegram_chat_id: str | None = None
     telegram_base_url: str = "https://api.telegram.org"
