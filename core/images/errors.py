@@ -19,7 +19,7 @@ class UnsupportedImageFormat(ImageRejected):
     code = "unsupported_image_format"
 
 
-class SourceNotAllowed(Forbidden):
+class SourceNotAllowed(ValidationFailed):
     """A URL ingest points at a host outside the allow-list or at a non-public address."""
 
     code = "source_not_allowed"

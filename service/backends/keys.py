@@ -22,6 +22,12 @@ RATELIMIT_LOCKOUT_INDEX = "rl:locks"  # zset: "rule|key" -> locked until (µs), 
 # --- consent ---
 
 # --- queue ---
+QUEUE_JOB = "q:job"  # hash per job key: record, attempts, lease, status (done: key only, TTL)
+QUEUE_STREAM = "q:stream"  # stream per queue: ready and in-flight entries (acked ones deleted)
+QUEUE_DELAYED = "q:delayed"  # zset per queue: job key -> due time
+QUEUE_DEAD = "q:dead"  # zset per queue, and one for all queues: job key -> time of death
+QUEUE_DEAD_ALL = "q:dead-all"
+QUEUE_GROUP = "workers"  # the consumer group every worker joins
 
 # --- whatsapp ---
 WHATSAPP_LIVE_CHANNEL = "wa:live"  # pub/sub: new CRM messages and status changes (JSON)

@@ -1,0 +1,189 @@
+"""The images feature assembled from settings: stores, fetcher, signer, caches and repository."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyvips
+from sqlalchemy import select
+
+from core.errors import NotFound
+from core.images.formats import OutputFormat
+from core.images.ladder import WidthLadder
+from core.images.limits import ImageLimits
+from core.images.manifest import FULL_STAGE, SMALL_STAGE, ImageFacts
+from core.images.signing import UrlSigner
+from core.images.ssrf import SourcePolicy
+from service.audit import record_audit
+from service.db import Database
+from service.db.tables.images import images
+from service.db.types import utcnow
+from service.images.fetcher import FetchLimits, SafeFetcher
+from service.images.ingest import ImageFactsDraft, IngestSettings, inspect_image
+from service.images.render import EncodeOptions
+from service.images.storage import DiskOriginalStore, OriginalStore
+from service.images.tiles import TileStore
+from service.images.variants import VariantCache, VariantKey
+from service.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    facts: ImageFacts
+    content_key: str
+    input_format: str
+    bytes: int
+    source_url: str | None
+
+
+def url_key(settings: Settings) -> bytes:
+    if settings.images_url_secret:
+        return settings.images_url_secret.encode()
+    # A key of its own, derived under a separate label, so URL MACs never equal cookie MACs.
+    return hmac.new(
+        settings.cookie_secret.encode(), b"kervan/images/url-signing", hashlib.sha256
+    ).digest()
+
+
+class ImagesFacility:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        root = settings.images_dir or (settings.data_dir / "images")
+        self.settings = settings
+        self.db = db
+        self.root = Path(root)
+        self.ladder = WidthLadder.of(settings.images_widths)
+        self.signer = UrlSigner(url_key(settings))
+        self.limits = ImageLimits(
+            max_bytes=settings.images_max_bytes,
+            max_pixels=settings.images_max_pixels,
+            max_side=settings.images_max_side,
+            allowed_formats=frozenset(settings.images_input_formats),
+        )
+        self.ingest_settings = IngestSettings(
+            limits=self.limits,
+            blurhash_x=settings.images_blurhash_x,
+            blurhash_y=settings.images_blurhash_y,
+            preview_width=settings.images_preview_width,
+        )
+        self.originals: OriginalStore = DiskOriginalStore(self.root / "originals")
+        self.variants = VariantCache(
+            self.root / "variants", max_concurrent_renders=settings.images_render_concurrency
+        )
+        self.tiles = TileStore(
+            self.root / "tiles",
+            tile_size=settings.images_tile_size,
+            quality=settings.images_tile_quality,
+        )
+        self.fetcher = SafeFetcher(
+            SourcePolicy.of(settings.images_source_hosts),
+            FetchLimits(
+                max_bytes=settings.images_max_bytes,
+                timeout_seconds=settings.images_fetch_timeout_seconds,
+                max_redirects=settings.images_fetch_max_redirects,
+            ),
+        )
+        # Ingest decodes thumbnails of untrusted files: bound it like variant renders.
+        self._ingest_slots = asyncio.Semaphore(settings.images_render_concurrency)
+
+    @staticmethod
+    def harden_libvips() -> None:
+        # Only the loaders for formats we accept should ever see untrusted bytes.
+        pyvips.block_untrusted_set(True)
+
+    def encode_options(self, fmt: OutputFormat, stage: str) -> EncodeOptions:
+        s = self.settings
+        if stage == SMALL_STAGE:
+            quality = s.images_small_quality
+        else:
+            quality = {
+                OutputFormat.AVIF: s.images_avif_quality,
+                OutputFormat.WEBP: s.images_webp_quality,
+                OutputFormat.JPEG: s.images_jpeg_quality,
+            }[fmt]
+        return EncodeOptions(quality=quality, avif_effort=s.images_avif_effort)
+
+    def variant_key(
+        self, stored: StoredImage, width: int, fmt: OutputFormat, stage: str
+    ) -> VariantKey:
+        rendered = self.ladder.rendered_width(width, stored.facts.width)
+        return VariantKey(stored.content_key, rendered, fmt, self.encode_options(fmt, stage))
+
+    def tiles_available(self, stored: StoredImage) -> bool:
+        return stored.facts.width * stored.facts.height >= self.settings.images_tile_min_pixels
+
+    async def inspect(self, data: bytes) -> ImageFactsDraft:
+        async with self._ingest_slots:
+            return await asyncio.to_thread(inspect_image, data, self.ingest_settings)
+
+    async def ingest(
+        self, data: bytes, alt: str, *, actor: str, source_url: str | None = None
+    ) -> StoredImage:
+        draft = await self.inspect(data)
+        content_key = await self.originals.put(data)
+        image_id = secrets.token_hex(12)
+        row: dict[str, Any] = {
+            "id": image_id,
+            "content_key": content_key,
+            "input_format": draft.input_format,
+            "width": draft.width,
+            "height": draft.height,
+            "bytes": draft.size,
+            "alt": alt,
+            "blurhash": draft.blurhash,
+            "preview": draft.preview,
+            "dominant_color": draft.dominant_color,
+            "source_url": source_url,
+            "created_at": utcnow(),
+        }
+        async with self.db.begin() as conn:
+            await conn.execute(images.insert().values(**row))
+            await record_audit(
+                conn,
+                actor=actor,
+                action="image.ingest",
+                subject=f"image:{image_id}",
+                details={"content_key": content_key, "source_url": source_url},
+            )
+        return _stored(row)
+
+    async def get(self, image_id: str) -> StoredImage:
+        async with self.db.connect() as conn:
+            row = (
+                (await conn.execute(select(images).where(images.c.id == image_id)))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            raise NotFound("no such image", details={"id": image_id})
+        return _stored(dict(row))
+
+    async def variant(self, key: VariantKey) -> bytes:
+        return await self.variants.get(key, self.originals.get)
+
+    @staticmethod
+    def stages() -> tuple[str, str]:
+        return SMALL_STAGE, FULL_STAGE
+
+
+def _stored(row: dict[str, Any]) -> StoredImage:
+    return StoredImage(
+        facts=ImageFacts(
+            image_id=row["id"],
+            width=row["width"],
+            height=row["height"],
+            alt=row["alt"],
+            blurhash=row["blurhash"],
+            preview=row["preview"],
+            dominant_color=row["dominant_color"],
+        ),
+        content_key=row["content_key"],
+        input_format=row["input_format"],
+        bytes=row["bytes"],
+        source_url=row["source_url"],
+    )

@@ -1,0 +1,1 @@
+"""The durable outbound job queue: SQL outbox and Redis Streams backends, handlers, worker."""

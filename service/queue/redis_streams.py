@@ -1,0 +1,447 @@
+"""The job queue on Redis Streams (scaled mode).
+
+One stream per queue with one consumer group. Enqueue is idempotent by job key (a Lua script
+creates the job hash only if absent, then adds the stream entry or the delayed-set member).
+Entries are acknowledged and deleted when their attempt ends, so a stream's length is exactly
+its backlog (ready plus in flight). Entries of a worker that died stay pending in the group and
+are taken over with ``XAUTOCLAIM`` once idle for longer than the visibility timeout.
+
+With ``conn`` (enqueue inside the caller's SQL transaction) the job is written to the SQL
+outbox instead and relayed to Redis by the worker after the transaction committed, so a rolled
+back business row never produces a job and a committed one never loses it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.clock import Clock
+from core.errors import ValidationFailed
+from core.jobs import Job
+from service.backends import keys
+from service.backends.errors import redis_errors
+from service.backends.lua import LuaScript
+from service.queue.base import (
+    DeadLetter,
+    JobQueue,
+    QueueStats,
+    check_job_key,
+    check_queue_name,
+    history_entry,
+)
+from service.queue.config import QueueConfig
+from service.queue.metrics import ENQUEUED
+from service.queue.sql import SqlOutbox, encode_payload
+
+#: Queue of the SQL outbox rows that wait to be relayed onto Redis.
+RELAY_QUEUE = "relay.redis"
+PROMOTE_BATCH = 500
+# The socket timeout of the pool bounds how long one blocking read may wait.
+MAX_BLOCK_SECONDS = 1.0
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisStreamsQueue(JobQueue):
+    kind = "redis"
+
+    def __init__(
+        self,
+        redis: Redis,
+        key: Callable[..., str],
+        clock: Clock,
+        config: QueueConfig,
+        *,
+        outbox: SqlOutbox | None = None,
+    ) -> None:
+        self._r: Any = redis
+        self._key = key
+        self._clock = clock
+        self._config = config
+        self.outbox = outbox
+        self._groups: set[str] = set()
+        self._last_reclaim = 0.0
+        self._enqueue = LuaScript(redis, "queue_enqueue")
+        self._promote = LuaScript(redis, "queue_promote")
+        self._start = LuaScript(redis, "queue_start")
+        self._finish = LuaScript(redis, "queue_finish")
+        self._replay = LuaScript(redis, "queue_replay")
+        self._discard = LuaScript(redis, "queue_discard")
+
+    # --- keys ----------------------------------------------------------------------------
+    def _job_key(self, key: str) -> str:
+        return self._key(keys.QUEUE_JOB, key)
+
+    def _stream(self, queue: str) -> str:
+        return self._key(keys.QUEUE_STREAM, queue)
+
+    def _delayed(self, queue: str) -> str:
+        return self._key(keys.QUEUE_DELAYED, queue)
+
+    def _dead(self, queue: str) -> str:
+        return self._key(keys.QUEUE_DEAD, queue)
+
+    def _dead_all(self) -> str:
+        return self._key(keys.QUEUE_DEAD_ALL)
+
+    # --- producing -----------------------------------------------------------------------
+    async def enqueue(
+        self,
+        queue: str,
+        payload: dict[str, Any],
+        *,
+        key: str,
+        delay: float = 0.0,
+        max_attempts: int | None = None,
+        conn: AsyncConnection | None = None,
+    ) -> bool:
+        check_queue_name(queue)
+        check_job_key(key)
+        encode_payload(payload)
+        attempts = self._config.default_max_attempts if max_attempts is None else max_attempts
+        if attempts < 1:
+            raise ValidationFailed("max_attempts must be at least 1")
+        if conn is not None:
+            return await self._enqueue_in_transaction(queue, payload, key, delay, attempts, conn)
+        return await self._enqueue_now(queue, payload, key, delay, attempts)
+
+    async def _enqueue_now(
+        self, queue: str, payload: dict[str, Any], key: str, delay: float, attempts: int
+    ) -> bool:
+        await self._ensure_group(queue)
+        now = self._clock.now()
+        added = await self._enqueue(
+            keys=[self._job_key(key), self._stream(queue), self._delayed(queue)],
+            args=[
+                key,
+                queue,
+                orjson.dumps(payload),
+                attempts,
+                repr(now),
+                repr(now + max(0, delay)),
+            ],
+        )
+        if added:
+            ENQUEUED.labels(queue).inc()
+        return bool(added)
+
+    async def _enqueue_in_transaction(
+        self,
+        queue: str,
+        payload: dict[str, Any],
+        key: str,
+        delay: float,
+        attempts: int,
+        conn: AsyncConnection,
+    ) -> bool:
+        if self.outbox is None:
+            raise RuntimeError("transactional enqueue on Redis needs the SQL outbox for relaying")
+        with redis_errors("queue exists"):
+            if await self._r.exists(self._job_key(key)):
+                return False
+        relayed = {"queue": queue, "payload": payload, "max_attempts": attempts}
+        # The relay row becomes due when the job does; the relay then enqueues it without delay.
+        return await self.outbox.enqueue(
+            RELAY_QUEUE, relayed, key=key, delay=delay, max_attempts=1_000_000, conn=conn
+        )
+
+    async def relay(self, *, worker_id: str, limit: int = 100) -> int:
+        """Move committed outbox rows onto Redis; returns how many were relayed."""
+        if self.outbox is None:
+            return 0
+        rows = await self.outbox.claim([RELAY_QUEUE], limit, worker_id=worker_id)
+        for row in rows:
+            body = row.payload
+            await self._enqueue_now(
+                body["queue"], body["payload"], row.key, 0.0, int(body["max_attempts"])
+            )
+            await self.outbox.complete(row)
+        return len(rows)
+
+    async def _ensure_group(self, queue: str) -> None:
+        if queue in self._groups:
+            return
+        with redis_errors("queue group"):
+            try:
+                await self._r.xgroup_create(
+                    self._stream(queue), keys.QUEUE_GROUP, id="0", mkstream=True
+                )
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+        self._groups.add(queue)
+
+    # --- consuming -----------------------------------------------------------------------
+    async def claim(
+        self, queues: Sequence[str], limit: int, *, worker_id: str, wait: float = 0.0
+    ) -> list[Job]:
+        if limit <= 0 or not queues:
+            return []
+        for queue in queues:
+            await self._ensure_group(queue)
+        now = self._clock.now()
+        with redis_errors("queue promote"):
+            async with self._r.pipeline(transaction=False) as pipe:
+                for queue in queues:
+                    await self._promote(
+                        keys=[self._delayed(queue), self._stream(queue)],
+                        args=[repr(now), PROMOTE_BATCH],
+                        client=pipe,
+                    )
+                await pipe.execute()
+        entries: list[tuple[str, str, str]] = []  # (queue, entry id, job key)
+        if self._clock.monotonic() - self._last_reclaim >= self._reclaim_every():
+            self._last_reclaim = self._clock.monotonic()
+            entries += await self._reclaim(queues, limit, worker_id)
+        if len(entries) < limit:
+            block = None if wait <= 0 else max(1, int(min(wait, MAX_BLOCK_SECONDS) * 1000))
+            with redis_errors("queue read"):
+                reply = await self._r.xreadgroup(
+                    keys.QUEUE_GROUP,
+                    worker_id,
+                    {self._stream(q): ">" for q in queues},
+                    count=limit - len(entries),
+                    block=block,
+                )
+            by_stream = {self._stream(q): q for q in queues}
+            for stream, items in reply or []:
+                queue = by_stream[_s(stream)]
+                for entry_id, fields in items:
+                    entries.append((queue, _s(entry_id), _s(fields.get(b"k", b""))))
+        return await self._start_all(entries, worker_id)
+
+    def _reclaim_every(self) -> float:
+        return max(1.0, self._config.visibility_timeout / 4)
+
+    async def _reclaim(
+        self, queues: Sequence[str], limit: int, worker_id: str
+    ) -> list[tuple[str, str, str]]:
+        idle_ms = int(self._config.visibility_timeout * 1000)
+        found: list[tuple[str, str, str]] = []
+        with redis_errors("queue reclaim"):
+            for queue in queues:
+                if len(found) >= limit:
+                    break
+                reply = await self._r.xautoclaim(
+                    self._stream(queue),
+                    keys.QUEUE_GROUP,
+                    worker_id,
+                    min_idle_time=idle_ms,
+                    start_id="0-0",
+                    count=limit - len(found),
+                )
+                for entry_id, fields in reply[1]:
+                    if fields:  # None for entries deleted while pending
+                        found.append((queue, _s(entry_id), _s(fields.get(b"k", b""))))
+        return found
+
+    async def _start_all(self, entries: list[tuple[str, str, str]], worker_id: str) -> list[Job]:
+        if not entries:
+            return []
+        now = repr(self._clock.now())
+        with redis_errors("queue start"):
+            async with self._r.pipeline(transaction=False) as pipe:
+                for queue, entry_id, job_key in entries:
+                    await self._start(
+                        keys=[self._job_key(job_key), self._stream(queue)],
+                        args=[entry_id, keys.QUEUE_GROUP, worker_id, now],
+                        client=pipe,
+                    )
+                replies = await pipe.execute()
+        jobs: list[Job] = []
+        for (_queue, entry_id, job_key), reply in zip(entries, replies, strict=True):
+            if not reply:
+                continue
+            queue, payload, attempts, max_attempts, lease, enqueued_at, history = reply
+            jobs.append(
+                Job(
+                    key=job_key,
+                    queue=_s(queue),
+                    payload=orjson.loads(payload),
+                    attempt=int(attempts),
+                    max_attempts=int(max_attempts),
+                    enqueued_at=float(enqueued_at),
+                    lease=int(lease),
+                    history=orjson.loads(history) if history else [],
+                    receipt=entry_id,
+                )
+            )
+        return jobs
+
+    async def _outcome(
+        self,
+        job: Job,
+        mode: str,
+        *,
+        due: float = 0.0,
+        give_back: bool = False,
+        error: str = "",
+        history: list[dict[str, Any]] | None = None,
+    ) -> bool:
+        now = self._clock.now()
+        done = await self._finish(
+            keys=[
+                self._job_key(job.key),
+                self._stream(job.queue),
+                self._delayed(job.queue),
+                self._dead(job.queue),
+                self._dead_all(),
+            ],
+            args=[
+                job.key,
+                job.receipt,
+                keys.QUEUE_GROUP,
+                str(job.lease),
+                mode,
+                repr(now),
+                repr(due),
+                "1" if give_back else "0",
+                error[:2000],
+                orjson.dumps(history) if history is not None else "",
+                max(1, int(self._config.retention)),
+            ],
+        )
+        return bool(done)
+
+    async def complete(self, job: Job) -> bool:
+        return await self._outcome(job, "done")
+
+    async def retry(
+        self, job: Job, *, delay: float, consume_attempt: bool, error: str, outcome: str
+    ) -> bool:
+        now = self._clock.now()
+        history = (
+            [*job.history, history_entry(job, at=now, error=error, outcome=outcome)]
+            if consume_attempt
+            else None
+        )
+        return await self._outcome(
+            job,
+            "retry",
+            due=now + max(0.0, delay),
+            give_back=not consume_attempt,
+            error=error,
+            history=history,
+        )
+
+    async def dead_letter(self, job: Job, *, error: str, outcome: str) -> bool:
+        now = self._clock.now()
+        history = [*job.history, history_entry(job, at=now, error=error, outcome=outcome)]
+        return await self._outcome(job, "dead", error=error, history=history)
+
+    # --- observing and administering ------------------------------------------------------
+    async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        now = self._clock.now()
+        out: list[QueueStats] = []
+        with redis_errors("queue stats"):
+            for queue in queues:
+                await self._ensure_group(queue)
+                stream = self._stream(queue)
+                async with self._r.pipeline(transaction=False) as pipe:
+                    pipe.xlen(stream)
+                    pipe.xpending(stream, keys.QUEUE_GROUP)
+                    pipe.zcard(self._delayed(queue))
+                    pipe.zcard(self._dead(queue))
+                    pipe.xinfo_groups(stream)
+                    length, pending, delayed, dead, groups = await pipe.execute()
+                running = int(pending["pending"])
+                last_delivered = "0-0"
+                for group in groups:
+                    if _s(group["name"]) == keys.QUEUE_GROUP:
+                        last_delivered = _s(group["last-delivered-id"])
+                oldest_age = 0.0
+                first = await self._r.xrange(stream, min=f"({last_delivered}", count=1)
+                if first:
+                    ready_since = float(first[0][1].get(b"t", now))
+                    oldest_age = max(0.0, now - ready_since)
+                out.append(
+                    QueueStats(
+                        queue=queue,
+                        ready=max(0, int(length) - running),
+                        delayed=int(delayed),
+                        running=running,
+                        dead=int(dead),
+                        oldest_ready_age=oldest_age,
+                    )
+                )
+        return out
+
+    async def dead_letters(
+        self, *, queue: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[DeadLetter]:
+        index = self._dead(queue) if queue is not None else self._dead_all()
+        with redis_errors("queue dead letters"):
+            members = await self._r.zrevrange(index, offset, offset + limit - 1)
+            async with self._r.pipeline(transaction=False) as pipe:
+                for member in members:
+                    pipe.hgetall(self._job_key(_s(member)))
+                records = await pipe.execute()
+        return [
+            letter
+            for member, record in zip(members, records, strict=True)
+            if (letter := _dead(_s(member), record)) is not None
+        ]
+
+    async def get_dead_letter(self, key: str) -> DeadLetter | None:
+        with redis_errors("queue dead letter"):
+            record = await self._r.hgetall(self._job_key(key))
+        return _dead(key, record)
+
+    async def _queue_of(self, key: str) -> str | None:
+        with redis_errors("queue lookup"):
+            queue = await self._r.hget(self._job_key(key), "queue")
+        return _s(queue) if queue is not None else None
+
+    async def replay(self, key: str) -> bool:
+        queue = await self._queue_of(key)
+        if queue is None:
+            return False
+        await self._ensure_group(queue)
+        done = await self._replay(
+            keys=[self._job_key(key), self._stream(queue), self._dead(queue), self._dead_all()],
+            args=[key, repr(self._clock.now())],
+        )
+        return bool(done)
+
+    async def discard(self, key: str) -> bool:
+        queue = await self._queue_of(key)
+        if queue is None:
+            return False
+        done = await self._discard(
+            keys=[self._job_key(key), self._dead(queue), self._dead_all()], args=[key]
+        )
+        return bool(done)
+
+    async def purge_finished(self, older_than: float) -> int:
+        # Done job records expire by themselves (their TTL is the retention); only the relay
+        # rows of the SQL outbox need purging.
+        if self.outbox is None:
+            return 0
+        return await self.outbox.purge_finished(older_than)
+
+
+def _dead(key: str, record: dict[bytes, bytes]) -> DeadLetter | None:
+    if not record or record.get(b"status") != b"dead":
+        return None
+    with contextlib.suppress(ValueError):
+        return DeadLetter(
+            key=key,
+            queue=_s(record[b"queue"]),
+            payload=orjson.loads(record.get(b"payload", b"{}")),
+            attempts=int(record.get(b"attempts", b"0")),
+            max_attempts=int(record.get(b"max_attempts", b"0")),
+            last_error=_s(record.get(b"last_error", b"")),
+            enqueued_at=float(record.get(b"enqueued_at", b"0")),
+            died_at=float(record.get(b"finished_at", b"0")),
+            history=orjson.loads(record.get(b"history", b"[]")),
+        )
+    return None

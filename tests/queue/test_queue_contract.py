@@ -1,0 +1,214 @@
+"""One contract, three backends: the SQL outbox on SQLite and MariaDB, and Redis Streams."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from core.errors import ValidationFailed
+from core.jobs import Job
+from service.queue.redis_streams import RedisStreamsQueue
+from tests.queue.conftest import TEST_CONFIG, QueueUnderTest
+
+Q = "tests"
+W1, W2 = "worker-1", "worker-2"
+
+
+async def _claim_one(qut: QueueUnderTest, worker: str = W1) -> Job:
+    jobs = await qut.queue.claim([Q], 1, worker_id=worker)
+    assert len(jobs) == 1, jobs
+    return jobs[0]
+
+
+async def test_enqueue_is_idempotent_by_key(qut: QueueUnderTest) -> None:
+    assert await qut.queue.enqueue(Q, {"n": 1, "text": "çığ"}, key="k1") is True
+    assert await qut.queue.enqueue(Q, {"n": 2}, key="k1") is False
+    job = await _claim_one(qut)
+    assert (job.key, job.queue, job.payload) == ("k1", Q, {"n": 1, "text": "çığ"})
+    assert (job.attempt, job.max_attempts) == (1, TEST_CONFIG.default_max_attempts)
+    assert await qut.queue.claim([Q], 10, worker_id=W1) == []
+
+
+async def test_claim_respects_limit_and_queue(qut: QueueUnderTest) -> None:
+    for i in range(5):
+        await qut.queue.enqueue(Q, {"i": i}, key=f"a{i}")
+    await qut.queue.enqueue("other", {}, key="b0")
+    first = await qut.queue.claim([Q], 3, worker_id=W1)
+    second = await qut.queue.claim([Q], 3, worker_id=W1)
+    assert len(first) == 3
+    assert len(second) == 2
+    assert {j.key for j in first + second} == {f"a{i}" for i in range(5)}
+    others = await qut.queue.claim(["other"], 3, worker_id=W1)
+    assert [j.key for j in others] == ["b0"]
+
+
+async def test_delayed_job_waits_until_due(qut: QueueUnderTest) -> None:
+    await qut.queue.enqueue(Q, {}, key="later", delay=30)
+    assert await qut.queue.claim([Q], 1, worker_id=W1) == []
+    [stats] = await qut.queue.stats([Q])
+    assert (stats.ready, stats.delayed) == (0, 1)
+    qut.clock.advance(31)
+    assert (await _claim_one(qut)).key == "later"
+
+
+async def test_completed_key_keeps_deduplicating(qut: QueueUnderTest) -> None:
+    await qut.queue.enqueue(Q, {}, key="once")
+    job = await _claim_one(qut)
+    assert await qut.queue.complete(job) is True
+    assert await qut.queue.enqueue(Q, {}, key="once") is False
+    qut.clock.advance(60)
+    assert await qut.queue.claim([Q], 1, worker_id=W1) == []
+
+
+async def test_retry_consumes_an_attempt_and_keeps_history(qut: QueueUnderTest) -> None:
+    await qut.queue.enqueue(Q, {}, key="r")
+    job = await _claim_one(qut)
+    assert await qut.queue.retry(
+        job, delay=5, consume_attempt=True, error="HTTP 500", outcome="failed"
+    )
+    assert await qut.queue.claim([Q], 1, worker_id=W1) == []
+    qut.clock.advance(6)
+    again = await _claim_one(qut)
+    assert again.attempt == 2
+    assert [h["error"] for h in again.history] == ["HTTP 500"]
+    assert again.history[0]["attempt"] == 1
+
+
+async def test_deferral_gives_the_attempt_back(qut: QueueUnderTest) -> None:
+    await qut.queue.enqueue(Q, {}, key="d", max_attempts=1)
+    job = await _claim_one(qut)
+    assert await qut.queue.retry(job, delay=0, consume_attempt=False, error="429", outcome="x")
+    again = await _claim_one(qut)
+    assert again.attempt == 1
+    assert again.history == []
+    assert not again.over_budget
+
+
+async def test_dead_letter_replay_and_discard(qut: QueueUnderTest) -> None:
+    await qut.queue.enqueue(Q, {"to": 1}, key="dl", max_attempts=2)
+    job = await _claim_one(qut)
+    await qut.queue.retry(job, delay=0, consume_attempt=True, error="e1", outcome="failed")
+    job = await _claim_one(qut)
+    assert await qut.queue.dead_letter(job, error="e2", outcome="failed")
+    [letter] = await qut.queue.dead_letters()
+    assert (letter.key, letter.queue, letter.payload) == ("dl", Q, {"to": 1})
+    assert (letter.attempts, letter.max_attempts, letter.last_error) == (2, 2, "e2")
+    assert [h["error"] for h in letter.history] == ["e1", "e2"]
+    assert await qut.queue.dead_letters(queue="other") == []
+    assert (await qut.queue.get_dead_letter("dl")) == letter
+    [stats] = await qut.queue.stats([Q])
+    assert stats.dead == 1
+
+    assert await qut.queue.replay("dl") is True
+    assert await qut.queue.replay("dl") is False
+    assert await qut.queue.dead_letters() == []
+    again = await _claim_one(qut)
+    assert again.attempt == 1
+    assert len(again.history) == 2  # the earlier story survives the replay
+
+    assert await qut.queue.dead_letter(again, error="e3", outcome="permanent")
+    assert await qut.queue.discard("dl") is True
+    assert await qut.queue.discard("dl") is False
+    assert await qut.queue.get_dead_letter("dl") is None
+    assert await qut.queue.enqueue(Q, {}, key="dl") is True  # a discarded key is free again
+
+
+async def test_expired_lease_is_reclaimed_and_the_old_holder_is_fenced(
+    qut: QueueUnderTest,
+) -> None:
+    await qut.queue.enqueue(Q, {}, key="lease")
+    first = await _claim_one(qut, W1)
+    assert await qut.queue.claim([Q], 1, worker_id=W2) == []
+    # W1 "dies": its lease runs out (Redis measures idleness on its own clock, hence the sleep).
+    await asyncio.sleep(TEST_CONFIG.visibility_timeout + 0.05)
+    qut.clock.advance(2)
+    second = await _claim_one(qut, W2)
+    assert second.key == "lease"
+    assert second.attempt == 2
+    assert second.lease > first.lease
+    assert await qut.queue.complete(first) is False
+    assert (
+        await qut.queue.retry(first, delay=0, consume_attempt=True, error="x", outcome="y") is False
+    )
+    assert await qut.queue.complete(second) is True
+    assert await qut.queue.claim([Q], 1, worker_id=W1) == []
+
+
+async def test_concurrent_claimers_never_share_a_job(qut: QueueUnderTest) -> None:
+    for i in range(40):
+        await qut.queue.enqueue(Q, {"i": i}, key=f"c{i}")
+    seen: list[str] = []
+
+    async def drain(worker: str) -> None:
+        for _ in range(40):
+            jobs = await qut.queue.claim([Q], 3, worker_id=worker)
+            seen.extend(j.key for j in jobs)
+            for job in jobs:
+                await qut.queue.complete(job)
+
+    await asyncio.gather(drain(W1), drain(W2))
+    assert sorted(seen) == sorted(f"c{i}" for i in range(40))
+
+
+async def test_stats_report_backlog_and_oldest_age(qut: QueueUnderTest) -> None:
+    await qut.queue.enqueue(Q, {}, key="s1")
+    qut.clock.advance(10)
+    await qut.queue.enqueue(Q, {}, key="s2")
+    await qut.queue.enqueue(Q, {}, key="s3", delay=100)
+    [stats] = await qut.queue.stats([Q])
+    assert (stats.ready, stats.delayed, stats.running, stats.dead) == (2, 1, 0, 0)
+    assert 9.5 <= stats.oldest_ready_age <= 12
+    await _claim_one(qut)
+    [stats] = await qut.queue.stats([Q])
+    assert (stats.ready, stats.running) == (1, 1)
+    assert stats.oldest_ready_age < 2
+    [empty] = await qut.queue.stats(["empty"])
+    assert (empty.ready, empty.oldest_ready_age) == (0, 0.0)
+
+
+async def _relay(qut: QueueUnderTest) -> None:
+    if isinstance(qut.queue, RedisStreamsQueue):
+        await qut.queue.relay(worker_id=W1)
+
+
+async def test_enqueue_in_the_callers_transaction(qut: QueueUnderTest) -> None:
+    class Rollback(Exception):
+        pass
+
+    with pytest.raises(Rollback):
+        async with qut.db.begin() as conn:
+            assert await qut.queue.enqueue(Q, {"v": 1}, key="tx", conn=conn)
+            raise Rollback
+    await _relay(qut)
+    assert await qut.queue.claim([Q], 1, worker_id=W1) == []
+
+    async with qut.db.begin() as conn:
+        assert await qut.queue.enqueue(Q, {"v": 2}, key="tx", conn=conn)
+    await _relay(qut)
+    job = await _claim_one(qut)
+    assert job.payload == {"v": 2}
+    assert await qut.queue.enqueue(Q, {"v": 3}, key="tx") is False
+
+
+@pytest.mark.parametrize(
+    ("queue", "key", "payload"),
+    [
+        ("Bad Queue", "k", {}),
+        ("", "k", {}),
+        (Q, "", {}),
+        (Q, "x" * 192, {}),
+        (Q, "line\nbreak", {}),
+        (Q, "k", {"not": {1, 2}}),
+    ],
+)
+async def test_bad_input_is_refused(
+    qut: QueueUnderTest, queue: str, key: str, payload: dict[str, object]
+) -> None:
+    with pytest.raises(ValidationFailed):
+        await qut.queue.enqueue(queue, payload, key=key)
+
+
+async def test_max_attempts_must_be_positive(qut: QueueUnderTest) -> None:
+    with pytest.raises(ValidationFailed):
+        await qut.queue.enqueue(Q, {}, key="m", max_attempts=0)
