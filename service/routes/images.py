@@ -330,11 +330,12 @@ img.kv-progressive{{display:block;max-width:100%;height:auto;background:{stored.
 <h1>Progressive image demo</h1>
 <p>Placeholder, then a small AVIF, then full quality when the browser is idle.
 The box is reserved by width/height, so nothing moves.</p>
-<pre id="kv-report">{{}}</pre>
 {progressive_img(manifest, priority=True).replace("<img ", '<img id="hero" ', 1)}
 <div class="spacer"></div>
 <p>Below the fold: loads when scrolled into view.</p>
 {progressive_img(manifest).replace("<img ", '<img id="below" ', 1)}
+<h2>Stages and layout shifts</h2>
+<pre id="kv-report">{{}}</pre>
 <script nonce="{nonce}">{_DEMO_REPORT}</script>
 <script nonce="{nonce}" src="/static/progressive-image.js"></script>
 </body></html>"""
