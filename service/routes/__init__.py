@@ -9,6 +9,8 @@ ROUTE_MODULES: list[str] = [
     "service.routes.docs",
     "service.routes.admin_lockouts",
     "service.routes.consent",
+    "service.routes.flows",
+    "service.routes.speculation",
     "service.routes.images",
     "service.routes.whatsapp",
 ]

@@ -2,6 +2,7 @@
 
 from service.db.tables import consent as consent
 from service.db.tables import crm as crm
+from service.db.tables import flows as flows
 from service.db.tables import foundation as foundation
 from service.db.tables import images as images
 from service.db.tables import jobs as jobs

@@ -1,0 +1,1 @@
+"""Speculation rules service: the flow edge store, session pairing, the per-segment cache."""
