@@ -21,6 +21,7 @@ from service.responses import json_response
 from service.runtime import Runtime, get_runtime
 from service.validation import read_body
 from service.whatsapp.facility import get_whatsapp
+from service.whatsapp.jobs import register_whatsapp_handlers
 from service.whatsapp.unsubscribe import unsubscribe_contact
 from service.whatsapp.webhook import PayloadRejected
 
@@ -113,6 +114,7 @@ async def unsubscribe(request: Request) -> Response:
 async def setup(runtime: Runtime) -> None:
     whatsapp = get_whatsapp(runtime)
     runtime.add_component(whatsapp)
+    register_whatsapp_handlers(whatsapp)
 
 
 routes: list[BaseRoute] = [

@@ -18,11 +18,12 @@ from service.db.tables.crm import crm_contacts, crm_convos, crm_messages
 from service.db.types import from_timestamp
 from service.errors import ApiError
 from service.logging import get_logger
+from service.queue.handlers import register_handler
 from service.whatsapp import live
 from service.whatsapp.consent import opt_in, opt_out
 from service.whatsapp.facility import WhatsApp
 from service.whatsapp.graph import GraphError
-from service.whatsapp.outbound import AUTOREPLY_QUEUE, queue_outbound
+from service.whatsapp.outbound import AUTOREPLY_QUEUE, READ_QUEUE, SEND_QUEUE, queue_outbound
 from service.whatsapp.store import StoredInbound, record_failure, record_sent
 
 log = get_logger("kervan.whatsapp.jobs")
@@ -185,3 +186,20 @@ async def on_inbound(
                 conn=conn,
             )
     return events
+
+
+def register_whatsapp_handlers(whatsapp: WhatsApp) -> None:
+    """Routes the WhatsApp queues to this facility (the registry is per process)."""
+
+    async def send(job: Job) -> None:
+        await send_message(whatsapp, job)
+
+    async def read(job: Job) -> None:
+        await send_read_receipt(whatsapp, job)
+
+    async def reply(job: Job) -> None:
+        await auto_reply(whatsapp, job)
+
+    register_handler(SEND_QUEUE, send, provider="whatsapp")
+    register_handler(READ_QUEUE, read, provider="whatsapp")
+    register_handler(AUTOREPLY_QUEUE, reply)

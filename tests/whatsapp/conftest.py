@@ -12,6 +12,8 @@ import pytest
 
 from core.clock import ManualClock
 from core.whatsapp.signature import sign_body
+from service.queue.config import QueueConfig
+from service.queue.sql import SqlOutbox
 from service.runtime import Runtime
 from service.settings import Settings
 from tests.fakes.graph_server import GraphServer
@@ -64,7 +66,14 @@ async def client(
     clock: ManualClock,
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with make_client(wa_settings(), clock=clock) as made:
+        ensure_queue(runtime_of(made))
         yield made
+
+
+def ensure_queue(runtime: Runtime) -> None:
+    """The SQL outbox on the runtime when no queue module set one up (tests drain it by hand)."""
+    if runtime.queue is None:
+        runtime.queue = SqlOutbox(runtime.db, runtime.clock, QueueConfig())
 
 
 def runtime_of(client: httpx.AsyncClient) -> Runtime:

@@ -1,0 +1,339 @@
+"""CRM reads and agent actions behind the admin API: conversation lists with keyset cursors,
+message pages, close/reopen, mark read, contact edits, notes, contact search."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.whatsapp.window import window_closes_at, window_open
+from service.db.tables.crm import crm_contacts, crm_convos, crm_messages, crm_notes
+from service.db.types import from_timestamp
+from service.errors import ApiError
+from service.whatsapp.store import open_key
+
+MAX_PAGE = 200
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def encode_convo_cursor(last_activity_at: datetime, convo_id: int) -> str:
+    micros = int(last_activity_at.timestamp() * 1_000_000)
+    return base64.urlsafe_b64encode(f"{micros}:{convo_id}".encode()).decode().rstrip("=")
+
+
+def decode_convo_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        micros, convo_id = (int(part) for part in raw.split(":"))
+        return from_timestamp(micros / 1_000_000), convo_id
+    except (ValueError, UnicodeDecodeError, OverflowError, OSError):
+        raise ApiError(400, "invalid_cursor", "the cursor is not one this API issued") from None
+
+
+def contact_card(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "email": row.email,
+        "phone": row.phone,
+        "wa_id": row.wa_id,
+        "locale": row.locale,
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+    }
+
+
+def convo_view(row: Any, now: float) -> dict[str, Any]:
+    last_inbound = row.last_inbound_at.timestamp() if row.last_inbound_at else None
+    closes = window_closes_at(last_inbound)
+    return {
+        "id": row.id,
+        "contact_id": row.contact_id,
+        "contact_name": row.contact_name,
+        "channel": row.channel,
+        "status": row.status,
+        "unread": row.unread,
+        "meta": row.meta,
+        "created_at": _iso(row.created_at),
+        "last_inbound_at": _iso(row.last_inbound_at),
+        "last_activity_at": _iso(row.last_activity_at),
+        "window_open": window_open(last_inbound, now),
+        "window_closes_at": _iso(from_timestamp(closes)) if closes else None,
+    }
+
+
+def message_view(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "convo_id": row.convo_id,
+        "direction": row.direction,
+        "kind": row.kind,
+        "body": row.body,
+        "payload": row.payload,
+        "provider_id": row.provider_id,
+        "reply_to": row.reply_to,
+        "status": row.status,
+        "created_at": _iso(row.created_at),
+        "queued_at": _iso(row.queued_at),
+        "sent_at": _iso(row.sent_at),
+        "delivered_at": _iso(row.delivered_at),
+        "read_at": _iso(row.read_at),
+        "failed_at": _iso(row.failed_at),
+        "error": row.error,
+        "created_by": row.created_by,
+        "marketing": bool(row.marketing),
+    }
+
+
+_CONVO_COLUMNS = (*crm_convos.c, crm_contacts.c.name.label("contact_name"))
+_CONVO_FROM = crm_convos.join(crm_contacts, crm_convos.c.contact_id == crm_contacts.c.id)
+
+
+@dataclass(frozen=True)
+class ConvoFilter:
+    status: str | None = None
+    channel: str | None = None
+    unread: bool | None = None
+
+
+async def list_convos(
+    conn: AsyncConnection, flt: ConvoFilter, *, limit: int, cursor: str | None, now: float
+) -> dict[str, Any]:
+    """Most recent activity first; ``next_cursor`` continues after the last item."""
+    query = (
+        select(*_CONVO_COLUMNS).select_from(_CONVO_FROM).where(crm_contacts.c.deleted_at.is_(None))
+    )
+    if flt.status:
+        query = query.where(crm_convos.c.status == flt.status)
+    if flt.channel:
+        query = query.where(crm_convos.c.channel == flt.channel)
+    if flt.unread is True:
+        query = query.where(crm_convos.c.unread > 0)
+    elif flt.unread is False:
+        query = query.where(crm_convos.c.unread == 0)
+    if cursor:
+        at, convo_id = decode_convo_cursor(cursor)
+        query = query.where(
+            or_(
+                crm_convos.c.last_activity_at < at,
+                and_(crm_convos.c.last_activity_at == at, crm_convos.c.id < convo_id),
+            )
+        )
+    query = query.order_by(crm_convos.c.last_activity_at.desc(), crm_convos.c.id.desc())
+    fetched = (await conn.execute(query.limit(limit + 1))).all()
+    page = fetched[:limit]
+    has_more = len(fetched) > limit
+    return {
+        "items": [convo_view(r, now) for r in page],
+        "has_more": has_more,
+        "next_cursor": encode_convo_cursor(page[-1].last_activity_at, page[-1].id)
+        if has_more and page
+        else None,
+    }
+
+
+async def get_convo(conn: AsyncConnection, convo_id: int) -> Any:
+    row = (
+        await conn.execute(
+            select(*_CONVO_COLUMNS).select_from(_CONVO_FROM).where(crm_convos.c.id == convo_id)
+        )
+    ).first()
+    if row is None:
+        raise ApiError(404, "not_found", "no such conversation", {"convo_id": convo_id})
+    return row
+
+
+async def get_contact(conn: AsyncConnection, contact_id: int) -> Any:
+    row = (
+        await conn.execute(
+            select(crm_contacts).where(
+                crm_contacts.c.id == contact_id, crm_contacts.c.deleted_at.is_(None)
+            )
+        )
+    ).first()
+    if row is None:
+        raise ApiError(404, "not_found", "no such contact", {"contact_id": contact_id})
+    return row
+
+
+async def message_page(
+    conn: AsyncConnection,
+    convo_id: int,
+    *,
+    before: int | None,
+    after: int | None,
+    limit: int,
+) -> dict[str, Any]:
+    """Messages in ascending id order.
+
+    Without ``after`` the page is the newest ``limit`` messages (older than ``before`` if given);
+    with ``after`` it is the oldest ``limit`` messages newer than ``after``. ``has_more`` says
+    whether more exist in the direction of travel; ``prev_cursor`` (use as ``before``) and
+    ``next_cursor`` (use as ``after``) are set when older/newer messages exist.
+    """
+    if before is not None and after is not None:
+        raise ApiError(422, "validation_failed", "give before or after, not both")
+    base = select(crm_messages).where(crm_messages.c.convo_id == convo_id)
+    if after is not None:
+        query = base.where(crm_messages.c.id > after).order_by(crm_messages.c.id.asc())
+    else:
+        query = base.order_by(crm_messages.c.id.desc())
+        if before is not None:
+            query = query.where(crm_messages.c.id < before)
+    fetched = (await conn.execute(query.limit(limit + 1))).all()
+    has_more = len(fetched) > limit
+    page = list(fetched[:limit])
+    if after is None:
+        page.reverse()
+    if not page:
+        return {"items": [], "has_more": False, "prev_cursor": None, "next_cursor": None}
+    first, last = page[0].id, page[-1].id
+    older = await _exists(conn, convo_id, crm_messages.c.id < first)
+    newer = await _exists(conn, convo_id, crm_messages.c.id > last)
+    return {
+        "items": [message_view(r) for r in page],
+        "has_more": has_more,
+        "prev_cursor": first if older else None,
+        "next_cursor": last if newer else None,
+    }
+
+
+async def _exists(conn: AsyncConnection, convo_id: int, condition: Any) -> bool:
+    found = await conn.scalar(
+        select(crm_messages.c.id).where(crm_messages.c.convo_id == convo_id, condition).limit(1)
+    )
+    return found is not None
+
+
+async def set_convo_status(conn: AsyncConnection, convo_id: int, status: str) -> None:
+    row = await get_convo(conn, convo_id)
+    if row.status == status:
+        return
+    key = open_key(row.contact_id, row.channel) if status == "open" else None
+    if key is not None:
+        clash = await conn.scalar(select(crm_convos.c.id).where(crm_convos.c.open_key == key))
+        if clash is not None:
+            raise ApiError(
+                409,
+                "already_open",
+                "the contact already has an open conversation on this channel",
+                {"open_convo_id": clash},
+            )
+    await conn.execute(
+        update(crm_convos).where(crm_convos.c.id == convo_id).values(status=status, open_key=key)
+    )
+
+
+async def mark_read(conn: AsyncConnection, convo_id: int, now: datetime) -> str | None:
+    """Marks inbound messages read; returns the newest inbound provider id for the receipt."""
+    await get_convo(conn, convo_id)
+    await conn.execute(update(crm_convos).where(crm_convos.c.id == convo_id).values(unread=0))
+    await conn.execute(
+        update(crm_messages)
+        .where(
+            crm_messages.c.convo_id == convo_id,
+            crm_messages.c.direction == "in",
+            crm_messages.c.status == "received",
+        )
+        .values(status="read", read_at=now)
+    )
+    latest = await conn.scalar(
+        select(crm_messages.c.provider_id)
+        .where(crm_messages.c.convo_id == convo_id, crm_messages.c.direction == "in")
+        .order_by(crm_messages.c.id.desc())
+        .limit(1)
+    )
+    return None if latest is None else str(latest)
+
+
+async def update_contact(
+    conn: AsyncConnection, contact_id: int, changes: dict[str, Any], now: datetime
+) -> Any:
+    await get_contact(conn, contact_id)
+    if changes:
+        await conn.execute(
+            update(crm_contacts)
+            .where(crm_contacts.c.id == contact_id)
+            .values(**changes, updated_at=now)
+        )
+    return await get_contact(conn, contact_id)
+
+
+def note_view(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "contact_id": row.contact_id,
+        "body": row.body,
+        "created_by": row.created_by,
+        "created_at": _iso(row.created_at),
+    }
+
+
+async def add_note(
+    conn: AsyncConnection, contact_id: int, body: str, created_by: str, now: datetime
+) -> dict[str, Any]:
+    await get_contact(conn, contact_id)
+    result = await conn.execute(
+        insert(crm_notes).values(
+            contact_id=contact_id, body=body, created_by=created_by[:191], created_at=now
+        )
+    )
+    primary_key = result.inserted_primary_key
+    assert primary_key is not None
+    row = (await conn.execute(select(crm_notes).where(crm_notes.c.id == int(primary_key[0])))).one()
+    return note_view(row)
+
+
+async def list_notes(conn: AsyncConnection, contact_id: int) -> list[dict[str, Any]]:
+    await get_contact(conn, contact_id)
+    result = await conn.execute(
+        select(crm_notes)
+        .where(crm_notes.c.contact_id == contact_id, crm_notes.c.deleted_at.is_(None))
+        .order_by(crm_notes.c.id.desc())
+        .limit(MAX_PAGE)
+    )
+    return [note_view(r) for r in result]
+
+
+async def delete_note(conn: AsyncConnection, note_id: int, now: datetime) -> None:
+    result = await conn.execute(
+        update(crm_notes)
+        .where(crm_notes.c.id == note_id, crm_notes.c.deleted_at.is_(None))
+        .values(deleted_at=now)
+    )
+    if result.rowcount == 0:
+        raise ApiError(404, "not_found", "no such note", {"note_id": note_id})
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def search_contacts(conn: AsyncConnection, text: str, limit: int) -> list[dict[str, Any]]:
+    """Case-insensitive substring match on name, phone, WhatsApp id and e-mail."""
+    pattern = _like_pattern(text.strip().lower())
+    digits = "".join(ch for ch in text if ch.isdigit())
+    conditions = [
+        func.lower(crm_contacts.c.name).like(pattern, escape="\\"),
+        func.lower(crm_contacts.c.email).like(pattern, escape="\\"),
+        crm_contacts.c.phone.like(pattern, escape="\\"),
+    ]
+    if digits:
+        # "+90 532 123" finds 905321234567: phone numbers are matched on their digits.
+        conditions.append(crm_contacts.c.wa_id.like(_like_pattern(digits), escape="\\"))
+    result = await conn.execute(
+        select(crm_contacts)
+        .where(crm_contacts.c.deleted_at.is_(None), or_(*conditions))
+        .order_by(crm_contacts.c.updated_at.desc(), crm_contacts.c.id.desc())
+        .limit(limit)
+    )
+    return [contact_card(r) for r in result]
