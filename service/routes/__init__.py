@@ -13,6 +13,5 @@ ROUTE_MODULES: list[str] = [
     "service.routes.speculation",
     "service.routes.images",
     "service.routes.whatsapp",
-    "service.routes.admin_jobs",
     "service.routes.crm",
 ]
