@@ -13,5 +13,6 @@ ROUTE_MODULES: list[str] = [
     "service.routes.speculation",
     "service.routes.images",
     "service.routes.whatsapp",
+    "service.routes.admin_jobs",
     "service.routes.crm",
 ]

@@ -49,3 +49,18 @@ def new_customer_text(
         time=moment.strftime(_TIME_FORMAT[language]),
         position=position,
     )
+
+
+_FALLBACK: dict[str, str] = {
+    "tr": "⚠️ Telegram bildirimi {attempts} denemeden sonra iletilemedi: {error}\n\n{original}",
+    "de": (
+        "⚠️ Telegram-Benachrichtigung nach {attempts} Versuchen nicht zugestellt: {error}\n\n"
+        "{original}"
+    ),
+    "en": "⚠️ Telegram notification not delivered after {attempts} attempts: {error}\n\n{original}",
+}
+
+
+def fallback_text(*, language: Language, attempts: int, error: str, original: str) -> str:
+    """The alert posted to the fallback webhook when a Telegram message could not be sent."""
+    return _FALLBACK[language].format(attempts=attempts, error=error[:300], original=original)

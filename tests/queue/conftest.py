@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete
 
+from core.jobs import BackoffPolicy
 from service.backends import redis_backends
 from service.db import Database
 from service.db.migrate import migrate
@@ -23,6 +24,7 @@ from tests.fakes.telegram_server import FakeTelegram
 #: Short leases so that reclaiming after a worker died takes a fraction of a second.
 TEST_CONFIG = QueueConfig(
     default_max_attempts=3,
+    backoff=BackoffPolicy(base=0.01, cap=0.05),
     job_timeout=0.5,
     visibility_timeout=0.6,
     poll_interval=0.02,

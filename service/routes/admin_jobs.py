@@ -1,0 +1,296 @@
+"""Operators' view of the outbound job queue: dead letters (list, replay, discard) and status.
+
+``setup(runtime)`` builds the queue (``runtime.queue``), registers the Telegram handlers and,
+in the embedded default or under ``kervan worker``, runs the worker as a runtime component.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from service.audit import record_audit
+from service.auth import require_admin
+from service.errors import ApiError
+from service.heartbeat import WorkerHeartbeat, worker_readiness_check
+from service.openapi import api
+from service.queue.base import DeadLetter, JobQueue
+from service.queue.config import QueueConfig
+from service.queue.factory import build_queue
+from service.queue.handlers import registered_queues
+from service.queue.ledger import AttemptLedger, attempts_of
+from service.queue.worker import WORKER_EXTRA, Worker
+from service.responses import json_response
+from service.runtime import Runtime, get_runtime
+from service.telegram import jobs as telegram_jobs
+from service.validation import parse_body, parse_query
+
+NO_STORE = {"Cache-Control": "no-store"}
+WORKER_INSTANCE = "queue.worker.instance"
+
+
+class DeadLettersQuery(BaseModel):
+    queue: str | None = Field(default=None, max_length=64)
+    limit: int = Field(default=50, ge=1, le=500)
+    offset: int = Field(default=0, ge=0, le=100_000)
+
+
+class DeadLetterQuery(BaseModel):
+    key: str = Field(min_length=1, max_length=191)
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    at: float
+    outcome: str
+    error: str
+
+
+class DeadLetterOut(BaseModel):
+    key: str
+    queue: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    last_error: str
+    enqueued_at: datetime
+    died_at: datetime
+    history: list[AttemptOut]
+
+
+class DeadLettersOut(BaseModel):
+    items: list[DeadLetterOut]
+
+
+class LedgerRowOut(BaseModel):
+    attempt: int
+    outcome: str
+    provider: str | None
+    status_code: int | None
+    error: str | None
+    latency_ms: float
+    worker: str
+    at: str
+
+
+class DeadLetterDetailOut(DeadLetterOut):
+    ledger: list[LedgerRowOut]
+
+
+class KeyIn(BaseModel):
+    key: str = Field(min_length=1, max_length=191)
+
+
+class ActionOut(BaseModel):
+    key: str
+    done: bool
+
+
+class QueueStatsOut(BaseModel):
+    queue: str
+    ready: int
+    delayed: int
+    running: int
+    dead: int
+    oldest_ready_age_seconds: float
+
+
+class StatusOut(BaseModel):
+    backend: str
+    queues: list[QueueStatsOut]
+    worker: dict[str, Any] | None
+
+
+def _queue(request: Request) -> JobQueue:
+    queue = get_runtime(request).queue
+    if queue is None:
+        raise ApiError(503, "backend_unavailable", "the job queue is not set up")
+    return queue  # type: ignore[no-any-return]
+
+
+def _dead_out(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "key": letter.key,
+        "queue": letter.queue,
+        "payload": letter.payload,
+        "attempts": letter.attempts,
+        "max_attempts": letter.max_attempts,
+        "last_error": letter.last_error,
+        "enqueued_at": datetime.fromtimestamp(letter.enqueued_at, UTC),
+        "died_at": datetime.fromtimestamp(letter.died_at, UTC),
+        "history": [
+            {
+                "attempt": int(h.get("attempt", 0)),
+                "at": float(h.get("at", 0.0)),
+                "outcome": str(h.get("outcome", "")),
+                "error": str(h.get("error", "")),
+            }
+            for h in letter.history
+        ],
+    }
+
+
+@api(
+    "Dead-lettered jobs, most recent first (admin)",
+    query=DeadLettersQuery,
+    response=DeadLettersOut,
+    tags=["queue", "admin"],
+    admin=True,
+)
+async def list_dead_letters(request: Request) -> Response:
+    await require_admin(request)
+    query = parse_query(request, DeadLettersQuery)
+    letters = await _queue(request).dead_letters(
+        queue=query.queue, limit=query.limit, offset=query.offset
+    )
+    return json_response({"items": [_dead_out(d) for d in letters]}, headers=NO_STORE)
+
+
+@api(
+    "One dead letter with its attempts ledger (admin)",
+    query=DeadLetterQuery,
+    response=DeadLetterDetailOut,
+    tags=["queue", "admin"],
+    responses={404: "No dead letter with this key"},
+    admin=True,
+)
+async def get_dead_letter(request: Request) -> Response:
+    await require_admin(request)
+    query = parse_query(request, DeadLetterQuery)
+    letter = await _queue(request).get_dead_letter(query.key)
+    if letter is None:
+        raise ApiError(404, "not_found", "no dead letter with this key")
+    ledger = await attempts_of(get_runtime(request).db, letter.key)
+    return json_response({**_dead_out(letter), "ledger": ledger}, headers=NO_STORE)
+
+
+async def _audited(request: Request, action: str, key: str, done: bool, actor: str) -> None:
+    if not done:
+        raise ApiError(404, "not_found", "no dead letter with this key")
+    async with get_runtime(request).db.begin() as conn:
+        await record_audit(conn, actor=actor, action=action, subject=f"job:{key}"[:191])
+
+
+@api(
+    "Queue a dead letter again with a fresh attempt budget (admin; audited)",
+    body=KeyIn,
+    response=ActionOut,
+    tags=["queue", "admin"],
+    responses={404: "No dead letter with this key"},
+    admin=True,
+)
+async def replay_dead_letter(request: Request) -> Response:
+    principal = await require_admin(request)
+    body = await parse_body(request, KeyIn)
+    done = await _queue(request).replay(body.key)
+    await _audited(request, "queue.dead_letter.replay", body.key, done, principal.id)
+    return json_response({"key": body.key, "done": True}, headers=NO_STORE)
+
+
+@api(
+    "Drop a dead letter for good (admin; audited)",
+    body=KeyIn,
+    response=ActionOut,
+    tags=["queue", "admin"],
+    responses={404: "No dead letter with this key"},
+    admin=True,
+)
+async def discard_dead_letter(request: Request) -> Response:
+    principal = await require_admin(request)
+    body = await parse_body(request, KeyIn)
+    done = await _queue(request).discard(body.key)
+    await _audited(request, "queue.dead_letter.discard", body.key, done, principal.id)
+    return json_response({"key": body.key, "done": True}, headers=NO_STORE)
+
+
+@api(
+    "Queue backlog, dead letters, circuit breakers and the in-process worker (admin)",
+    response=StatusOut,
+    tags=["queue", "admin"],
+    admin=True,
+)
+async def queue_status(request: Request) -> Response:
+    await require_admin(request)
+    runtime = get_runtime(request)
+    queue = _queue(request)
+    worker: Worker | None = runtime.extras.get(WORKER_INSTANCE)
+    stats = await queue.stats(worker.queues if worker else registered_queues())
+    worker_info = None
+    if worker is not None:
+        worker_info = {
+            "id": worker.worker_id,
+            "queues": worker.queues,
+            "in_flight": worker.in_flight,
+            "breakers": worker.breakers.publish(),
+        }
+    return json_response(
+        {
+            "backend": queue.kind,
+            "queues": [
+                {
+                    "queue": s.queue,
+                    "ready": s.ready,
+                    "delayed": s.delayed,
+                    "running": s.running,
+                    "dead": s.dead,
+                    "oldest_ready_age_seconds": round(s.oldest_ready_age, 3),
+                }
+                for s in stats
+            ],
+            "worker": worker_info,
+        },
+        headers=NO_STORE,
+    )
+
+
+async def setup(runtime: Runtime) -> None:
+    settings = runtime.settings
+    config = QueueConfig.from_settings(settings)
+    queue = build_queue(settings, runtime.db, runtime.backends, runtime.clock, config)
+    runtime.queue = queue
+    telegram_jobs.install(runtime)
+    worker_options: dict[str, Any] | None = runtime.extras.get(WORKER_EXTRA)
+    embedded = (
+        settings.queue_embedded_worker
+        if settings.queue_embedded_worker is not None
+        else settings.embedded
+    )
+    if worker_options is not None or embedded:
+        worker = Worker(
+            queue,
+            config,
+            runtime.clock,
+            queues=(worker_options or {}).get("queues"),
+            ledger=AttemptLedger(runtime.db, runtime.clock),
+            limiter_source=lambda: runtime.ratelimiter,
+        )
+        runtime.extras[WORKER_INSTANCE] = worker
+        runtime.add_component(worker)
+        runtime.add_component(
+            WorkerHeartbeat(
+                runtime.backends,
+                runtime.clock,
+                ident=worker.worker_id,
+                interval=config.heartbeat_interval,
+            )
+        )
+    runtime.add_readiness_check(
+        "worker",
+        worker_readiness_check(
+            runtime.backends, runtime.clock, settings.worker_heartbeat_max_age_seconds
+        ),
+    )
+
+
+routes: list[BaseRoute] = [
+    Route("/admin/jobs/dead", list_dead_letters, methods=["GET"]),
+    Route("/admin/jobs/dead/item", get_dead_letter, methods=["GET"]),
+    Route("/admin/jobs/dead/replay", replay_dead_letter, methods=["POST"]),
+    Route("/admin/jobs/dead/discard", discard_dead_letter, methods=["POST"]),
+    Route("/admin/jobs/status", queue_status, methods=["GET"]),
+]

@@ -1,0 +1,156 @@
+"""The queue inside the app: embedded worker, notification producer, admin dead-letter routes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from service.telegram.jobs import notify_new_customer
+from tests.fakes.telegram_server import FakeTelegram
+
+ADMIN = {"Authorization": "Bearer test-admin-key"}
+
+
+async def _eventually(fetch: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        value = await fetch()
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.fixture(params=["embedded", "redis"])
+def app_settings(
+    request: pytest.FixtureRequest, make_settings: Callable[..., Any], fake_telegram: FakeTelegram
+) -> Any:
+    extra: dict[str, Any] = {}
+    if request.param == "redis":
+        extra = {"redis_url": request.getfixturevalue("redis_url"), "queue_embedded_worker": True}
+    return make_settings(
+        telegram_bot_token=fake_telegram.token,
+        telegram_chat_id="777",
+        telegram_base_url=fake_telegram.base_url,
+        telegram_fallback_webhook_url=fake_telegram.fallback_url,
+        telegram_language="de",
+        telegram_timezone="Europe/Berlin",
+        queue_max_attempts=2,
+        queue_backoff_base_seconds=0.01,
+        queue_backoff_cap_seconds=0.02,
+        queue_poll_interval_seconds=0.02,
+        queue_heartbeat_seconds=0.2,
+        **extra,
+    )
+
+
+async def test_dead_letter_lifecycle_through_the_admin_api(
+    app_settings: Any, make_client: Callable[..., Any], fake_telegram: FakeTelegram
+) -> None:
+    fake_telegram.script("500", "500", key="tg:wait:s1")
+    async with make_client(app_settings) as client:
+        runtime = client.app.state.runtime
+        assert await notify_new_customer(
+            runtime.queue,
+            app_settings,
+            key="wait:s1",
+            name="Jürgen",
+            at=1_700_000_000,
+            position=2,
+        )
+        assert not await notify_new_customer(
+            runtime.queue,
+            app_settings,
+            key="wait:s1",
+            name="Jürgen",
+            at=1_700_000_000,
+            position=2,
+        )
+
+        async def dead() -> list[dict[str, Any]]:
+            response = await client.get("/admin/jobs/dead", headers=ADMIN)
+            assert response.status_code == 200
+            return list(response.json()["items"])
+
+        [item] = await _eventually(dead)
+        assert item["key"] == "tg:wait:s1"
+        assert item["queue"] == "telegram"
+        assert item["payload"]["chat_id"] == "777"
+        assert "Neuer Kunde wartet!" in item["payload"]["text"]
+        assert "Position in der Warteschlange: 2" in item["payload"]["text"]
+        assert [h["attempt"] for h in item["history"]] == [1, 2]
+        await _eventually(lambda: _fallback_arrived(fake_telegram))
+
+        async def detail() -> dict[str, Any] | None:
+            response = await client.get(
+                "/admin/jobs/dead/item", params={"key": "tg:wait:s1"}, headers=ADMIN
+            )
+            assert response.status_code == 200
+            body: dict[str, Any] = response.json()
+            return body if len(body["ledger"]) == 2 else None
+
+        body = await _eventually(detail)
+        assert [row["status_code"] for row in body["ledger"]] == [500, 500]
+
+        replay = await client.post(
+            "/admin/jobs/dead/replay", json={"key": "tg:wait:s1"}, headers=ADMIN
+        )
+        assert replay.status_code == 200
+        assert replay.json() == {"key": "tg:wait:s1", "done": True}
+        await _eventually(lambda: _delivered(fake_telegram, "tg:wait:s1"))
+        assert len(fake_telegram.delivered_for("tg:wait:s1")) == 1
+        again = await client.post(
+            "/admin/jobs/dead/replay", json={"key": "tg:wait:s1"}, headers=ADMIN
+        )
+        assert again.status_code == 404
+        assert again.json()["error"]["code"] == "not_found"
+
+        status = await client.get("/admin/jobs/status", headers=ADMIN)
+        assert status.status_code == 200
+        assert status.json()["worker"]["breakers"]["telegram"] == "closed"
+
+        ready = await client.get("/ready")
+        assert ready.json()["components"]["worker"] == "ok"
+
+
+async def _fallback_arrived(fake: FakeTelegram) -> bool:
+    return bool(fake.fallback_posts)
+
+
+async def _delivered(fake: FakeTelegram, key: str) -> bool:
+    return bool(fake.delivered_for(key))
+
+
+async def test_discard_and_guard(
+    app_settings: Any, make_client: Callable[..., Any], fake_telegram: FakeTelegram
+) -> None:
+    fake_telegram.unknown_chats.add("777")
+    async with make_client(app_settings) as client:
+        runtime = client.app.state.runtime
+        await runtime.queue.enqueue("telegram", {"chat_id": "777", "text": "x"}, key="gone")
+        response: httpx.Response | None = None
+
+        async def dead() -> bool:
+            return await runtime.queue.get_dead_letter("gone") is not None
+
+        await _eventually(dead)
+        response = await client.post("/admin/jobs/dead/discard", json={"key": "gone"})
+        assert response.status_code == 401
+        response = await client.post("/admin/jobs/dead/discard", json={}, headers=ADMIN)
+        assert response.status_code == 422
+        response = await client.get("/admin/jobs/dead", params={"limit": 0}, headers=ADMIN)
+        assert response.status_code == 422
+        response = await client.post(
+            "/admin/jobs/dead/discard", json={"key": "gone"}, headers=ADMIN
+        )
+        assert response.status_code == 200
+        response = await client.post(
+            "/admin/jobs/dead/discard", json={"key": "gone"}, headers=ADMIN
+        )
+        assert response.status_code == 404
+        listing = await client.get("/admin/jobs/dead", headers=ADMIN)
+        assert listing.json()["items"] == []
