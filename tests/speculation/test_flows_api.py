@@ -1,0 +1,294 @@
+"""Flow ingestion, edge import/listing and the rules endpoint, through the HTTP API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import httpx
+import pytest
+
+from service.routes.speculation import speculation_cache
+from service.settings import Settings
+
+ADMIN = {"X-API-Key": "test-admin-key"}
+ORIGIN = "https://example.com"
+
+MakeClient = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+async def client(
+    make_settings: Callable[..., Settings], make_client: MakeClient
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = make_settings(public_origin=ORIGIN, speculation_refresh_seconds=3600)
+    async with make_client(settings) as c:
+        yield c
+
+
+async def edges(client: httpx.AsyncClient, seg: str = "en-d") -> dict[tuple[str, str], Any]:
+    r = await client.get("/flows/edges", params={"seg": seg}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    return {(e["from"], e["to"]): e for e in r.json()["edges"]}
+
+
+def nav(a: str, b: str, seg: str = "en-d") -> dict[str, str]:
+    return {"seg": seg, "from": a, "to": b}
+
+
+async def test_navigation_events_are_counted_with_exact_probabilities(
+    client: httpx.AsyncClient,
+) -> None:
+    batch = [
+        nav("/", "/en/projects/"),
+        nav(ORIGIN + "/", "/en/projects?x=1"),
+        nav("/", "/en/about"),
+        nav("/en/about", "/en/about#team"),  # a reload after normalization: ignored
+    ]
+    r = await client.post("/flows/events", json={"events": batch})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"accepted": 4, "transitions": 3, "ignored": 1}
+    assert "ingest.ip" in r.headers["RateLimit-Policy"]
+    r = await client.post("/flows/events", json={"events": [nav("/", "/en/contact")]})
+    assert r.status_code == 200
+    got = await edges(client)
+    assert {k: v["count"] for k, v in got.items()} == {
+        ("/", "/en/projects"): 2,
+        ("/", "/en/about"): 1,
+        ("/", "/en/contact"): 1,
+    }
+    assert {k: v["probability"] for k, v in got.items()} == {
+        ("/", "/en/projects"): 0.5,
+        ("/", "/en/about"): 0.25,
+        ("/", "/en/contact"): 0.25,
+    }
+
+
+async def test_an_invalid_batch_is_refused_whole_with_every_index(
+    client: httpx.AsyncClient,
+) -> None:
+    batch: list[Any] = [
+        nav("/", "/ok"),
+        nav("/", "/x", seg="xx-d"),
+        {"seg": "en-d", "from": "https://evil.example/a", "to": "/b"},
+        nav("/", "/fine"),
+        "not an object",
+        {"session_id": "short", "seg": "en-d", "path": "/", "ts": 1.7e9},
+        {"seg": "en-d", "from": "/", "to": "/b", "extra": 1},
+    ]
+    r = await client.post("/flows/events", json={"events": batch})
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["code"] == "validation_failed"
+    assert [d["index"] for d in err["details"]] == [1, 2, 4, 5, 6]
+    assert await edges(client) == {}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"events": [nav("/", "/a")] * 1001}, {"events": "nope"}, [nav("/", "/a")], {}],
+    ids=["too-many", "not-a-list", "bare-list", "empty-object"],
+)
+async def test_malformed_batches_get_422(client: httpx.AsyncClient, body: Any) -> None:
+    r = await client.post("/flows/events", json=body)
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "validation_failed"
+
+
+async def test_malformed_json_gets_400(client: httpx.AsyncClient) -> None:
+    r = await client.post(
+        "/flows/events", content=b"{nope", headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 400
+
+
+async def test_page_views_are_paired_per_session_across_batches(
+    client: httpx.AsyncClient,
+) -> None:
+    def view(session: str, path: str, ts: float, seg: str = "en-d") -> dict[str, Any]:
+        return {"session_id": session, "seg": seg, "path": path, "ts": ts}
+
+    first = [view("sess-aaaa", "/", 1000.0), view("sess-bbbb", "/", 1000.0)]
+    r = await client.post("/flows/events", json={"events": first})
+    assert r.status_code == 200 and r.json()["transitions"] == 0
+    second = [
+        view("sess-aaaa", "/en/contact", 1020.0),  # given out of order within the batch
+        view("sess-aaaa", "/en/projects", 1010.0),
+        view("sess-bbbb", "/en/projects", 999.0),  # older than the stored view: too late
+        view("sess-cccc", "/en/about", 1000.0),  # a new session: nothing to pair yet
+    ]
+    r = await client.post("/flows/events", json={"events": second})
+    assert r.status_code == 200
+    assert r.json()["transitions"] == 2
+    assert set(await edges(client)) == {("/", "/en/projects"), ("/en/projects", "/en/contact")}
+    # The session's state moved on: its next view pairs with /en/contact.
+    r = await client.post(
+        "/flows/events", json={"events": [view("sess-aaaa", "/en/about", 1030.0)]}
+    )
+    assert ("/en/contact", "/en/about") in await edges(client)
+
+
+async def test_edge_import_adds_or_replaces_and_needs_admin(client: httpx.AsyncClient) -> None:
+    body = {
+        "seg": "tr-m",
+        "edges": [
+            {"from": "/", "to": "/tr/projects", "count": 30},
+            {"from": "/", "to": "/tr/about", "count": 10},
+            {"from": "/", "to": "/tr/projects/", "count": 10},  # same edge once normalized
+        ],
+    }
+    assert (await client.post("/flows/edges", json=body)).status_code == 401
+    r = await client.post("/flows/edges", json=body, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    got = await edges(client, "tr-m")
+    assert {k: (v["count"], v["probability"]) for k, v in got.items()} == {
+        ("/", "/tr/projects"): (40, 0.8),
+        ("/", "/tr/about"): (10, 0.2),
+    }
+    r = await client.post(
+        "/flows/edges",
+        json={"seg": "tr-m", "replace": True, "edges": [{"from": "/", "to": "/tr/x", "count": 3}]},
+        headers=ADMIN,
+    )
+    assert r.status_code == 200
+    got = await edges(client, "tr-m")
+    assert {k: v["probability"] for k, v in got.items()} == {("/", "/tr/x"): 1.0}
+    r = await client.post(
+        "/flows/edges",
+        json={"seg": "tr-m", "edges": [{"from": "/", "to": "/y", "count": 0}, {"from": "bad"}]},
+        headers=ADMIN,
+    )
+    assert r.status_code == 422
+    assert [d["index"] for d in r.json()["error"]["details"]] == [0, 1]
+    assert len(await edges(client, "tr-m")) == 1
+
+
+async def test_edge_listing_pages_with_a_cursor(client: httpx.AsyncClient) -> None:
+    body = {"seg": "de-d", "edges": [{"from": "/", "to": f"/de/{i}", "count": 1} for i in range(5)]}
+    assert (await client.post("/flows/edges", json=body, headers=ADMIN)).status_code == 200
+    seen: list[str] = []
+    params: dict[str, Any] = {"seg": "de-d", "limit": 2}
+    while True:
+        r = await client.get("/flows/edges", params=params, headers=ADMIN)
+        assert r.status_code == 200
+        page = r.json()
+        seen += [e["to"] for e in page["edges"]]
+        if page["next"] is None:
+            break
+        params.update(page["next"])
+    assert seen == [f"/de/{i}" for i in range(5)]
+    r = await client.get("/flows/edges", params={"seg": "de-d", "after_from": "/"}, headers=ADMIN)
+    assert r.status_code == 422
+
+
+async def test_rules_for_a_segment_without_data_are_empty(client: httpx.AsyncClient) -> None:
+    r = await client.get("/perf/speculation/dynamic", params={"seg": "de-m"})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/speculationrules+json"
+    assert r.json() == {"prerender": [], "prefetch": []}
+
+
+@pytest.mark.parametrize("seg", ["", "EN-D", "en", "xx-d", "en-d-extra"])
+async def test_invalid_or_unknown_segments_get_422(client: httpx.AsyncClient, seg: str) -> None:
+    r = await client.get("/perf/speculation/dynamic", params={"seg": seg})
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "validation_failed"
+    r = await client.get("/perf/speculation/dynamic")
+    assert r.status_code == 422
+
+
+async def _load_site(client: httpx.AsyncClient) -> None:
+    edges_in = [
+        ("/", "/en/projects", 50),
+        ("/", "/en/about", 20),
+        ("/", "/logout", 30),
+        ("/en/projects", "/en/projects/kervan", 60),
+        ("/en/projects", "/en/projects/atlas", 25),
+        ("/en/projects", "/en/cart", 15),
+        ("/en/projects/kervan", "/en/contact", 10),
+        ("/en/about", "/en/team", 5),
+        ("/en/team", "/en/jobs", 5),
+        ("/en/contact", "/en/imprint", 1),
+    ]
+    body = {"seg": "en-d", "edges": [{"from": a, "to": b, "count": n} for a, b, n in edges_in]}
+    assert (await client.post("/flows/edges", json=body, headers=ADMIN)).status_code == 200
+
+
+async def test_rules_follow_the_flows_with_etag_and_cache_headers(
+    client: httpx.AsyncClient,
+) -> None:
+    await _load_site(client)
+    r = await client.get("/perf/speculation/dynamic", params={"seg": "en-d"})
+    assert r.status_code == 200
+    rules = r.json()
+    assert len(rules["prerender"]) == 2 and len(rules["prefetch"]) == 6
+    # Exact scores: contact 0.45, kervan 0.45, imprint 0.3, projects 0.25, atlas 0.19, ...
+    hrefs = {rule["where"]["and"][0]["href_matches"] for rule in rules["prerender"]}
+    assert hrefs == {ORIGIN + "/en/contact", ORIGIN + "/en/projects/kervan"}
+    assert [rule["where"]["and"][0]["href_matches"] for rule in rules["prefetch"][:3]] == [
+        ORIGIN + "/en/imprint",
+        ORIGIN + "/en/projects",
+        ORIGIN + "/en/projects/atlas",
+    ]
+    everything = rules["prerender"] + rules["prefetch"]
+    assert all(rule["where"]["and"][1]["not"]["href_matches"] for rule in everything)
+    listed = {rule["where"]["and"][0]["href_matches"] for rule in everything}
+    assert ORIGIN + "/logout" not in listed and ORIGIN + "/en/cart" not in listed
+    assert all(rule["tag"].startswith("kervan-en-d-s") for rule in everything)
+    etag = r.headers["etag"]
+    assert etag.startswith('"') and not etag.startswith("W/")
+    assert r.headers["cache-control"] == "public, max-age=60"
+    again = await client.get(
+        "/perf/speculation/dynamic", params={"seg": "en-d"}, headers={"If-None-Match": etag}
+    )
+    assert again.status_code == 304 and again.headers["etag"] == etag and not again.content
+    other = await client.get(
+        "/perf/speculation/dynamic", params={"seg": "en-d"}, headers={"If-None-Match": '"x"'}
+    )
+    assert other.status_code == 200 and other.content == r.content
+
+
+async def test_exact_mode_and_background_refresh(client: httpx.AsyncClient) -> None:
+    await _load_site(client)
+    mc = await client.get("/perf/speculation/dynamic", params={"seg": "en-d"})
+    exact = await client.get("/perf/speculation/dynamic", params={"seg": "en-d", "mode": "exact"})
+    assert exact.status_code == 200
+
+    def order(r: httpx.Response) -> list[str]:
+        rules = r.json()
+        return [
+            x["where"]["and"][0]["href_matches"] for x in rules["prerender"] + rules["prefetch"]
+        ]
+
+    # Well separated below the tied pair at the top.
+    assert set(order(mc)[:2]) == set(order(exact)[:2])
+    assert order(mc)[2:5] == order(exact)[2:5]
+    # New data is not seen until the refresher runs; then the answer (and its ETag) changes.
+    body = {"seg": "en-d", "edges": [{"from": "/", "to": "/en/new", "count": 10_000}]}
+    assert (await client.post("/flows/edges", json=body, headers=ADMIN)).status_code == 200
+    stale = await client.get("/perf/speculation/dynamic", params={"seg": "en-d"})
+    assert stale.headers["etag"] == mc.headers["etag"]
+    cache = speculation_cache(client.app.state.runtime)  # type: ignore[attr-defined]
+    await cache.refresh_all()
+    fresh = await client.get("/perf/speculation/dynamic", params={"seg": "en-d"})
+    assert fresh.headers["etag"] != mc.headers["etag"]
+    assert order(fresh)[0] == ORIGIN + "/en/new"
+    metrics = (await client.get("/metrics")).text
+    assert 'kervan_speculation_cache_age_seconds{mode="montecarlo",seg="en-d"}' in metrics
+    assert 'kervan_speculation_rules_served_total{action="prerender",seg="en-d"}' in metrics
+    assert "kervan_speculation_simulation_seconds_count" in metrics
+
+
+async def test_ingestion_is_rate_limited(
+    make_settings: Callable[..., Settings], make_client: MakeClient
+) -> None:
+    settings = make_settings(ratelimit_policies="ingest.ip=2/minute burst 2")
+    async with make_client(settings) as client:
+        codes = [
+            (await client.post("/flows/events", json={"events": [nav("/", "/a")]})).status_code
+            for _ in range(3)
+        ]
+        assert codes == [200, 200, 429]
+        got = await edges(client)
+        assert got[("/", "/a")]["count"] == 2
