@@ -52,6 +52,8 @@ def wa_settings(
             "whatsapp_timeout_seconds": 0.5,
             "whatsapp_unsubscribe_secret": "unsubscribe-secret",
             "public_origin": "https://shop.example",
+            # Tests run the queued jobs themselves (tests/whatsapp/jobrunner.py).
+            "queue_embedded_worker": False,
         }
         values.update(overrides)
         return make_settings(**values)
