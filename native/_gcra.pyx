@@ -27,6 +27,8 @@ cdef struct Slot:
     int64_t tat
 
 cdef Py_ssize_t MIN_SLOTS = 16
+#: Bound of every time and duration (about 146,000 years of microseconds).
+cdef int64_t MAX_MICROS = (<int64_t>1) << 62
 
 
 cdef int _cmp_int64(const void* a, const void* b) noexcept nogil:
@@ -153,16 +155,25 @@ cdef class GcraTable:
     def check(self, str key not None, int64_t now, int64_t interval, int64_t burst, int64_t cost):
         """One GCRA check; returns ``(allowed, remaining, retry_after, reset_after)``.
 
-        Durations are in the caller's time unit (microseconds by convention). The public wrapper
-        (``native.gcra``) validates the ranges; the kernel only guards against values that would
-        corrupt the table.
+        Durations are in the caller's time unit (microseconds by convention). Arguments are
+        range-checked here, in C, where it costs nothing on the hot path; ``native.gcra`` is the
+        public entry point.
         """
-        cdef Py_hash_t h = PyObject_Hash(key)
-        cdef Py_ssize_t i = self._find(key, h)
+        cdef Py_hash_t h
+        cdef Py_ssize_t i
         cdef int64_t tat = now
         cdef int64_t tau, new_tat, allow_at, remaining
-        if interval < 1 or burst < 1 or cost < 0:
-            raise ValueError("interval and burst must be positive and cost non-negative")
+        # Range guards in C cost nothing and keep every later sum far from int64 overflow.
+        if now < 0 or now > MAX_MICROS:
+            raise ValueError(f"now must be within 0..{MAX_MICROS}, got {now}")
+        if interval < 1 or interval > MAX_MICROS:
+            raise ValueError(f"interval must be within 1..{MAX_MICROS}, got {interval}")
+        if burst < 1 or burst > MAX_MICROS // interval:
+            raise ValueError(f"burst must be within 1..{MAX_MICROS // interval}, got {burst}")
+        if cost < 0 or cost > burst:
+            raise ValueError(f"cost must be within 0..{burst}, got {cost}")
+        h = PyObject_Hash(key)
+        i = self._find(key, h)
         tau = interval * burst
         if self.slots[i].key != NULL and self.slots[i].tat > now:
             tat = self.slots[i].tat

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from core.ratelimit.policy import Policy
 
@@ -13,12 +13,12 @@ def ceil_seconds(micros: int) -> int:
     return -(-micros // MICROS)
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """``allowed`` is the algorithm's verdict; ``enforced`` whether the request must be refused.
+class Decision(NamedTuple):
+    """``allowed`` is the algorithm's verdict; ``refused`` whether to refuse the request.
 
     A shadow policy reports ``allowed=False`` when it would refuse but never enforces it. When
     the backend failed, ``degraded`` is set and ``allowed`` follows the policy's failure mode.
+    A named tuple: built on every check, it must be cheap to create.
     """
 
     policy: Policy

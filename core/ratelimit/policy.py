@@ -10,7 +10,7 @@ without enforcing them.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from core.errors import ValidationFailed
@@ -38,16 +38,16 @@ class Policy:
     burst: int
     failure_mode: FailureMode = FailureMode.OPEN
     shadow: bool = False
+    #: Emission interval in microseconds: the time one unit takes to come back. Rounded to the
+    #: microsecond so every implementation (kernel, Lua, reference) does integer arithmetic.
+    interval: int = field(init=False, compare=False)
+    #: Time a full bucket takes to refill, in microseconds (``interval * burst``).
+    tolerance: int = field(init=False, compare=False)
 
-    @property
-    def interval(self) -> int:
-        """Emission interval in microseconds: the time one unit takes to come back."""
-        return max(1, round(self.period / self.count))
-
-    @property
-    def tolerance(self) -> int:
-        """Time a full bucket takes to refill, in microseconds (``interval * burst``)."""
-        return self.interval * self.burst
+    def __post_init__(self) -> None:
+        interval = max(1, round(self.period / self.count))
+        object.__setattr__(self, "interval", interval)
+        object.__setattr__(self, "tolerance", interval * self.burst)
 
     def describe(self) -> str:
         text = f"{self.count}/{format_duration(self.period)} burst {self.burst}"

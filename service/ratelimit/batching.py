@@ -1,48 +1,57 @@
-"""Batches concurrent EVALSHA calls from one process into pipelines.
+"""Batches concurrent GCRA checks from one process into one EVALSHA round trip.
 
-A caller enqueues its call and awaits a future; a drain task started on the next event-loop turn
-sends everything queued by then as one pipeline (no MULTI), so 64 concurrent checks cost one round
-trip instead of 64. At most ``max_inflight`` pipelines are in flight; calls queued meanwhile go in
-the next one. NOSCRIPT answers (a restarted or failed-over server) reload the script and retry
-those calls once.
+A caller enqueues its check and awaits a future; a drain task started on the next event-loop
+turn sends everything queued by then as ONE call of ``service/lua/gcra.lua`` (which loops over
+its keys), so 64 concurrent checks cost one round trip and one reply instead of 64. At most
+``max_inflight`` calls are in flight; checks queued meanwhile go in the next one. A NOSCRIPT
+answer (a restarted or failed-over server) loads the script and retries once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 
 from core.errors import StateBackendError
 from service.backends.errors import redis_errors
 from service.backends.lua import load_lua
 
-_Call = tuple[tuple[str, ...], tuple[Any, ...], "asyncio.Future[Any]"]
+_Check = tuple[str, str, "asyncio.Future[tuple[int, int, int]]"]
 
 
-class ScriptBatcher:
+class GcraBatcher:
     def __init__(
-        self, client: Redis, script: str, *, max_batch: int = 256, max_inflight: int = 4
+        self,
+        client: Redis,
+        now_arg: Callable[[], str],
+        slack_ms: int,
+        *,
+        max_batch: int = 256,
+        max_inflight: int = 4,
     ) -> None:
         self._client: Any = client
-        self._name = script
-        self._source = load_lua(script)
+        self._now_arg = now_arg
+        self._slack = str(slack_ms)
+        self._source = load_lua("gcra")
         self._sha = hashlib.sha1(self._source.encode(), usedforsecurity=False).hexdigest()
         self._max_batch = max_batch
         self._max_inflight = max_inflight
-        self._pending: list[_Call] = []
+        self._pending: list[_Check] = []
         self._inflight = 0
         self._drain_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self.pipelines_sent = 0
+        self.calls_sent = 0
 
-    async def call(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
+    async def check(self, key: str, params: str) -> tuple[int, int, int]:
+        """``params`` is ``"interval burst cost"``; returns ``(allowed, tat, now)``."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((keys, args, future))
+        future: asyncio.Future[tuple[int, int, int]] = loop.create_future()
+        self._pending.append((key, params, future))
         if not self._drain_scheduled and self._inflight < self._max_inflight:
             self._drain_scheduled = True
             task = loop.create_task(self._drain())
@@ -61,39 +70,37 @@ class ScriptBatcher:
         finally:
             self._inflight -= 1
 
-    async def _run(self, batch: list[_Call]) -> None:
+    async def _run(self, batch: list[_Check]) -> None:
+        keys = [key for key, _, _ in batch]
+        args = (self._now_arg(), self._slack, " ".join([params for _, params, _ in batch]))
         try:
-            results = await self._execute(batch)
-            retry = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-            if retry:
+            try:
+                reply = await self._call(keys, args)
+            except NoScriptError:
                 with redis_errors("SCRIPT LOAD"):
                     await self._client.script_load(self._source)
-                again = await self._execute([batch[i] for i in retry])
-                for i, result in zip(retry, again, strict=True):
-                    results[i] = result
+                reply = await self._call(keys, args)
         except StateBackendError as error:
             for _, _, future in batch:
                 if not future.done():
                     future.set_exception(error)
             return
-        for (_, _, future), result in zip(batch, results, strict=True):
-            if future.done():  # the caller was cancelled
-                continue
-            if isinstance(result, RedisError):
-                future.set_exception(
-                    StateBackendError(f"redis script {self._name} failed: {result}")
-                )
-            else:
-                future.set_result(result)
+        now = int(reply[0])
+        for index, (_, _, future) in enumerate(batch):
+            if not future.done():  # skip callers cancelled meanwhile
+                future.set_result((int(reply[2 * index + 1]), int(reply[2 * index + 2]), now))
 
-    async def _execute(self, batch: list[_Call]) -> list[Any]:
-        with redis_errors(f"EVALSHA {self._name}"):
-            async with self._client.pipeline(transaction=False) as pipe:
-                for keys, args, _ in batch:
-                    pipe.evalsha(self._sha, len(keys), *keys, *args)
-                self.pipelines_sent += 1
-                results: list[Any] = await pipe.execute(raise_on_error=False)
-                return results
+    async def _call(self, keys: list[str], args: tuple[str, str, str]) -> Any:
+        self.calls_sent += 1
+        try:
+            with redis_errors("EVALSHA gcra"):
+                return await self._client.execute_command(
+                    "EVALSHA", self._sha, len(keys), *keys, *args
+                )
+        except StateBackendError as error:
+            if isinstance(error.__cause__, NoScriptError):
+                raise error.__cause__ from None
+            raise
 
     async def close(self) -> None:
         for task in list(self._tasks):

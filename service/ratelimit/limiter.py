@@ -9,16 +9,14 @@ refuses with ``decision.degraded`` set (HTTP maps that to 503, not 429).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
-
-from prometheus_client import Counter
 
 from core.errors import BackendUnavailable
 from core.ratelimit import Catalog, Decision, FailureMode, Policy, degraded_decision
 from service.logging import get_logger
-from service.ratelimit import metrics
 from service.ratelimit.base import GcraStore
+from service.ratelimit.metrics import COLLECTOR, PolicyStats, StatsSource
 
 if TYPE_CHECKING:
     from service.ratelimit.lockouts import Lockouts
@@ -26,26 +24,22 @@ if TYPE_CHECKING:
 log = get_logger("kervan.ratelimit")
 
 
-class _PolicyMetrics:
-    __slots__ = ("checks", "failures", "refused", "shadow_refused")
-
-    def __init__(self, policy: Policy) -> None:
-        self.checks: Counter = metrics.CHECKS.labels(policy.name)
-        self.refused: Counter = metrics.REFUSALS.labels(policy.name, "enforced")
-        self.shadow_refused: Counter = metrics.REFUSALS.labels(policy.name, "shadow")
-        self.failures: Counter = metrics.BACKEND_FAILURES.labels(
-            policy.name, policy.failure_mode.value
-        )
-
-
-class RateLimiter:
+class RateLimiter(StatsSource):
     #: Failure-counting lockouts in the same backend, attached by ``factory.build_rate_limiter``.
     lockouts: Lockouts
 
     def __init__(self, catalog: Catalog, store: GcraStore) -> None:
         self.catalog = catalog
         self.store = store
-        self._metrics = {name: _PolicyMetrics(p) for name, p in catalog.policies.items()}
+        self._policies = dict(catalog.policies)
+        self.stats = {
+            name: PolicyStats(policy.failure_mode.value) for name, policy in self._policies.items()
+        }
+        # The in-process store answers synchronously; calling it directly saves a coroutine.
+        self._check_now: Callable[[Policy, str, int], Decision] | None = getattr(
+            store, "check_now", None
+        )
+        COLLECTOR.add(self)
 
     @property
     def kind(self) -> str:
@@ -53,34 +47,42 @@ class RateLimiter:
 
     async def check(self, policy_name: str, key: str, cost: int = 1) -> Decision:
         """Consume ``cost`` units of ``policy_name`` for ``key`` (0 only reads the state)."""
-        policy = self.catalog.policy(policy_name)
-        if not 0 <= cost <= policy.burst:
-            raise ValueError(f"cost must be within 0..{policy.burst} for {policy_name!r}")
-        counters = self._metrics[policy.name]
-        counters.checks.inc()
+        policy = self._policies.get(policy_name)
+        if policy is None:
+            self.catalog.policy(policy_name)  # raises KeyError naming the policy
+            raise AssertionError("unreachable")  # pragma: no cover
+        if type(cost) is not int or not 0 <= cost <= policy.burst:
+            raise ValueError(f"cost must be an int within 0..{policy.burst} for {policy_name!r}")
+        stats = self.stats[policy_name]
+        stats.checks += 1
         try:
-            decision = await self.store.check(policy, key, cost)
+            if self._check_now is not None:
+                decision = self._check_now(policy, key, cost)
+            else:
+                decision = await self.store.check(policy, key, cost)
         except BackendUnavailable as error:
-            counters.failures.inc()
-            allowed = policy.failure_mode is FailureMode.OPEN
-            log.warning(
-                "rate-limit backend failed; policy %s fails %s: %s",
-                policy.name,
-                policy.failure_mode.value,
-                error.message,
-            )
-            return degraded_decision(policy, allowed=allowed)
+            return self._degraded(policy, stats, error)
         if not decision.allowed:
             if policy.shadow:
-                counters.shadow_refused.inc()
+                stats.shadow_refused += 1
                 log.info(
                     "shadow policy %s would refuse",
                     policy.name,
                     extra={"policy": policy.name, "retry_after_us": decision.retry_after},
                 )
             else:
-                counters.refused.inc()
+                stats.refused += 1
         return decision
+
+    def _degraded(self, policy: Policy, stats: PolicyStats, error: BackendUnavailable) -> Decision:
+        stats.failures += 1
+        log.warning(
+            "rate-limit backend failed; policy %s fails %s: %s",
+            policy.name,
+            policy.failure_mode.value,
+            error.message,
+        )
+        return degraded_decision(policy, allowed=policy.failure_mode is FailureMode.OPEN)
 
     async def check_all(self, checks: Sequence[tuple[str, str, int]]) -> list[Decision]:
         """Several policies at once (e.g. per IP and per account); concurrent, so batched."""

@@ -1,29 +1,84 @@
-"""Prometheus metrics of rate limiting and lockouts."""
+"""Prometheus metrics of rate limiting and lockouts.
+
+The per-check counters are plain integers on each limiter, read by a collector at scrape time:
+a Prometheus ``Counter.inc()`` takes a lock and would cost more than the check itself.
+"""
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterator
+
 from prometheus_client import Counter, Gauge
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from service.metrics import REGISTRY
 
-CHECKS = Counter(
-    "kervan_ratelimit_checks_total",
-    "Rate-limit checks, by policy.",
-    ["policy"],
-    registry=REGISTRY,
-)
-REFUSALS = Counter(
-    "kervan_ratelimit_refusals_total",
-    "Checks the policy refused, by policy and mode (enforced, or shadow: counted only).",
-    ["policy", "mode"],
-    registry=REGISTRY,
-)
-BACKEND_FAILURES = Counter(
-    "kervan_ratelimit_backend_errors_total",
-    "Checks answered by the failure mode because the backend failed, by policy and mode.",
-    ["policy", "failure_mode"],
-    registry=REGISTRY,
-)
+
+class PolicyStats:
+    """Counts of one policy in one limiter."""
+
+    __slots__ = ("checks", "failure_mode", "failures", "refused", "shadow_refused")
+
+    def __init__(self, failure_mode: str) -> None:
+        self.failure_mode = failure_mode
+        self.checks = 0
+        self.refused = 0
+        self.shadow_refused = 0
+        self.failures = 0
+
+
+class _LimiterCollector(Collector):
+    def __init__(self) -> None:
+        self._sources: weakref.WeakSet[StatsSource] = weakref.WeakSet()
+
+    def add(self, source: StatsSource) -> None:
+        self._sources.add(source)
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        checks = CounterMetricFamily(
+            "kervan_ratelimit_checks", "Rate-limit checks, by policy.", labels=["policy"]
+        )
+        refusals = CounterMetricFamily(
+            "kervan_ratelimit_refusals",
+            "Checks the policy refused, by policy and mode (enforced, or shadow: counted only).",
+            labels=["policy", "mode"],
+        )
+        failures = CounterMetricFamily(
+            "kervan_ratelimit_backend_errors",
+            "Checks answered by the failure mode because the backend failed.",
+            labels=["policy", "failure_mode"],
+        )
+        totals: dict[str, list[int]] = {}
+        modes: dict[str, str] = {}
+        for source in list(self._sources):
+            for name, stats in source.stats.items():
+                total = totals.setdefault(name, [0, 0, 0, 0])
+                total[0] += stats.checks
+                total[1] += stats.refused
+                total[2] += stats.shadow_refused
+                total[3] += stats.failures
+                modes[name] = stats.failure_mode
+        for name, (n_checks, n_refused, n_shadow, n_failures) in sorted(totals.items()):
+            checks.add_metric([name], n_checks)
+            refusals.add_metric([name, "enforced"], n_refused)
+            refusals.add_metric([name, "shadow"], n_shadow)
+            failures.add_metric([name, modes[name]], n_failures)
+        yield checks
+        yield refusals
+        yield failures
+
+
+class StatsSource:
+    """Anything holding ``stats``: policy name -> ``PolicyStats`` (the limiters)."""
+
+    stats: dict[str, PolicyStats]
+
+
+COLLECTOR = _LimiterCollector()
+REGISTRY.register(COLLECTOR)
+
 LOCKS = Counter(
     "kervan_lockouts_total",
     "Keys locked after too many failures, by lockout rule.",

@@ -17,7 +17,7 @@ from service.backends import keys
 from service.backends.errors import redis_errors
 from service.backends.lua import LuaScript
 from service.ratelimit.base import ActiveLock, LockoutOutcome, to_micros
-from service.ratelimit.batching import ScriptBatcher
+from service.ratelimit.batching import GcraBatcher
 
 INJECTED_CLOCK_SLACK_MS = 600_000
 
@@ -53,21 +53,22 @@ class RedisGcraStore(_RedisClocked):
         max_inflight: int = 4,
     ) -> None:
         super().__init__(client, namespace, clock)
-        self._batcher = ScriptBatcher(
-            client, "gcra", max_batch=max_batch, max_inflight=max_inflight
+        self._batcher = GcraBatcher(
+            client, self._now_arg, self._slack, max_batch=max_batch, max_inflight=max_inflight
         )
+        self._prefix = f"{namespace}:{keys.RATELIMIT_GCRA}:"
 
     def _key(self, policy: Policy, key: str) -> str:
-        return f"{self._ns}:{keys.RATELIMIT_GCRA}:{policy.name}:{key}"
+        return f"{self._prefix}{policy.name}:{key}"
 
     @property
-    def pipelines_sent(self) -> int:
-        return self._batcher.pipelines_sent
+    def round_trips(self) -> int:
+        """Script calls sent so far (each carries a whole batch of checks)."""
+        return self._batcher.calls_sent
 
     async def check(self, policy: Policy, key: str, cost: int) -> Decision:
-        allowed, tat, now = await self._batcher.call(
-            (self._key(policy, key),),
-            (policy.interval, policy.burst, cost, self._now_arg(), self._slack),
+        allowed, tat, now = await self._batcher.check(
+            f"{self._prefix}{policy.name}:{key}", f"{policy.interval} {policy.burst} {cost}"
         )
         return decision_from_tat(policy, allowed=allowed == 1, tat=tat, now=now, cost=cost)
 

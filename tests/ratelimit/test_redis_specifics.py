@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 from core.errors import StateBackendError
 from core.ratelimit import Catalog
 from service.backends.redis import create_redis_client
+from service.metrics import REGISTRY
 from service.ratelimit.limiter import RateLimiter
-from service.ratelimit.metrics import BACKEND_FAILURES
 from service.ratelimit.redis_store import RedisGcraStore, RedisLockoutStore
 
 pytestmark = pytest.mark.redis
@@ -60,13 +60,15 @@ async def test_unreachable_redis_follows_each_policy_failure_mode(
     dead_client: Redis, catalog: Catalog
 ) -> None:
     limiter = RateLimiter(catalog, RedisGcraStore(dead_client, "dead"))
-    before = BACKEND_FAILURES.labels("t.closed", "closed")._value.get()
+    labels = {"policy": "t.closed", "failure_mode": "closed"}
+    before = REGISTRY.get_sample_value("kervan_ratelimit_backend_errors_total", labels) or 0
     opened = await limiter.check("t.slow", "ip")
     closed = await limiter.check("t.closed", "ip")
     assert opened.allowed and opened.degraded and not opened.refused
     assert not closed.allowed and closed.degraded and closed.refused
     assert closed.retry_after_seconds == 1
-    assert BACKEND_FAILURES.labels("t.closed", "closed")._value.get() == before + 1
+    after = REGISTRY.get_sample_value("kervan_ratelimit_backend_errors_total", labels)
+    assert after == before + 1
 
 
 async def test_unreachable_redis_lockouts_fail_closed(dead_client: Redis, catalog: Catalog) -> None:
