@@ -13,7 +13,7 @@ from typing import Any
 import pyvips
 from sqlalchemy import select
 
-from core.errors import NotFound
+from core.errors import KervanError, NotFound
 from core.images.formats import OutputFormat
 from core.images.ladder import WidthLadder
 from core.images.limits import ImageLimits
@@ -26,6 +26,7 @@ from service.db.tables.images import images
 from service.db.types import utcnow
 from service.images.fetcher import FetchLimits, SafeFetcher
 from service.images.ingest import ImageFactsDraft, IngestSettings, inspect_image
+from service.images.metrics import IMAGE_INGESTS
 from service.images.render import EncodeOptions
 from service.images.storage import DiskOriginalStore, OriginalStore
 from service.images.tiles import TileStore
@@ -95,6 +96,9 @@ class ImagesFacility:
     def harden_libvips() -> None:
         # Only the loaders for formats we accept should ever see untrusted bytes.
         pyvips.block_untrusted_set(True)
+        # Variants are cached on disk; libvips' operation cache would only pin originals
+        # (up to images_max_bytes each) in memory.
+        pyvips.cache_set_max(0)
 
     def encode_options(self, fmt: OutputFormat, stage: str) -> EncodeOptions:
         s = self.settings
@@ -119,7 +123,11 @@ class ImagesFacility:
 
     async def inspect(self, data: bytes) -> ImageFactsDraft:
         async with self._ingest_slots:
-            return await asyncio.to_thread(inspect_image, data, self.ingest_settings)
+            try:
+                return await asyncio.to_thread(inspect_image, data, self.ingest_settings)
+            except KervanError as exc:
+                IMAGE_INGESTS.labels(exc.code).inc()
+                raise
 
     async def ingest(
         self, data: bytes, alt: str, *, actor: str, source_url: str | None = None
@@ -150,6 +158,7 @@ class ImagesFacility:
                 subject=f"image:{image_id}",
                 details={"content_key": content_key, "source_url": source_url},
             )
+        IMAGE_INGESTS.labels("stored").inc()
         return _stored(row)
 
     async def get(self, image_id: str) -> StoredImage:

@@ -7,11 +7,13 @@ import asyncio
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.images.formats import OutputFormat
+from service.images.metrics import IMAGE_RENDER_SECONDS, IMAGE_RENDERS
 from service.images.render import EncodeOptions, libvips_version, render_variant
 
 OriginalLoader = Callable[[str], Awaitable[bytes]]
@@ -63,9 +65,12 @@ class VariantCache:
     async def _render(self, key: VariantKey, load_original: OriginalLoader) -> bytes:
         original = await load_original(key.content_key)
         async with self._slots:
+            started = time.perf_counter()
             data = await asyncio.to_thread(
                 render_variant, original, key.width, key.fmt, key.options
             )
+            IMAGE_RENDER_SECONDS.labels(key.fmt.value).observe(time.perf_counter() - started)
+            IMAGE_RENDERS.labels(key.fmt.value).inc()
             self.renders += 1
         await asyncio.to_thread(self._write, key, data)
         return data

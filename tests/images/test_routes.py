@@ -170,6 +170,9 @@ async def test_concurrent_requests_render_once(client: httpx.AsyncClient) -> Non
     assert {r.status_code for r in responses} == {200}
     assert len({r.content for r in responses}) == 1
     assert facility.variants.renders == before + 1
+    metrics = (await client.get("/metrics")).text
+    assert 'kervan_image_renders_total{format="avif"}' in metrics
+    assert 'kervan_image_ingests_total{outcome="stored"}' in metrics
 
 
 @pytest.mark.parametrize(

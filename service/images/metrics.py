@@ -1,0 +1,27 @@
+"""Prometheus metrics of the images feature."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+from service.metrics import REGISTRY
+
+IMAGE_RENDERS = Counter(
+    "kervan_image_renders_total",
+    "Variants rendered by libvips (cache misses), by output format.",
+    ["format"],
+    registry=REGISTRY,
+)
+IMAGE_RENDER_SECONDS = Histogram(
+    "kervan_image_render_seconds",
+    "Time to render one variant with libvips, waiting for a render slot excluded.",
+    ["format"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
+)
+IMAGE_INGESTS = Counter(
+    "kervan_image_ingests_total",
+    "Image ingests by outcome (stored, or the refusal code).",
+    ["outcome"],
+    registry=REGISTRY,
+)
