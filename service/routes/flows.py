@@ -26,6 +26,7 @@ from service.errors import ApiError
 from service.openapi import api
 from service.ratelimit import by_client_ip, rate_limited
 from service.responses import json_response
+from service.routes.speculation import speculation_cache
 from service.runtime import get_runtime
 from service.settings import Settings
 from service.speculation import sessions, store
@@ -207,6 +208,8 @@ async def import_edges(request: Request) -> Response:
     limit = max(runtime.settings.max_body_bytes, 8 * 1024 * 1024)
     seg, replace, edges = _parse_import(await parse_json(request, limit), runtime.settings)
     await store.load_edges(runtime.db, seg, edges, replace=replace, now=utcnow())
+    # An import is a deliberate change: serve it without waiting for the next refresh round.
+    speculation_cache(runtime).refresh_soon(seg)
     return json_response({"seg": seg, "replace": replace, "edges": len(edges)})
 
 

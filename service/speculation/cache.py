@@ -123,6 +123,7 @@ class SpeculationCache:
         self._modes: set[str] = {settings.speculation_mode}
         self._owner = secrets.token_hex(12).encode()
         self._task: asyncio.Task[None] | None = None
+        self._soon: dict[str, asyncio.Task[None]] = {}
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -132,11 +133,27 @@ class SpeculationCache:
 
     async def stop(self) -> None:
         CACHE_AGE.sources.discard(self)
-        if self._task is not None:
-            self._task.cancel()
+        tasks = [*self._soon.values(), *([self._task] if self._task is not None else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._task = None
+        self._soon.clear()
+
+    def refresh_soon(self, seg: str) -> None:
+        """Refresh ``seg`` in the background now (after a bulk import), not at the next round."""
+        if seg in self._soon:
+            return
+
+        async def run() -> None:
+            try:
+                await self._refresh_modes(seg)
+            finally:
+                self._soon.pop(seg, None)
+
+        self._soon[seg] = asyncio.create_task(run(), name=f"speculation-refresh-{seg}")
 
     async def _run(self) -> None:
         # Load (or compile) the kernels off the event loop before the first refresh needs them.
@@ -197,17 +214,20 @@ class SpeculationCache:
 
     async def refresh_all(self) -> None:
         for seg in self.settings.speculation_segments:
-            for mode in sorted(self._modes):
-                try:
-                    await self.refresh(seg, mode)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    REFRESHES.labels("failed").inc()
-                    log.warning(
-                        "speculation refresh failed",
-                        extra={"seg": seg, "mode": mode, "error": repr(exc)},
-                    )
+            await self._refresh_modes(seg)
+
+    async def _refresh_modes(self, seg: str) -> None:
+        for mode in sorted(self._modes):
+            try:
+                await self.refresh(seg, mode)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                REFRESHES.labels("failed").inc()
+                log.warning(
+                    "speculation refresh failed",
+                    extra={"seg": seg, "mode": mode, "error": repr(exc)},
+                )
 
     async def refresh(self, seg: str, mode: str) -> Answer | None:
         """One locked refresh of ``seg``/``mode``; the answer now held, None if none exists."""
