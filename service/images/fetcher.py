@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -55,12 +56,14 @@ class SafeFetcher:
         resolver: Resolver = system_resolver,
         address_rule: AddressRule = address_kind,
         user_agent: str = "kervan-image-fetcher/1",
+        tls_verify: ssl.SSLContext | bool = True,
     ) -> None:
         self._policy = policy
         self._limits = limits
         self._resolve = resolver
         self._address_rule = address_rule
         self._user_agent = user_agent
+        self._tls_verify = tls_verify
 
     async def fetch(self, url: str) -> bytes:
         """The body of ``url``, following at most ``max_redirects`` checked redirects."""
@@ -88,8 +91,9 @@ class SafeFetcher:
 
     async def _follow(self, url: str) -> bytes:
         timeout = httpx.Timeout(self._limits.timeout_seconds)
+        # trust_env=False: an environment proxy would resolve names itself and undo the pinning.
         async with httpx.AsyncClient(
-            follow_redirects=False, trust_env=False, timeout=timeout
+            follow_redirects=False, trust_env=False, timeout=timeout, verify=self._tls_verify
         ) as client:
             for _hop in range(self._limits.max_redirects + 1):
                 scheme, host, port = self._policy.check_url(url)

@@ -94,9 +94,10 @@ async def _form_from(request: Request, limit: int) -> tuple[bytes, str]:
     async def replay() -> Message:
         return {"type": "http.request", "body": body, "more_body": False}
 
-    form = await Request(request.scope, replay).form(max_files=1, max_fields=4)
-    upload = form.get("file")
-    alt = form.get("alt")
+    async with Request(request.scope, replay).form(max_files=1, max_fields=4) as form:
+        upload = form.get("file")
+        alt = form.get("alt")
+        data = await upload.read() if isinstance(upload, UploadFile) else b""
     problems = []
     if not isinstance(upload, UploadFile):
         problems.append({"field": "body.file", "message": "an image file is required"})
@@ -106,8 +107,8 @@ async def _form_from(request: Request, limit: int) -> tuple[bytes, str]:
         problems.append({"field": "body.alt", "message": f"at most {_MAX_ALT} characters"})
     if problems:
         raise ApiError(422, "validation_failed", f"{len(problems)} field(s) failed", problems)
-    assert isinstance(upload, UploadFile) and isinstance(alt, str)
-    return await upload.read(), alt.strip()
+    assert isinstance(alt, str)
+    return data, alt.strip()
 
 
 @api(

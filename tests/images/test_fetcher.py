@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import shutil
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -174,3 +178,74 @@ async def test_redirect_loops_and_errors_fail_clearly(server_port: int) -> None:
         await fetcher.fetch(f"http://images.test:{server_port}/missing")
     with pytest.raises(SourceFetchFailed, match="resolve"):
         await _fetcher(server_port, _Resolver()).fetch(f"http://nodns.test:{server_port}/")
+
+
+def _self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
+    cert, key = tmp / f"{name}.crt", tmp / f"{name}.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            f"/CN={name}",
+            "-addext",
+            f"subjectAltName=DNS:{name}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl CLI is needed to make a test certificate")
+    cert, key = _self_signed(tmp_path_factory.mktemp("tls"), "images.test")
+    server = _QuietServer(("127.0.0.1", 0), _Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], cert
+    server.shutdown()
+    server.server_close()
+
+
+def _tls_fetcher(port: int, trusted: Path, host: str) -> SafeFetcher:
+    return SafeFetcher(
+        SourcePolicy.of([host], schemes=["https"], ports=[port]),
+        FetchLimits(max_bytes=10_000, timeout_seconds=5, max_redirects=1),
+        resolver=_Resolver(),
+        address_rule=_loopback_is_the_public_internet,
+        tls_verify=ssl.create_default_context(cafile=str(trusted)),
+    )
+
+
+async def test_tls_to_the_pinned_address_verifies_the_host_name(
+    tls_server: tuple[int, Path],
+) -> None:
+    port, cert = tls_server
+    # Connected to 127.0.0.1, yet SNI and the certificate check use the name.
+    body = await _tls_fetcher(port, cert, "images.test").fetch(f"https://images.test:{port}/ok.jpg")
+    assert body == BODY
+
+
+async def test_tls_certificate_for_another_name_is_refused(
+    tls_server: tuple[int, Path],
+) -> None:
+    port, cert = tls_server
+    # evil.test resolves to the same address, but the certificate only covers images.test.
+    with pytest.raises(SourceFetchFailed):
+        await _tls_fetcher(port, cert, "evil.test").fetch(f"https://evil.test:{port}/ok.jpg")
