@@ -1,0 +1,178 @@
+# ruff: noqa: RUF001  (Turkish text legitimately contains the dotless i)
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from core.clock import ManualClock
+from service.db.tables.crm import crm_convos
+from tests.whatsapp import payloads as p
+from tests.whatsapp.conftest import post_webhook, runtime_of
+from tests.whatsapp.dbutil import rows
+
+ADMIN = {"Authorization": "Bearer test-admin-key"}
+
+
+async def say(client: httpx.AsyncClient, wa_id: str, name: str, msg_id: str, ts: int) -> None:
+    payload = p.inbound(wa_id, name, p.text(wa_id, msg_id, f"text {msg_id}", ts=ts))
+    assert (await post_webhook(client, payload)).status_code == 200
+
+
+async def get(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
+    response = await client.get(path, params=params, headers=ADMIN)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/admin/crm/convos"),
+        ("GET", "/admin/crm/convos/1"),
+        ("GET", "/admin/crm/convos/1/messages"),
+        ("POST", "/admin/crm/convos/1/close"),
+        ("POST", "/admin/crm/convos/1/read"),
+        ("GET", "/admin/crm/contacts?q=a"),
+        ("PATCH", "/admin/crm/contacts/1"),
+        ("POST", "/admin/crm/contacts/1/notes"),
+        ("DELETE", "/admin/crm/notes/1"),
+    ],
+)
+async def test_every_crm_route_needs_the_admin_key(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    response = await client.request(method, path, headers={"Authorization": "Bearer wrong"})
+    assert response.status_code == 401
+
+
+async def test_conversations_sorted_by_activity_with_filters_and_cursor(
+    client: httpx.AsyncClient,
+) -> None:
+    for index in range(5):
+        await say(client, f"90500000000{index}", f"C{index}", f"m{index}", 1_700_000_000 + index)
+    first = await get(client, "/admin/crm/convos", limit=2)
+    assert [c["contact_name"] for c in first["items"]] == ["C4", "C3"]
+    assert first["has_more"] is True
+    second = await get(client, "/admin/crm/convos", limit=2, cursor=first["next_cursor"])
+    third = await get(client, "/admin/crm/convos", limit=2, cursor=second["next_cursor"])
+    assert [c["contact_name"] for c in second["items"] + third["items"]] == ["C2", "C1", "C0"]
+    assert third["has_more"] is False and third["next_cursor"] is None
+    assert first["items"][0]["window_open"] is True
+
+    convo_id = first["items"][0]["id"]
+    assert (await client.post(f"/admin/crm/convos/{convo_id}/close", headers=ADMIN)).json()[
+        "status"
+    ] == "closed"
+    await client.post(f"/admin/crm/convos/{second['items'][0]['id']}/read", headers=ADMIN)
+    closed = await get(client, "/admin/crm/convos", status="closed")
+    assert [c["id"] for c in closed["items"]] == [convo_id]
+    unread = await get(client, "/admin/crm/convos", status="open", unread="true")
+    assert [c["contact_name"] for c in unread["items"]] == ["C3", "C1", "C0"]
+    assert (await get(client, "/admin/crm/convos", channel="email"))["items"] == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"status": "archived"}, {"limit": "0"}, {"limit": "1000"}, {"unread": "maybe"}, {"x": "1"}],
+)
+async def test_bad_list_queries_are_422(client: httpx.AsyncClient, query: dict[str, str]) -> None:
+    response = await client.get("/admin/crm/convos", params=query, headers=ADMIN)
+    assert response.status_code == 422
+
+
+async def test_forged_cursor_is_400(client: httpx.AsyncClient) -> None:
+    response = await client.get("/admin/crm/convos", params={"cursor": "bm9wZQ"}, headers=ADMIN)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_cursor"
+
+
+async def test_message_pages_before_and_after(client: httpx.AsyncClient) -> None:
+    for index in range(7):
+        await say(client, "905000000001", "A", f"m{index}", 1_700_000_000 + index)
+    [convo] = await rows(runtime_of(client).db, crm_convos)
+    path = f"/admin/crm/convos/{convo.id}/messages"
+    latest = await get(client, path, limit=3)
+    bodies = [m["body"] for m in latest["items"]]
+    assert bodies == ["text m4", "text m5", "text m6"]
+    assert latest["has_more"] is True and latest["next_cursor"] is None
+    older = await get(client, path, limit=3, before=latest["prev_cursor"])
+    assert [m["body"] for m in older["items"]] == ["text m1", "text m2", "text m3"]
+    oldest = await get(client, path, limit=3, before=older["prev_cursor"])
+    assert [m["body"] for m in oldest["items"]] == ["text m0"]
+    assert oldest["has_more"] is False and oldest["prev_cursor"] is None
+    newer = await get(client, path, limit=2, after=oldest["next_cursor"])
+    assert [m["body"] for m in newer["items"]] == ["text m1", "text m2"]
+    assert newer["has_more"] is True
+    both = await client.get(path, params={"before": 5, "after": 1}, headers=ADMIN)
+    assert both.status_code == 422
+    assert (await client.get("/admin/crm/convos/999/messages", headers=ADMIN)).status_code == 404
+
+
+async def test_conversation_card_and_reopen_rules(client: httpx.AsyncClient) -> None:
+    await say(client, "905000000001", "Ayşe", "m1", 1_700_000_000)
+    [convo] = await rows(runtime_of(client).db, crm_convos)
+    card = await get(client, f"/admin/crm/convos/{convo.id}")
+    assert card["contact"]["wa_id"] == "905000000001"
+    assert card["contact"]["whatsapp_consent"] is False
+    assert card["convo"]["unread"] == 1
+    await client.post(f"/admin/crm/convos/{convo.id}/close", headers=ADMIN)
+    await say(client, "905000000001", "Ayşe", "m2", 1_700_000_001)  # opens a new conversation
+    clash = await client.post(f"/admin/crm/convos/{convo.id}/reopen", headers=ADMIN)
+    assert clash.status_code == 409
+    assert clash.json()["error"]["code"] == "already_open"
+    assert (await client.get("/admin/crm/convos/424242", headers=ADMIN)).status_code == 404
+    huge = await client.get(f"/admin/crm/convos/{2**70}", headers=ADMIN)
+    assert huge.status_code == 404
+
+
+def names(found: Any) -> list[str]:
+    return sorted(c["name"] for c in found["items"])
+
+
+async def test_contact_update_notes_and_search(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    await say(client, "905321234567", "Ayşe Yılmaz", "m1", 1_700_000_000)
+    await say(client, "491701234567", "Jonas 100%", "m2", 1_700_000_000)
+    [first, _second] = await rows(runtime_of(client).db, crm_convos)
+    contact_id = first.contact_id
+    patch = await client.patch(
+        f"/admin/crm/contacts/{contact_id}",
+        json={"email": "ayse@example.com", "locale": "de", "phone": "+90 532 123 45 67"},
+        headers=ADMIN,
+    )
+    assert patch.status_code == 200
+    assert (patch.json()["email"], patch.json()["locale"]) == ("ayse@example.com", "de")
+    for bad in ({"locale": "fr"}, {"email": "not-an-email"}, {"name": None}, {"wa_id": "1"}):
+        response = await client.patch(f"/admin/crm/contacts/{contact_id}", json=bad, headers=ADMIN)
+        assert response.status_code == 422, bad
+
+    note = await client.post(
+        f"/admin/crm/contacts/{contact_id}/notes", json={"body": "VIP müşteri"}, headers=ADMIN
+    )
+    assert note.status_code == 201
+    clock.advance(1)
+    await client.post(f"/admin/crm/contacts/{contact_id}/notes", json={"body": "2."}, headers=ADMIN)
+    notes = await get(client, f"/admin/crm/contacts/{contact_id}/notes")
+    assert [n["body"] for n in notes["items"]] == ["2.", "VIP müşteri"]
+    assert notes["items"][1]["created_by"] == "api-key"
+    deleted = await client.delete(f"/admin/crm/notes/{note.json()['id']}", headers=ADMIN)
+    assert deleted.status_code == 204
+    again = await client.delete(f"/admin/crm/notes/{note.json()['id']}", headers=ADMIN)
+    assert again.status_code == 404
+    assert [
+        n["body"] for n in (await get(client, f"/admin/crm/contacts/{contact_id}/notes"))["items"]
+    ] == ["2."]
+    empty = await client.post(
+        f"/admin/crm/contacts/{contact_id}/notes", json={"body": ""}, headers=ADMIN
+    )
+    assert empty.status_code == 422
+
+    assert names(await get(client, "/admin/crm/contacts", q="ayşe")) == ["Ayşe Yılmaz"]
+    assert names(await get(client, "/admin/crm/contacts", q="+49 170")) == ["Jonas 100%"]
+    assert names(await get(client, "/admin/crm/contacts", q="100%")) == ["Jonas 100%"]
+    assert names(await get(client, "/admin/crm/contacts", q="%")) == ["Jonas 100%"]
+    assert names(await get(client, "/admin/crm/contacts", q="example.com")) == ["Ayşe Yılmaz"]
+    assert (await get(client, "/admin/crm/contacts", q="nobody"))["items"] == []
