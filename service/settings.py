@@ -387,6 +387,13 @@ class Settings(BaseSettings):
             raise ValueError("needs at least one width, each within 16..16384")
         return sorted(set(value))
 
+    @field_validator("images_url_secret")
+    @classmethod
+    def _images_url_secret(cls, value: str) -> str:
+        if value and len(value.encode()) < 32:
+            raise ValueError("must be empty (derived from cookie_secret) or at least 32 bytes")
+        return value
+
     @field_validator("images_input_formats")
     @classmethod
     def _images_formats(cls, value: list[str]) -> list[str]:

@@ -6,6 +6,8 @@ which turns the missing browser into a failure (CI installs the ``chromium`` pac
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import shutil
@@ -19,6 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
+from blurhash.blurhash import blurhash_decode
+from PIL import Image
 from websockets.sync.client import connect
 
 from tests.images import samples
@@ -112,8 +116,14 @@ def _cdp_page(profile: Path, proc: subprocess.Popen[bytes]) -> str:
     raise RuntimeError("Chromium did not open its DevTools endpoint")
 
 
-def _run_page(url: str, tmp: Path, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    """Loads ``url`` and polls the demo page's report until ``done`` says so (or 90 s pass)."""
+def _run_page(
+    url: str,
+    tmp: Path,
+    done: Callable[[dict[str, Any]], bool],
+    extra: str = "null",
+) -> dict[str, Any]:
+    """Loads ``url`` and polls the demo page's report until ``done`` says so (or 90 s pass);
+    the value of the JS expression ``extra`` is returned under the key ``"extra"``."""
     profile = tmp / "profile"
     command = [
         _chromium(),
@@ -155,7 +165,10 @@ def _run_page(url: str, tmp: Path, done: Callable[[dict[str, Any]], bool]) -> di
                         expression="document.getElementById('kv-report').textContent",
                         returnByValue=True,
                     )
-                    return dict(json.loads(result["result"]["value"]))
+                    final = dict(json.loads(result["result"]["value"]))
+                    result = call("Runtime.evaluate", expression=extra, returnByValue=True)
+                    final["extra"] = result.get("result", {}).get("value")
+                    return final
                 time.sleep(0.25)
     finally:
         proc.terminate()
@@ -181,7 +194,13 @@ def test_placeholder_small_full_without_layout_shift(server: str, tmp_path: Path
     )
     assert created.status_code == 201, created.text
     image_id = created.json()["id"]
-    report = _run_page(f"{server}/images/{image_id}/demo#scroll", tmp_path, _finished)
+    blurhash = created.json()["blurhash"]
+    report = _run_page(
+        f"{server}/images/{image_id}/demo#scroll",
+        tmp_path,
+        _finished,
+        extra=f"window.kervanProgressive.blurhashDataUri({json.dumps(blurhash)}, 32, 32)",
+    )
 
     # The LCP image goes straight from its placeholder to full quality.
     assert report["stages"]["hero"] == ["placeholder", "full"]
@@ -196,3 +215,17 @@ def test_placeholder_small_full_without_layout_shift(server: str, tmp_path: Path
         # The box was reserved from width/height: 1600x1000 shown at the page width.
         assert abs(final["width"] / final["height"] - 1.6) < 0.01
     assert report["cls"] == 0, report["shifts"]
+
+    # The snippet's BlurHash decoder (used when no inline preview exists) agrees with the
+    # pure-Python decoder of the reference package, pixel for pixel within rounding.
+    uri = report["extra"]
+    assert uri.startswith("data:image/png;base64,")
+    decoded = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB")
+    expected = blurhash_decode(blurhash, 32, 32)
+    worst = max(
+        abs(channel - expected[y][x][c])
+        for y in range(32)
+        for x in range(32)
+        for c, channel in enumerate(decoded.getpixel((x, y)))
+    )
+    assert worst <= 1
