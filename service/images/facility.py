@@ -17,7 +17,7 @@ from core.errors import KervanError, NotFound
 from core.images.formats import OutputFormat
 from core.images.ladder import WidthLadder
 from core.images.limits import ImageLimits
-from core.images.manifest import FULL_STAGE, SMALL_STAGE, ImageFacts
+from core.images.manifest import SMALL_STAGE, ImageFacts
 from core.images.signing import UrlSigner
 from core.images.ssrf import SourcePolicy
 from service.audit import record_audit
@@ -174,10 +174,6 @@ class ImagesFacility:
 
     async def variant(self, key: VariantKey) -> bytes:
         return await self.variants.get(key, self.originals.get)
-
-    @staticmethod
-    def stages() -> tuple[str, str]:
-        return SMALL_STAGE, FULL_STAGE
 
 
 def _stored(row: dict[str, Any]) -> StoredImage:

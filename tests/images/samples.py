@@ -29,6 +29,13 @@ def jpeg(width: int, height: int, *, seed: int = 0, quality: int = 90) -> bytes:
     return bytes(textured(width, height, seed=seed).jpegsave_buffer(Q=quality))
 
 
+def rotated_jpeg(width: int, height: int, orientation: int) -> bytes:
+    """A JPEG stored ``width`` x ``height`` with an EXIF orientation tag, as phones write them."""
+    image = textured(width, height).copy()
+    image.set_type(pyvips.GValue.gint_type, "orientation", orientation)
+    return bytes(image.jpegsave_buffer(Q=85))
+
+
 def png(width: int, height: int, *, alpha: bool = False, seed: int = 0) -> bytes:
     return bytes(textured(width, height, alpha=alpha, seed=seed).pngsave_buffer(compression=1))
 

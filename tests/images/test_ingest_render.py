@@ -116,3 +116,11 @@ def test_alpha_is_flattened_for_jpeg() -> None:
     )
     image = _decode(data)
     assert (image.mode, image.size) == ("RGB", (200, 100))
+
+
+def test_exif_orientation_is_applied_to_facts_and_variants() -> None:
+    data = samples.rotated_jpeg(400, 200, orientation=6)
+    facts = inspect_image(data, SETTINGS)
+    assert (facts.width, facts.height) == (200, 400)
+    variant = _decode(render_variant(data, 100, OutputFormat.JPEG, EncodeOptions(80)))
+    assert variant.size == (100, 200)
