@@ -1,10 +1,10 @@
 """Batches concurrent GCRA checks from one process into one EVALSHA round trip.
 
-A caller enqueues its check and awaits a future; a drain task started on the next event-loop
-turn sends everything queued by then as ONE call of ``service/lua/gcra.lua`` (which loops over
-its keys), so 64 concurrent checks cost one round trip and one reply instead of 64. At most
-``max_inflight`` calls are in flight; checks queued meanwhile go in the next one. A NOSCRIPT
-answer (a restarted or failed-over server) loads the script and retries once.
+When nothing is in flight a check is sent at once. Otherwise the caller enqueues it and awaits
+a future; a drain task sends everything queued by then as ONE call of ``service/lua/gcra.lua``
+(which loops over its keys), so 64 concurrent checks cost one round trip and one reply instead
+of 64. At most ``max_inflight`` calls are in flight; checks queued meanwhile go in the next one.
+A NOSCRIPT answer (a restarted or failed-over server) loads the script and retries once.
 """
 
 from __future__ import annotations
@@ -49,15 +49,27 @@ class GcraBatcher:
 
     async def check(self, key: str, params: str) -> tuple[int, int, int]:
         """``params`` is ``"interval burst cost"``; returns ``(allowed, tat, now)``."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[int, int, int]] = loop.create_future()
+        if self._inflight == 0 and not self._pending:
+            # Idle: send at once instead of waiting a loop turn for company. Callers arriving
+            # while this is in flight queue up and leave together in the next call.
+            self._inflight += 1
+            try:
+                reply = await self._call_reloading([key], (self._now_arg(), self._slack, params))
+            finally:
+                self._inflight -= 1
+                self._schedule_drain()
+            return int(reply[1]), int(reply[2]), int(reply[0])
+        future: asyncio.Future[tuple[int, int, int]] = asyncio.get_running_loop().create_future()
         self._pending.append((key, params, future))
-        if not self._drain_scheduled and self._inflight < self._max_inflight:
+        self._schedule_drain()
+        return await future
+
+    def _schedule_drain(self) -> None:
+        if self._pending and not self._drain_scheduled and self._inflight < self._max_inflight:
             self._drain_scheduled = True
-            task = loop.create_task(self._drain())
+            task = asyncio.get_running_loop().create_task(self._drain())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return await future
 
     async def _drain(self) -> None:
         self._drain_scheduled = False
@@ -74,12 +86,7 @@ class GcraBatcher:
         keys = [key for key, _, _ in batch]
         args = (self._now_arg(), self._slack, " ".join([params for _, params, _ in batch]))
         try:
-            try:
-                reply = await self._call(keys, args)
-            except NoScriptError:
-                with redis_errors("SCRIPT LOAD"):
-                    await self._client.script_load(self._source)
-                reply = await self._call(keys, args)
+            reply = await self._call_reloading(keys, args)
         except StateBackendError as error:
             for _, _, future in batch:
                 if not future.done():
@@ -89,6 +96,14 @@ class GcraBatcher:
         for index, (_, _, future) in enumerate(batch):
             if not future.done():  # skip callers cancelled meanwhile
                 future.set_result((int(reply[2 * index + 1]), int(reply[2 * index + 2]), now))
+
+    async def _call_reloading(self, keys: list[str], args: tuple[str, str, str]) -> Any:
+        try:
+            return await self._call(keys, args)
+        except NoScriptError:
+            with redis_errors("SCRIPT LOAD"):
+                await self._client.script_load(self._source)
+            return await self._call(keys, args)
 
     async def _call(self, keys: list[str], args: tuple[str, str, str]) -> Any:
         self.calls_sent += 1

@@ -9,6 +9,7 @@ refuses with ``decision.degraded`` set (HTTP maps that to 503, not 429).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 log = get_logger("kervan.ratelimit")
 
+SHADOW_LOG_INTERVAL = 10.0
+
 
 class RateLimiter(StatsSource):
     #: Failure-counting lockouts in the same backend, attached by ``factory.build_rate_limiter``.
@@ -31,9 +34,12 @@ class RateLimiter(StatsSource):
     def __init__(self, catalog: Catalog, store: GcraStore) -> None:
         self.catalog = catalog
         self.store = store
-        self._policies = dict(catalog.policies)
         self.stats = {
-            name: PolicyStats(policy.failure_mode.value) for name, policy in self._policies.items()
+            name: PolicyStats(policy.failure_mode.value)
+            for name, policy in catalog.policies.items()
+        }
+        self._entries = {
+            name: (policy, self.stats[name]) for name, policy in catalog.policies.items()
         }
         # The in-process store answers synchronously; calling it directly saves a coroutine.
         self._check_now: Callable[[Policy, str, int], Decision] | None = getattr(
@@ -47,13 +53,13 @@ class RateLimiter(StatsSource):
 
     async def check(self, policy_name: str, key: str, cost: int = 1) -> Decision:
         """Consume ``cost`` units of ``policy_name`` for ``key`` (0 only reads the state)."""
-        policy = self._policies.get(policy_name)
-        if policy is None:
+        entry = self._entries.get(policy_name)
+        if entry is None:
             self.catalog.policy(policy_name)  # raises KeyError naming the policy
             raise AssertionError("unreachable")  # pragma: no cover
+        policy, stats = entry
         if type(cost) is not int or not 0 <= cost <= policy.burst:
             raise ValueError(f"cost must be an int within 0..{policy.burst} for {policy_name!r}")
-        stats = self.stats[policy_name]
         stats.checks += 1
         try:
             if self._check_now is not None:
@@ -65,11 +71,16 @@ class RateLimiter(StatsSource):
         if not decision.allowed:
             if policy.shadow:
                 stats.shadow_refused += 1
-                log.info(
-                    "shadow policy %s would refuse",
-                    policy.name,
-                    extra={"policy": policy.name, "retry_after_us": decision.retry_after},
-                )
+                # One line per policy per interval: a flood must not become a log flood.
+                now = time.monotonic()
+                if now - stats.last_shadow_log >= SHADOW_LOG_INTERVAL:
+                    stats.last_shadow_log = now
+                    log.info(
+                        "shadow policy %s would refuse (%d so far)",
+                        policy.name,
+                        stats.shadow_refused,
+                        extra={"policy": policy.name, "retry_after_us": decision.retry_after},
+                    )
             else:
                 stats.refused += 1
         return decision

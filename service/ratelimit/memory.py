@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
-from core.clock import Clock
+from core.clock import Clock, SystemClock
 from core.ratelimit import (
     Decision,
     LockoutRule,
@@ -15,6 +16,8 @@ from core.ratelimit import (
 )
 from native.gcra import GcraTable
 from service.ratelimit.base import ActiveLock, LockoutOutcome, to_micros
+
+_new_decision = tuple.__new__
 
 
 class MemoryGcraStore:
@@ -27,7 +30,8 @@ class MemoryGcraStore:
     kind = "memory"
 
     def __init__(self, clock: Clock, capacity: int) -> None:
-        self._now = clock.now
+        # The system clock's method only wraps time.time; calling the builtin saves a frame.
+        self._now: Callable[[], float] = time.time if isinstance(clock, SystemClock) else clock.now
         self._capacity = capacity
         self.tables: dict[str, GcraTable] = {}
         self._checks: dict[str, Callable[[str, int, int, int, int], tuple[bool, int, int, int]]]
@@ -48,7 +52,10 @@ class MemoryGcraStore:
         allowed, remaining, retry_after, reset_after = check(
             key, round(self._now() * 1_000_000), policy.interval, policy.burst, cost
         )
-        return Decision(policy, allowed, remaining, retry_after, reset_after)
+        # tuple.__new__ skips the named tuple's Python-level __new__ (half the creation cost).
+        return _new_decision(
+            Decision, (policy, allowed, remaining, retry_after, reset_after, False)
+        )
 
     async def check(self, policy: Policy, key: str, cost: int) -> Decision:
         return self.check_now(policy, key, cost)

@@ -19,10 +19,18 @@ from service.metrics import REGISTRY
 class PolicyStats:
     """Counts of one policy in one limiter."""
 
-    __slots__ = ("checks", "failure_mode", "failures", "refused", "shadow_refused")
+    __slots__ = (
+        "checks",
+        "failure_mode",
+        "failures",
+        "last_shadow_log",
+        "refused",
+        "shadow_refused",
+    )
 
     def __init__(self, failure_mode: str) -> None:
         self.failure_mode = failure_mode
+        self.last_shadow_log = float("-inf")
         self.checks = 0
         self.refused = 0
         self.shadow_refused = 0
