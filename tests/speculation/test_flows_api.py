@@ -9,9 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from service.routes.speculation import speculation_cache
 from service.settings import Settings
+from tests.speculation import rules_syntax
 
 ADMIN = {"X-API-Key": "test-admin-key"}
 ORIGIN = "https://example.com"
@@ -224,6 +227,7 @@ async def test_rules_follow_the_flows_with_etag_and_cache_headers(
     assert r.status_code == 200
     rules = r.json()
     assert len(rules["prerender"]) == 2 and len(rules["prefetch"]) == 6
+    assert rules_syntax.problems(rules) == []
     # Exact scores: contact 0.45, kervan 0.45, imprint 0.3, projects 0.25, atlas 0.19, ...
     hrefs = {rule["where"]["and"][0]["href_matches"] for rule in rules["prerender"]}
     assert hrefs == {ORIGIN + "/en/contact", ORIGIN + "/en/projects/kervan"}
@@ -313,3 +317,46 @@ async def test_a_bulk_import_is_served_without_waiting_for_the_next_round(
         await asyncio.sleep(0.05)
     assert r.headers["etag"] != first.headers["etag"]
     assert len(r.json()["prerender"]) == 2
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_event = st.fixed_dictionaries(
+    {},
+    optional={
+        "seg": st.sampled_from(["en-d", "tr-m", "xx-d", ""]) | st.text(max_size=10),
+        "from": st.sampled_from(["/", "/a", "https://example.com/b", "x"]) | _json,
+        "to": st.sampled_from(["/c", "/a/"]) | st.text(max_size=30),
+        "session_id": st.sampled_from(["sess-1234", "s"]) | _json,
+        "path": st.sampled_from(["/", "/p"]) | _json,
+        "ts": st.sampled_from([1.7e9, -1, 1e300]) | _json,
+    },
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(events=st.lists(_event | _json, max_size=6))
+async def test_arbitrary_batches_never_fail_or_half_store(
+    client: httpx.AsyncClient, events: list[Any]
+) -> None:
+    before = await edges(client)
+    r = await client.post("/flows/events", json={"events": events})
+    assert r.status_code in (200, 422), r.text
+    after = await edges(client)
+    if r.status_code == 422:
+        assert after == before
+        assert all("index" in d for d in r.json()["error"]["details"])
+    else:
+        added = sum(v["count"] for v in after.values()) - sum(v["count"] for v in before.values())
+        assert added == r.json()["transitions"]

@@ -14,6 +14,7 @@ from core.flows.rules import RulesConfig, build_rules, escape_url_pattern, score
 from core.flows.segments import start_paths, validate_segment
 from core.flows.simulate import SimulationConfig, rank_segment
 from tests.reference import walk_ref
+from tests.speculation import rules_syntax
 
 ORIGINS = {"https://example.com", "http://localhost:8000"}
 
@@ -196,3 +197,45 @@ def test_segment_without_data_ranks_nothing() -> None:
     assert rank_segment([], "de-d", SimulationConfig()) == []
     # Edges that never leave the start pages' component score nothing either.
     assert rank_segment([("/x", "/y", 3)], "de-d", SimulationConfig()) == []
+
+
+_routes = st.lists(
+    st.tuples(
+        st.text(alphabet=st.characters(codec="utf-8"), max_size=40),
+        st.floats(min_value=0.0, max_value=3.0, allow_nan=False),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(routes=_routes, with_exclusions=st.booleans())
+def test_rules_are_valid_speculation_rules(
+    routes: list[tuple[str, float]], with_exclusions: bool
+) -> None:
+    ranked = []
+    for tail, score in routes:
+        try:
+            ranked.append(RankedRoute(normalize_path("/" + tail, ORIGINS), score))
+        except ValidationFailed:
+            continue
+    exclusions = Exclusions(["/logout", "/admin/*", "/*/cart"] if with_exclusions else [])
+    config = RulesConfig(origin="https://example.com", exclusions=exclusions)
+    rules = build_rules(ranked, "en-d", config)
+    assert rules_syntax.problems(rules) == []
+    assert len(rules["prerender"]) == min(2, len(ranked))
+
+
+def test_the_syntax_checker_catches_bad_rules() -> None:
+    bad = {
+        "prerender": [
+            {"source": "document", "where": {"href_matches": "https://x.org/a:b"}},
+            {"source": "list", "urls": ["/a"]},
+            {"source": "document", "where": {"href_matches": "/a", "not": {}}},
+            {"source": "document", "eagerness": "sometimes", "tag": "t\u00e9"},
+            {"source": "document", "colour": "red"},
+        ]
+    }
+    assert len(rules_syntax.problems(bad)) == 7
+    port = {"prefetch": [{"where": {"href_matches": "http://127.0.0.1:8000/a\\:b"}}]}
+    assert rules_syntax.problems(port) == []
