@@ -129,10 +129,10 @@ class Settings(BaseSettings):
     ratelimit_lockouts: str = ""
     # The policy the middleware applies to every request per client IP; empty = none.
     ratelimit_default_policy: str = "public.ip"
-    # Keys the in-process limiter tracks at most (24-byte slots plus the key strings).
+    # Keys the in-process limiter tracks at most per policy (24-byte slots plus the keys).
     ratelimit_memory_capacity: int = Field(default=1_000_000, ge=1, le=1 << 28)
     ratelimit_lockout_memory_capacity: int = Field(default=100_000, ge=1, le=10_000_000)
-    # Most checks per Redis pipeline, and pipelines in flight per process.
+    # Most checks per Redis round trip (one batched EVALSHA), and calls in flight per process.
     ratelimit_redis_max_batch: int = Field(default=256, ge=1, le=10_000)
     ratelimit_redis_max_inflight: int = Field(default=4, ge=1, le=64)
 
