@@ -122,19 +122,41 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("./var"), description="Folder for files kervan writes.")
 
     # --- ratelimit ---
-    # Overrides of and additions to core/ratelimit/catalog.py, "name=spec; name=spec", e.g.
-    # "otp.send=3/hour burst 2 fail closed; public.ip=300/minute burst 50 shadow".
-    ratelimit_policies: str = ""
-    # Lockout rules likewise, e.g. "otp=5 failures in 15 minutes lock 15 minutes, 1 hour".
-    ratelimit_lockouts: str = ""
-    # The policy the middleware applies to every request per client IP; empty = none.
-    ratelimit_default_policy: str = "public.ip"
-    # Keys the in-process limiter tracks at most per policy (24-byte slots plus the keys).
-    ratelimit_memory_capacity: int = Field(default=1_000_000, ge=1, le=1 << 28)
-    ratelimit_lockout_memory_capacity: int = Field(default=100_000, ge=1, le=10_000_000)
-    # Most checks per Redis round trip (one batched EVALSHA), and calls in flight per process.
-    ratelimit_redis_max_batch: int = Field(default=256, ge=1, le=10_000)
-    ratelimit_redis_max_inflight: int = Field(default=4, ge=1, le=64)
+    ratelimit_policies: str = Field(
+        default="",
+        description="Rate-limit policies added or overriding core/ratelimit/catalog.py: "
+        "`name=spec; name=spec`, e.g. `otp.send=3/hour burst 2 fail closed; "
+        "public.ip=300/minute burst 50 shadow`.",
+    )
+    ratelimit_lockouts: str = Field(
+        default="",
+        description="Lockout rules likewise, e.g. "
+        "`otp=5 failures in 15 minutes lock 15 minutes, 1 hour forget after 1 day`.",
+    )
+    ratelimit_default_policy: str = Field(
+        default="public.ip",
+        description="Policy the rate-limit middleware applies to every request per client IP; "
+        "empty = none.",
+    )
+    ratelimit_memory_capacity: int = Field(
+        default=1_000_000,
+        ge=1,
+        le=1 << 28,
+        description="Keys the in-process limiter tracks per policy (24-byte slots plus the keys); "
+        "past it, expired keys and then those nearest to expiry are evicted.",
+    )
+    ratelimit_lockout_memory_capacity: int = Field(
+        default=100_000,
+        ge=1,
+        le=10_000_000,
+        description="Keys the in-process lockout store tracks (active locks are never evicted).",
+    )
+    ratelimit_redis_max_batch: int = Field(
+        default=256, ge=1, le=10_000, description="Most checks per batched EVALSHA on Redis."
+    )
+    ratelimit_redis_max_inflight: int = Field(
+        default=4, ge=1, le=64, description="Batched rate-limit calls in flight per process."
+    )
 
     @model_validator(mode="after")
     def _ratelimit_catalog(self) -> Settings:
