@@ -13,21 +13,23 @@ back business row never produces a job and a committed one never loses it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.clock import Clock
-from core.errors import ValidationFailed
+from core.errors import StateBackendError, ValidationFailed
 from core.jobs import Job
 from service.backends import keys
 from service.backends.errors import redis_errors
-from service.backends.lua import LuaScript
+from service.backends.lua import LuaScript, load_lua
 from service.queue.base import (
     DeadLetter,
     JobQueue,
@@ -51,6 +53,44 @@ def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+class PipelinedScript:
+    """A Lua script run many times in one pipeline (one round trip).
+
+    redis-py's ``Script`` in a pipeline asks ``SCRIPT EXISTS`` before every execution, a second
+    round trip; here calls go out as plain EVALSHA and only the ones answered NOSCRIPT (after a
+    server restart) are loaded and sent again.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.source = load_lua(name)
+        self.sha = hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest()
+
+    async def run_many(self, redis: Any, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        replies: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        with redis_errors(f"script {self.name}"):
+            for _ in range(2):
+                async with redis.pipeline(transaction=False) as pipe:
+                    for i in todo:
+                        keys, args = calls[i]
+                        pipe.evalsha(self.sha, len(keys), *keys, *args)
+                    answers = await pipe.execute(raise_on_error=False)
+                missing = []
+                for i, answer in zip(todo, answers, strict=True):
+                    if isinstance(answer, NoScriptError):
+                        missing.append(i)
+                    elif isinstance(answer, RedisError):
+                        raise answer
+                    else:
+                        replies[i] = answer
+                if not missing:
+                    return replies
+                await redis.script_load(self.source)
+                todo = missing
+        raise StateBackendError(f"redis script {self.name} could not be loaded")
+
+
 class RedisStreamsQueue(JobQueue):
     kind = "redis"
 
@@ -70,12 +110,17 @@ class RedisStreamsQueue(JobQueue):
         self.outbox = outbox
         self._groups: set[str] = set()
         self._last_reclaim = 0.0
+        self._last_promote = -1e9
         self._enqueue = LuaScript(redis, "queue_enqueue")
-        self._promote = LuaScript(redis, "queue_promote")
-        self._start = LuaScript(redis, "queue_start")
-        self._finish = LuaScript(redis, "queue_finish")
         self._replay = LuaScript(redis, "queue_replay")
         self._discard = LuaScript(redis, "queue_discard")
+        self._promote = PipelinedScript("queue_promote")
+        self._start = PipelinedScript("queue_start")
+        self._finish = PipelinedScript("queue_finish")
+        # Outcomes reported in the same event-loop turn share one pipeline.
+        self._finish_batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
+        self._flush_task: asyncio.Task[None] | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
 
     # --- keys ----------------------------------------------------------------------------
     def _job_key(self, key: str) -> str:
@@ -189,15 +234,13 @@ class RedisStreamsQueue(JobQueue):
         for queue in queues:
             await self._ensure_group(queue)
         now = self._clock.now()
-        with redis_errors("queue promote"):
-            async with self._r.pipeline(transaction=False) as pipe:
-                for queue in queues:
-                    await self._promote(
-                        keys=[self._delayed(queue), self._stream(queue)],
-                        args=[repr(now), PROMOTE_BATCH],
-                        client=pipe,
-                    )
-                await pipe.execute()
+        # Delayed jobs are due with poll-interval precision; no need to look on every claim.
+        if self._clock.monotonic() - self._last_promote >= self._config.poll_interval:
+            self._last_promote = self._clock.monotonic()
+            await self._promote.run_many(
+                self._r,
+                [([self._delayed(q), self._stream(q)], [repr(now), PROMOTE_BATCH]) for q in queues],
+            )
         entries: list[tuple[str, str, str]] = []  # (queue, entry id, job key)
         if self._clock.monotonic() - self._last_reclaim >= self._reclaim_every():
             self._last_reclaim = self._clock.monotonic()
@@ -248,15 +291,16 @@ class RedisStreamsQueue(JobQueue):
         if not entries:
             return []
         now = repr(self._clock.now())
-        with redis_errors("queue start"):
-            async with self._r.pipeline(transaction=False) as pipe:
-                for queue, entry_id, job_key in entries:
-                    await self._start(
-                        keys=[self._job_key(job_key), self._stream(queue)],
-                        args=[entry_id, keys.QUEUE_GROUP, worker_id, now],
-                        client=pipe,
-                    )
-                replies = await pipe.execute()
+        replies = await self._start.run_many(
+            self._r,
+            [
+                (
+                    [self._job_key(job_key), self._stream(queue)],
+                    [entry_id, keys.QUEUE_GROUP, worker_id, now],
+                )
+                for queue, entry_id, job_key in entries
+            ],
+        )
         jobs: list[Job] = []
         for (_queue, entry_id, job_key), reply in zip(entries, replies, strict=True):
             if not reply:
@@ -288,8 +332,8 @@ class RedisStreamsQueue(JobQueue):
         history: list[dict[str, Any]] | None = None,
     ) -> bool:
         now = self._clock.now()
-        done = await self._finish(
-            keys=[
+        done = await self._finish_batched(
+            [
                 self._job_key(job.key),
                 self._stream(job.queue),
                 self._delayed(job.queue),
@@ -311,6 +355,30 @@ class RedisStreamsQueue(JobQueue):
             ],
         )
         return bool(done)
+
+    async def _finish_batched(self, script_keys: list[str], args: list[Any]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._finish_batch.append((script_keys, args, future))
+        if self._flush_task is None:
+            task = asyncio.create_task(self._flush_finishes())
+            self._flush_task = task
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+        return await future
+
+    async def _flush_finishes(self) -> None:
+        batch, self._finish_batch = self._finish_batch, []
+        self._flush_task = None
+        try:
+            replies = await self._finish.run_many(self._r, [(k, a) for k, a, _ in batch])
+        except Exception as exc:
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, _, future), reply in zip(batch, replies, strict=True):
+            if not future.done():
+                future.set_result(reply)
 
     async def complete(self, job: Job) -> bool:
         return await self._outcome(job, "done")

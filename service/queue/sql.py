@@ -69,6 +69,9 @@ class SqlOutbox(JobQueue):
         self._config = config
         self._wakeup = asyncio.Event()
         self._rotation = 0
+        self._finish_batch: list[tuple[Job, dict[str, Any], asyncio.Future[bool]]] = []
+        self._flush_task: asyncio.Task[None] | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -162,6 +165,12 @@ class SqlOutbox(JobQueue):
             "locked_by": worker_id,
         }
         ready = and_(T.c.queue == queue, T.c.available_at <= now)
+        if self._db.dialect == "sqlite":
+            # SQLite has one writer: look before taking the write lock, so an idle worker's
+            # polling never makes the API's writes wait.
+            async with self._db.connect() as conn:
+                if (await conn.execute(select(T.c.id).where(ready).limit(1))).first() is None:
+                    return []
         async with self._db.begin() as conn:
             if self._db.dialect == "sqlite":
                 oldest = (
@@ -183,11 +192,40 @@ class SqlOutbox(JobQueue):
             return [_job(row, claimed=True) for row in rows]
 
     async def _finish(self, job: Job, values: dict[str, Any]) -> bool:
-        async with self._db.begin() as conn:
-            result = await conn.execute(
-                update(T).where(T.c.id == int(job.receipt), T.c.lease == job.lease).values(values)
-            )
-        return bool(result.rowcount == 1)
+        # Outcomes reported in the same event-loop turn share one transaction (one commit).
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._finish_batch.append((job, values, future))
+        if self._flush_task is None:
+            task = asyncio.create_task(self._flush_finishes())
+            self._flush_task = task
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+        return await future
+
+    async def _flush_finishes(self) -> None:
+        batch, self._finish_batch = self._finish_batch, []
+        self._flush_task = None
+        try:
+            async with self._db.begin() as conn:
+                kept = [
+                    (
+                        await conn.execute(
+                            update(T)
+                            .where(T.c.id == int(job.receipt), T.c.lease == job.lease)
+                            .values(values)
+                        )
+                    ).rowcount
+                    == 1
+                    for job, values, _ in batch
+                ]
+        except Exception as exc:
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, _, future), ok in zip(batch, kept, strict=True):
+            if not future.done():
+                future.set_result(ok)
 
     async def complete(self, job: Job) -> bool:
         return await self._finish(
