@@ -18,6 +18,7 @@ from starlette.routing import Route
 from core.clock import ManualClock
 from core.ratelimit import Catalog
 from service.audit import list_audit
+from service.backends.redis import create_redis_client
 from service.middleware.request_context import RequestContextMiddleware
 from service.ratelimit import (
     RateLimiter,
@@ -29,6 +30,7 @@ from service.ratelimit import (
 )
 from service.ratelimit.keyfuncs import api_key_digest, normalize_phone
 from service.ratelimit.memory import MemoryGcraStore
+from service.ratelimit.redis_store import RedisGcraStore
 from service.responses import json_response
 from service.settings import Settings
 from service.validation import parse_json
@@ -190,3 +192,35 @@ async def test_key_functions_never_store_raw_credentials() -> None:
     assert digest == api_key_digest("secret-token") and "secret" not in (digest or "")
     assert await by_client_ip(request) == "192.0.2.1"
     assert await by_api_key(Request({**scope, "headers": []})) is None
+
+
+async def test_backend_down_closed_policy_answers_503_open_policy_passes(
+    catalog: Catalog,
+) -> None:
+    # A real client to a port nothing listens on: the genuine connection-refused path.
+    dead = create_redis_client("redis://127.0.0.1:1/0", max_connections=2, timeout=0.5)
+    limiter = RateLimiter(catalog, RedisGcraStore(dead, "dead"))
+
+    @rate_limited(("t.closed", by_client_ip))
+    async def login(request: Request) -> Response:
+        return json_response({"ok": True})
+
+    app = small_app(limiter, default_policy="t.slow")  # the middleware's policy fails open
+    app.router.routes.append(Route("/login", login, methods=["POST"]))
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.9", 1234))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            opened = await client.post("/otp", json={"phone": "+905321234567"})
+            closed = await client.post("/login")
+    finally:
+        await dead.aclose()
+    # Open policies (middleware per IP, route per phone and API key) let it through, unadvertised.
+    assert opened.status_code == 200 and "RateLimit" not in opened.headers
+    assert closed.status_code == 503
+    assert closed.headers["Retry-After"] == "1"
+    assert "RateLimit" not in closed.headers
+    assert closed.json()["error"] == {
+        "code": "rate_limiter_unavailable",
+        "message": "the rate limiter is unavailable, try again later",
+        "details": {"policies": ["t.closed"]},
+    }
