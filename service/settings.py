@@ -139,11 +139,12 @@ class Settings(BaseSettings):
         "empty = none.",
     )
     ratelimit_memory_capacity: int = Field(
-        default=1_000_000,
+        default=250_000,
         ge=1,
         le=1 << 28,
-        description="Keys the in-process limiter tracks per policy (24-byte slots plus the keys); "
-        "past it, expired keys and then those nearest to expiry are evicted.",
+        description="Keys the in-process limiter tracks per policy (at most about 110 bytes "
+        "each: slots plus the key string); past it, expired keys and then those nearest to "
+        "expiry are evicted.",
     )
     ratelimit_lockout_memory_capacity: int = Field(
         default=100_000,
