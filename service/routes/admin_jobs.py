@@ -279,12 +279,14 @@ async def setup(runtime: Runtime) -> None:
                 interval=config.heartbeat_interval,
             )
         )
-    runtime.add_readiness_check(
-        "worker",
-        worker_readiness_check(
-            runtime.backends, runtime.clock, settings.worker_heartbeat_max_age_seconds
-        ),
-    )
+        # Only where a worker runs: API pods of the scaled mode stay ready while the separate
+        # worker deployment scales (to zero, even) on the backlog.
+        runtime.add_readiness_check(
+            "worker",
+            worker_readiness_check(
+                runtime.backends, runtime.clock, settings.worker_heartbeat_max_age_seconds
+            ),
+        )
 
 
 routes: list[BaseRoute] = [
