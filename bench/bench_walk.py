@@ -39,6 +39,7 @@ N_PAGES = 10_000
 N_EDGES = 100_000
 STEPS = 3
 SEED = 20261122
+PY_CHUNKS = 5
 
 
 def make_graph(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
@@ -156,14 +157,21 @@ def main() -> None:
     start_paths = [paths[i] for i in starts]
     py_walks = args.python_walks
     adj = walk_ref.build_adjacency(edges)  # not timed, as the kernel's CSR build is not
-    t0 = time.perf_counter()
-    ref_hits = walk_ref.walk(adj, start_paths, STEPS, py_walks, walk_ref.python_streams(1))
-    secs = time.perf_counter() - t0
     ids = {p: i for i, p in enumerate(paths)}
     py_hits = np.zeros(N_PAGES, dtype=np.int64)
-    for path, n in ref_hits.items():
-        py_hits[ids[path]] = n
-    record("plain Python port of the original", secs, py_hits, py_walks)
+    # In PY_CHUNKS runs, the best rate kept: the same best-of rule as for the fast rows, which
+    # keeps the ratio honest on a machine shared with other work.
+    chunk = py_walks // PY_CHUNKS
+    best_rate = 0.0
+    for k in range(PY_CHUNKS):
+        t0 = time.perf_counter()
+        ref_hits = walk_ref.walk(adj, start_paths, STEPS, chunk, walk_ref.python_streams(k))
+        secs = time.perf_counter() - t0
+        best_rate = max(best_rate, sum(ref_hits.values()) / secs)
+        for path, n in ref_hits.items():
+            py_hits[ids[path]] += n
+    walks_done = chunk * PY_CHUNKS
+    record("plain Python port of the original", int(py_hits.sum()) / best_rate, py_hits, walks_done)
 
     kernel = rows[0]["steps_per_second"]
     for row in rows:

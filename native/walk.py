@@ -2,8 +2,8 @@
 
 The graph is a CSR adjacency (``indptr``/``indices`` as int32) whose rows carry, per edge, the
 transition probability, the in-row cumulative probability and a Vose alias table; the alias
-table is also laid out as one ``(threshold, node, alias node)`` row per edge so that a step
-reads a single table row without branching. A walk starts
+table is also laid out as one 12-byte ``(coin threshold, node, alias node)`` row per edge so
+that a step reads a single table row, without branching and without floating point. A walk starts
 at a node drawn from the start list (uniformly, or by weight), then takes up to ``steps`` steps,
 stopping at a dead end; every node reached by a step scores one hit (the start is not counted,
 as in the original design).
@@ -59,7 +59,10 @@ _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _S11 = np.uint64(11)
+_S32 = np.uint64(32)
+_LOW32 = np.uint64(0xFFFFFFFF)
 _INV_2_53 = 1.0 / 9007199254740992.0
+_TWO_32 = 4294967296.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,7 +122,7 @@ def _walk_hits(
     indices: NDArray[np.int32],
     cum: NDArray[np.float64],
     walk_indptr: NDArray[np.int32],
-    walk_table: NDArray[np.float64],
+    walk_table: NDArray[np.uint32],
     starts: NDArray[np.int32],
     start_cum: NDArray[np.float64],
     steps: int,
@@ -149,16 +152,20 @@ def _walk_hits(
                     # Branch-free step: a dead end leads to the exit node, which loops on
                     # itself, so a finished walk needs no test; the draws it still consumes
                     # come after its last hit and change nothing.
+                    # Integer-only draw: the high 32 bits pick the column (multiply-shift),
+                    # the low 32 bits toss the alias coin.
                     for k in range(size):
                         u = cur[k]
                         lo = walk_indptr[u]
-                        degree = walk_indptr[u + 1] - lo
-                        s, r = _next_uniform(state[k])
+                        degree = np.uint64(walk_indptr[u + 1] - lo)
+                        s = state[k] + _GAMMA
                         state[k] = s
-                        x = r * degree
-                        j = min(int(x), degree - 1)
-                        e = lo + j
-                        v = int(walk_table[e, 1] if x - j < walk_table[e, 0] else walk_table[e, 2])
+                        z = _mix64(s)
+                        e = lo + np.int64(((z >> _S32) * degree) >> _S32)
+                        coin = np.uint32(z & _LOW32)
+                        v = np.int64(
+                            walk_table[e, 1] if coin < walk_table[e, 0] else walk_table[e, 2]
+                        )
                         cur[k] = v
                         row[v] += 1
         else:
@@ -259,10 +266,11 @@ def _walk_tables(
     indices: NDArray[np.int32],
     alias_prob: NDArray[np.float64],
     alias_index: NDArray[np.int32],
-) -> tuple[NDArray[np.int32], NDArray[np.float64]]:
-    # Rows of (threshold, node, alias node), node ids stored exactly as float64, so that one
-    # step reads one table row. A dead end gets a single edge to the exit node n, and n a
-    # single edge to itself.
+) -> tuple[NDArray[np.int32], NDArray[np.uint32]]:
+    # 12-byte rows of (coin threshold in units of 2**-32, node, alias node), so that one step
+    # reads one table row. Where the alias probability is 1 the alias is the node itself, so
+    # the threshold's cap at 2**32 - 1 changes nothing. A dead end gets a single edge to the
+    # exit node n, and n a single edge to itself.
     n = indptr.shape[0] - 1
     walk_indptr = np.empty(n + 2, dtype=np.int32)
     total = 0
@@ -271,17 +279,17 @@ def _walk_tables(
         total += max(indptr[u + 1] - indptr[u], 1)
     walk_indptr[n] = total
     walk_indptr[n + 1] = total + 1
-    table = np.empty((total + 1, 3), dtype=np.float64)
+    table = np.empty((total + 1, 3), dtype=np.uint32)
     for u in range(n + 1):
         out = walk_indptr[u]
         if u == n or indptr[u] == indptr[u + 1]:
-            table[out, 0] = 1.0
+            table[out, 0] = np.uint32(0xFFFFFFFF)
             table[out, 1] = n
             table[out, 2] = n
             continue
         for e in range(indptr[u], indptr[u + 1]):
             row = out + e - indptr[u]
-            table[row, 0] = alias_prob[e]
+            table[row, 0] = np.uint32(min(np.round(alias_prob[e] * _TWO_32), _TWO_32 - 1.0))
             table[row, 1] = indices[e]
             table[row, 2] = indices[alias_index[e]]
     return walk_indptr, table
@@ -303,7 +311,7 @@ class CsrGraph:
     alias_prob: NDArray[np.float64]
     alias_index: NDArray[np.int32]
     walk_indptr: NDArray[np.int32]
-    walk_table: NDArray[np.float64]
+    walk_table: NDArray[np.uint32]
 
     @property
     def n_nodes(self) -> int:

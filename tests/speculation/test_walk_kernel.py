@@ -257,3 +257,34 @@ def test_numpy_baseline_is_a_fair_competitor(seed: int) -> None:
     hits = walk_hits_numpy(graph, [0, 1, 2], steps=steps, sims=sims, seed=seed)
     exact = walk.expected_visits(graph, [0, 1, 2], steps=steps)
     assert within_bounds(hits / sims, exact, steps, sims) == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    weights=st.lists(
+        st.lists(st.floats(0.001, 1000.0), min_size=1, max_size=12), min_size=1, max_size=6
+    ),
+    dead=st.integers(0, 2),
+)
+def test_integer_walk_tables_reproduce_the_row_probabilities(
+    weights: list[list[float]], dead: int
+) -> None:
+    n = len(weights) + dead  # the last `dead` nodes have no edges
+    src = [r for r, row in enumerate(weights) for _ in row]
+    dst = [k % n for row in weights for k in range(len(row))]
+    graph = walk.build_csr(n, src, dst, [w for row in weights for w in row])
+    table, wptr = graph.walk_table.astype(np.float64), graph.walk_indptr
+    for u in range(n + 1):
+        lo, hi = int(wptr[u]), int(wptr[u + 1])
+        got = np.zeros(n + 1)
+        for j in range(lo, hi):
+            heads = table[j, 0] / 2.0**32  # P(coin < threshold)
+            got[int(table[j, 1])] += heads / (hi - lo)
+            got[int(table[j, 2])] += (1.0 - heads) / (hi - lo)
+        want = np.zeros(n + 1)
+        if u < n and graph.indptr[u] < graph.indptr[u + 1]:
+            a, b = int(graph.indptr[u]), int(graph.indptr[u + 1])
+            np.add.at(want, graph.indices[a:b], graph.prob[a:b])
+        else:
+            want[n] = 1.0  # dead ends and the exit node lead to the exit node
+        np.testing.assert_allclose(got, want, atol=1e-9)
