@@ -60,6 +60,12 @@ def decision_from_tat(
     return Decision(policy, False, remaining, retry, tat - now, degraded)
 
 
+#: A refusal for an unreachable backend asks to retry soon: the outage, not the client, is the
+#: cause, and a slow policy's interval (12 minutes for 5/hour) would be far too long.
+DEGRADED_RETRY_MAX = 5 * MICROS
+
+
 def degraded_decision(policy: Policy, *, allowed: bool) -> Decision:
     """What a policy answers when its backend is unreachable (its failure mode decides)."""
-    return Decision(policy, allowed, 0, 0 if allowed else policy.interval, 0, degraded=True)
+    retry = 0 if allowed else min(policy.interval, DEGRADED_RETRY_MAX)
+    return Decision(policy, allowed, 0, retry, 0, degraded=True)

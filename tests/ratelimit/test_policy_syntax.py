@@ -12,7 +12,7 @@ from core.ratelimit import (
     parse_lockout_rule,
     parse_policy,
 )
-from core.ratelimit.decision import decision_from_tat
+from core.ratelimit.decision import decision_from_tat, degraded_decision
 from native.gcra import GcraTable
 
 MINUTE = 60_000_000
@@ -131,3 +131,12 @@ def test_decision_from_tat_matches_kernel_arithmetic() -> None:
         assert (derived.allowed, derived.remaining, derived.retry_after, derived.reset_after) == (
             tuple(result)
         )
+
+
+def test_degraded_refusal_asks_for_a_short_retry() -> None:
+    slow = parse_policy("otp.send", "5/hour fail closed")
+    fast = parse_policy("login", "10/second fail closed")
+    assert degraded_decision(slow, allowed=False).retry_after_seconds == 5
+    assert degraded_decision(fast, allowed=False).retry_after == 100_000
+    opened = degraded_decision(slow, allowed=True)
+    assert opened.allowed and opened.degraded and opened.retry_after == 0
