@@ -17,6 +17,10 @@ from core.flows.paths import normalize_path
 from core.flows.segments import validate_segment
 
 MAX_BATCH = 1000
+#: Page views older than this, or this far ahead of the server's clock, are refused: a wrong
+#: clock must not pin a session's state (later views are never paired with an earlier one).
+MAX_VIEW_AGE_SECONDS = 7 * 86_400.0
+MAX_CLOCK_SKEW_SECONDS = 300.0
 _SESSION = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _NAVIGATION_KEYS = frozenset({"seg", "from", "to"})
 _PAGE_VIEW_KEYS = frozenset({"session_id", "seg", "path", "ts"})
@@ -57,7 +61,9 @@ def _field(item: dict[str, Any], key: str, parse: Any) -> Any:
         raise ValidationFailed(f"'{key}': {exc.message}", details={"field": key}) from None
 
 
-def _parse_item(item: Any, segments: Collection[str], origins: Collection[str]) -> Any:
+def _parse_item(
+    item: Any, segments: Collection[str], origins: Collection[str], now: float | None
+) -> Any:
     if not isinstance(item, dict):
         raise ValidationFailed("an event must be an object")
     keys = set(item)
@@ -80,6 +86,13 @@ def _parse_item(item: Any, segments: Collection[str], origins: Collection[str]) 
             raise ValidationFailed("'ts' must be a number (Unix seconds)", details={"field": "ts"})
         if not 0 < ts < 1e11:
             raise ValidationFailed("'ts' must be Unix seconds", details={"field": "ts"})
+        if now is not None and not (
+            now - MAX_VIEW_AGE_SECONDS <= ts <= now + MAX_CLOCK_SKEW_SECONDS
+        ):
+            raise ValidationFailed(
+                "'ts' is too far from the server's clock",
+                details={"field": "ts", "server_time": now},
+            )
         path = _field(item, "path", lambda p: normalize_path(p, origins))
         return PageView(session_id, seg, path, float(ts))
     raise ValidationFailed(
@@ -88,8 +101,16 @@ def _parse_item(item: Any, segments: Collection[str], origins: Collection[str]) 
     )
 
 
-def parse_batch(items: Sequence[Any], segments: Collection[str], origins: Collection[str]) -> Batch:
-    """Validate every item; raise one ``ValidationFailed`` listing each bad index."""
+def parse_batch(
+    items: Sequence[Any],
+    segments: Collection[str],
+    origins: Collection[str],
+    now: float | None = None,
+) -> Batch:
+    """Validate every item; raise one ``ValidationFailed`` listing each bad index.
+
+    With ``now``, page views must lie within the last week and at most 5 minutes ahead.
+    """
     if len(items) > MAX_BATCH:
         raise ValidationFailed(
             f"a batch holds at most {MAX_BATCH} events", details={"count": len(items)}
@@ -99,7 +120,7 @@ def parse_batch(items: Sequence[Any], segments: Collection[str], origins: Collec
     errors: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         try:
-            parsed = _parse_item(item, segments, origins)
+            parsed = _parse_item(item, segments, origins, now)
         except ValidationFailed as exc:
             detail = exc.details if isinstance(exc.details, dict) else {}
             errors.append({"index": index, "message": exc.message, **detail})

@@ -54,6 +54,8 @@ def rank(
     exclusions: Exclusions | None = None,
 ) -> list[RankedRoute]:
     """The ``top`` best routes by score (ties by path), above ``min_score``, none excluded."""
+    if top <= 0:
+        return []
     candidates = np.flatnonzero((scores > 0.0) & (scores >= min_score))
     # Sort by descending score, then by path, so equal scores rank the same on every run.
     ordered = sorted(candidates.tolist(), key=lambda i: (-float(scores[i]), paths[i]))

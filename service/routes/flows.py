@@ -129,7 +129,9 @@ async def ingest_events(request: Request) -> Response:
     runtime = get_runtime(request)
     settings = runtime.settings
     items = _items(await parse_json(request), "events", MAX_BATCH)
-    batch = parse_batch(items, settings.speculation_segments, _origins(settings))
+    batch = parse_batch(
+        items, settings.speculation_segments, _origins(settings), runtime.clock.now()
+    )
     navigations = list(batch.navigations)
     changed: dict[str, PageView] = {}
     if batch.page_views:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -78,7 +79,7 @@ async def test_an_invalid_batch_is_refused_whole_with_every_index(
         {"seg": "en-d", "from": "https://evil.example/a", "to": "/b"},
         nav("/", "/fine"),
         "not an object",
-        {"session_id": "short", "seg": "en-d", "path": "/", "ts": 1.7e9},
+        {"session_id": "short", "seg": "en-d", "path": "/", "ts": time.time()},
         {"seg": "en-d", "from": "/", "to": "/b", "extra": 1},
     ]
     r = await client.post("/flows/events", json={"events": batch})
@@ -110,8 +111,10 @@ async def test_malformed_json_gets_400(client: httpx.AsyncClient) -> None:
 async def test_page_views_are_paired_per_session_across_batches(
     client: httpx.AsyncClient,
 ) -> None:
+    base = time.time() - 3600
+
     def view(session: str, path: str, ts: float, seg: str = "en-d") -> dict[str, Any]:
-        return {"session_id": session, "seg": seg, "path": path, "ts": ts}
+        return {"session_id": session, "seg": seg, "path": path, "ts": base + ts}
 
     first = [view("sess-aaaa", "/", 1000.0), view("sess-bbbb", "/", 1000.0)]
     r = await client.post("/flows/events", json={"events": first})
@@ -131,6 +134,13 @@ async def test_page_views_are_paired_per_session_across_batches(
         "/flows/events", json={"events": [view("sess-aaaa", "/en/about", 1030.0)]}
     )
     assert ("/en/contact", "/en/about") in await edges(client)
+    # A clock far off is refused rather than allowed to pin the session's state.
+    for off in (-8 * 86_400.0, 3600 + 600.0):
+        r = await client.post(
+            "/flows/events", json={"events": [view("sess-aaaa", "/x", 3600 + off)]}
+        )
+        assert r.status_code == 422
+        assert r.json()["error"]["details"][0]["field"] == "ts"
 
 
 async def test_edge_import_adds_or_replaces_and_needs_admin(client: httpx.AsyncClient) -> None:
@@ -338,7 +348,7 @@ _event = st.fixed_dictionaries(
         "to": st.sampled_from(["/c", "/a/"]) | st.text(max_size=30),
         "session_id": st.sampled_from(["sess-1234", "s"]) | _json,
         "path": st.sampled_from(["/", "/p"]) | _json,
-        "ts": st.sampled_from([1.7e9, -1, 1e300]) | _json,
+        "ts": st.sampled_from([time.time(), 1.7e9, -1, 1e300]) | _json,
     },
 )
 
@@ -360,3 +370,12 @@ async def test_arbitrary_batches_never_fail_or_half_store(
     else:
         added = sum(v["count"] for v in after.values()) - sum(v["count"] for v in before.values())
         assert added == r.json()["transitions"]
+
+
+async def test_openapi_documents_the_flow_and_rules_endpoints(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    for path in ("/flows/events", "/flows/edges", "/perf/speculation/dynamic"):
+        assert path in doc["paths"], path
+    rules = doc["paths"]["/perf/speculation/dynamic"]["get"]
+    assert "application/speculationrules+json" in rules["responses"]["200"]["content"]
+    assert {p["name"] for p in rules["parameters"]} == {"seg", "mode"}

@@ -99,6 +99,7 @@ def test_rank_orders_by_score_then_path_and_applies_limits() -> None:
     scores = np.array([0.2, 0.5, 0.2, 0.001, 0.9, 0.0])
     got = rank(paths, scores, top=3, min_score=0.01, exclusions=Exclusions(["/logout"]))
     assert got == [RankedRoute("/b", 0.5), RankedRoute("/a", 0.2), RankedRoute("/c", 0.2)]
+    assert rank(paths, scores, top=0) == []
     assert rank(paths, scores, top=10) == [
         RankedRoute("/logout", 0.9),
         RankedRoute("/b", 0.5),
