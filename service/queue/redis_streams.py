@@ -248,13 +248,18 @@ class RedisStreamsQueue(JobQueue):
         if len(entries) < limit:
             block = None if wait <= 0 else max(1, int(min(wait, MAX_BLOCK_SECONDS) * 1000))
             with redis_errors("queue read"):
-                reply = await self._r.xreadgroup(
-                    keys.QUEUE_GROUP,
-                    worker_id,
-                    {self._stream(q): ">" for q in queues},
-                    count=limit - len(entries),
-                    block=block,
-                )
+                try:
+                    reply = await self._r.xreadgroup(
+                        keys.QUEUE_GROUP,
+                        worker_id,
+                        {self._stream(q): ">" for q in queues},
+                        count=limit - len(entries),
+                        block=block,
+                    )
+                except ResponseError as exc:
+                    if "NOGROUP" in str(exc):  # the stream vanished (Redis lost its data)
+                        self._groups.clear()
+                    raise
             by_stream = {self._stream(q): q for q in queues}
             for stream, items in reply or []:
                 queue = by_stream[_s(stream)]

@@ -235,7 +235,13 @@ class Worker:
                 0.0,
             )
             return
-        wait = await self._pace(job, registration)
+        try:
+            wait = await self._pace(job, registration)
+        except asyncio.CancelledError:
+            await self._settle(
+                job, registration, AttemptOutcome.RELEASED, 0.0, "worker shutting down", None, 0.0
+            )
+            raise
         if wait > 0:
             await self._settle(job, registration, AttemptOutcome.DEFERRED, wait, "paced", None, 0.0)
             return

@@ -67,7 +67,7 @@ def fallback_handler(http: httpx.AsyncClient, url: str) -> Any:
         except httpx.HTTPError as exc:
             raise ProviderError(f"fallback webhook unreachable: {type(exc).__name__}") from None
         if response.status_code == 429:
-            raise RetryLater(float(response.headers.get("Retry-After", "5") or 5), "webhook 429")
+            raise RetryLater(_retry_after(response.headers.get("Retry-After")), "webhook 429")
         if response.status_code >= 500:
             raise ProviderError(f"fallback webhook answered {response.status_code}")
         if response.status_code >= 400:
@@ -75,6 +75,15 @@ def fallback_handler(http: httpx.AsyncClient, url: str) -> Any:
         return response.status_code
 
     return handle
+
+
+def _retry_after(header: str | None, default: float = 5.0) -> float:
+    # Seconds only: an HTTP-date Retry-After falls back to the default.
+    try:
+        value = float(header) if header else default
+    except ValueError:
+        return default
+    return min(max(value, 0.0), 3600.0)
 
 
 def fallback_key(job_key: str) -> str:

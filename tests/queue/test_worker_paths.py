@@ -1,0 +1,144 @@
+"""Worker paths beyond the provider: pacing, expired final leases, missing handlers, relay."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from core.jobs import Job
+from service.backends import memory_backends
+from service.db.tables.jobs import queue_attempts
+from service.queue import handlers
+from service.queue.ledger import AttemptLedger
+from service.queue.redis_streams import RedisStreamsQueue
+from service.queue.worker import Worker
+from service.ratelimit.factory import build_rate_limiter
+from service.settings import Settings
+from tests.queue.conftest import TEST_CONFIG, QueueUnderTest
+from tests.queue.test_worker_telegram import until
+
+Q = "paths"
+
+
+class Calls:
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    async def __call__(self, job: Job) -> None:
+        self.keys.append(job.key)
+
+
+@pytest.fixture
+async def calls() -> AsyncIterator[Calls]:
+    recorder = Calls()
+    yield recorder
+    handlers.unregister_handler(Q)
+
+
+async def _outcomes(qut: QueueUnderTest, ledger: AttemptLedger, key: str) -> list[str]:
+    await ledger.flush()
+    async with qut.db.connect() as conn:
+        rows = await conn.execute(
+            select(queue_attempts.c.outcome, queue_attempts.c.error)
+            .where(queue_attempts.c.job_key == key)
+            .order_by(queue_attempts.c.id)
+        )
+        return [f"{o}:{e or ''}" for o, e in rows.all()]
+
+
+async def _run(worker: Worker) -> Worker:
+    await worker.start()
+    return worker
+
+
+@pytest.mark.parametrize("qut", ["sqlite"], indirect=True)
+async def test_pacing_through_the_rate_limit_facility_defers_without_running(
+    qut: QueueUnderTest, calls: Calls
+) -> None:
+    async def audit(actor: str, action: str, subject: str, details: dict[str, Any]) -> None:
+        return None
+
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    limiter = build_rate_limiter(settings, memory_backends("pace"), qut.clock, audit)
+    handlers.register_pacing_policy("test.pace", "1/hour burst 1")
+    handlers.register_handler(Q, calls, pacing=lambda job: [("test.pace", job.payload["chat"])])
+    ledger = AttemptLedger(qut.db, qut.clock)
+    worker = await _run(
+        Worker(
+            qut.queue,
+            TEST_CONFIG,
+            qut.clock,
+            queues=[Q],
+            ledger=ledger,
+            limiter_source=lambda: limiter,
+        )
+    )
+    try:
+        await qut.queue.enqueue(Q, {"chat": "a"}, key="p1")
+        await until(lambda: calls.keys == ["p1"])
+        await qut.queue.enqueue(Q, {"chat": "a"}, key="p2")
+        await qut.queue.enqueue(Q, {"chat": "b"}, key="p3")  # another chat has its own budget
+        await until(lambda: "p3" in calls.keys)
+        await until(lambda: _outcomes(qut, ledger, "p2"))
+    finally:
+        await worker.stop()
+    assert calls.keys == ["p1", "p3"]
+    assert await _outcomes(qut, ledger, "p2") == ["deferred:paced"]
+    [stats] = await qut.queue.stats([Q])
+    assert stats.delayed == 1  # p2 waits for its chat's budget, its attempt given back
+
+
+async def test_final_attempt_whose_worker_died_is_dead_lettered(
+    qut: QueueUnderTest, calls: Calls
+) -> None:
+    handlers.register_handler(Q, calls)
+    await qut.queue.enqueue(Q, {}, key="ghost", max_attempts=1)
+    [claimed] = await qut.queue.claim([Q], 1, worker_id="host:1:dead")  # never reports back
+    assert claimed.attempt == 1
+    await asyncio.sleep(TEST_CONFIG.visibility_timeout + 0.05)
+    qut.clock.advance(2)
+    ledger = AttemptLedger(qut.db, qut.clock)
+    worker = await _run(Worker(qut.queue, TEST_CONFIG, qut.clock, queues=[Q], ledger=ledger))
+    try:
+        await until(lambda: qut.queue.get_dead_letter("ghost"))
+    finally:
+        await worker.stop()
+    assert calls.keys == []  # not run a second time beyond its budget
+    letter = await qut.queue.get_dead_letter("ghost")
+    assert letter is not None
+    assert "lease ran out" in letter.last_error
+    assert (await _outcomes(qut, ledger, "ghost"))[0].startswith("expired:")
+
+
+async def test_queue_without_a_handler_waits_for_one(qut: QueueUnderTest) -> None:
+    handlers.unregister_handler("nobody")
+    await qut.queue.enqueue("nobody", {}, key="orphan")
+    ledger = AttemptLedger(qut.db, qut.clock)
+    worker = await _run(Worker(qut.queue, TEST_CONFIG, qut.clock, queues=["nobody"], ledger=ledger))
+    try:
+        await until(lambda: _outcomes(qut, ledger, "orphan"))
+    finally:
+        await worker.stop()
+    [outcome] = await _outcomes(qut, ledger, "orphan")
+    assert outcome.startswith("deferred:no handler")
+    [stats] = await qut.queue.stats(["nobody"])
+    assert (stats.delayed, stats.dead) == (1, 0)
+
+
+@pytest.mark.parametrize("qut", ["redis"], indirect=True)
+async def test_worker_relays_transactional_enqueues_onto_redis(
+    qut: QueueUnderTest, calls: Calls
+) -> None:
+    assert isinstance(qut.queue, RedisStreamsQueue)
+    handlers.register_handler(Q, calls)
+    worker = await _run(Worker(qut.queue, TEST_CONFIG, qut.clock, queues=[Q]))
+    try:
+        async with qut.db.begin() as conn:
+            assert await qut.queue.enqueue(Q, {"x": 1}, key="tx-relay", conn=conn)
+        await until(lambda: calls.keys == ["tx-relay"])
+    finally:
+        await worker.stop()
