@@ -157,9 +157,12 @@ class SpeculationCache:
 
     async def _run(self) -> None:
         # Load (or compile) the kernels off the event loop before the first refresh needs them.
-        await asyncio.to_thread(walk.warm_up)
+        try:
+            await asyncio.to_thread(walk.warm_up)
+        except Exception as exc:  # the refreshes below will report it again if it persists
+            log.warning("speculation kernels failed to warm up", extra={"error": repr(exc)})
         while True:
-            await self.refresh_all()
+            await self.refresh_all()  # never raises: failures are counted and logged per segment
             await asyncio.sleep(self.settings.speculation_refresh_seconds)
 
     # ---------------------------------------------------------------- reads
