@@ -379,3 +379,46 @@ async def test_openapi_documents_the_flow_and_rules_endpoints(client: httpx.Asyn
     rules = doc["paths"]["/perf/speculation/dynamic"]["get"]
     assert "application/speculationrules+json" in rules["responses"]["200"]["content"]
     assert {p["name"] for p in rules["parameters"]} == {"seg", "mode"}
+
+
+async def test_the_background_refresher_picks_up_new_flows(
+    make_settings: Callable[..., Settings], make_client: MakeClient
+) -> None:
+    settings = make_settings(public_origin=ORIGIN, speculation_refresh_seconds=1.0)
+    async with make_client(settings) as client:
+        empty = await client.get("/perf/speculation/dynamic", params={"seg": "tr-d"})
+        assert empty.json()["prerender"] == []
+        events = [nav("/", "/tr/projects", seg="tr-d"), nav("/tr/projects", "/tr/x", seg="tr-d")]
+        assert (await client.post("/flows/events", json={"events": events})).status_code == 200
+        for _ in range(100):
+            r = await client.get("/perf/speculation/dynamic", params={"seg": "tr-d"})
+            if r.json()["prerender"]:
+                break
+            await asyncio.sleep(0.1)
+        assert r.json()["prerender"][0]["where"]["and"][0]["href_matches"].startswith(ORIGIN)
+
+
+async def test_a_failing_refresh_keeps_serving_the_last_answer(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.errors import StorageError
+    from service.speculation import store
+    from service.speculation.metrics import REFRESHES
+
+    await _load_site(client)
+    cache = speculation_cache(client.app.state.runtime)  # type: ignore[attr-defined]
+    for _ in range(100):
+        served = await client.get("/perf/speculation/dynamic", params={"seg": "en-d"})
+        if served.json()["prerender"]:
+            break
+        await asyncio.sleep(0.05)
+
+    async def broken(*_args: Any, **_kwargs: Any) -> int:
+        raise StorageError("database is down")
+
+    monkeypatch.setattr(store, "segment_version", broken)
+    failed_before = REFRESHES.labels("failed")._value.get()
+    await cache.refresh_all()
+    assert REFRESHES.labels("failed")._value.get() > failed_before
+    again = await client.get("/perf/speculation/dynamic", params={"seg": "en-d"})
+    assert again.status_code == 200 and again.content == served.content
