@@ -46,48 +46,84 @@ def open_key(contact_id: int, channel: str) -> str:
     return f"{contact_id}:{channel}"
 
 
-async def upsert_contact(
-    conn: AsyncConnection, dialect: str, wa_id: str, name: str | None, now: datetime
-) -> int:
-    """The contact with ``wa_id``; created on first contact, profile name refreshed."""
-    row = {
-        "wa_id": wa_id,
-        "name": name,
-        "phone": wa_id[:32],
-        "locale": "tr",
-        "created_at": now,
-        "updated_at": now,
-    }
-    updates: dict[str, Any] = {"updated_at": lambda new: new("updated_at")}
-    if name:
-        updates["name"] = lambda new: new("name")
-    # A customer who writes again after being soft-deleted is a live contact again.
-    updates["deleted_at"] = None
-    await conn.execute(
-        upsert_stmt(dialect, crm_contacts, row, index_elements=["wa_id"], update_columns=updates)
+async def resolve_contacts(
+    conn: AsyncConnection, dialect: str, names: dict[str, str | None], now: datetime
+) -> dict[str, int]:
+    """``wa_id`` -> contact id for every given WhatsApp id.
+
+    Known contacts cost one SELECT for the whole batch; new ones are inserted with an upsert (a
+    concurrent delivery may create the same contact), changed profile names are refreshed, and a
+    customer who writes again after being soft-deleted is a live contact again.
+    """
+    wanted = list(names)
+    query = select(
+        crm_contacts.c.id, crm_contacts.c.wa_id, crm_contacts.c.name, crm_contacts.c.deleted_at
     )
-    contact_id = await conn.scalar(select(crm_contacts.c.id).where(crm_contacts.c.wa_id == wa_id))
-    assert contact_id is not None
-    return int(contact_id)
+    found = {r.wa_id: r for r in await conn.execute(query.where(crm_contacts.c.wa_id.in_(wanted)))}
+    missing = [wa_id for wa_id in wanted if wa_id not in found]
+    if missing:
+        rows = [
+            {
+                "wa_id": wa_id,
+                "name": names[wa_id],
+                "phone": wa_id[:32],
+                "locale": "tr",
+                "created_at": now,
+                "updated_at": now,
+            }
+            for wa_id in missing
+        ]
+        await conn.execute(
+            upsert_stmt(
+                dialect,
+                crm_contacts,
+                rows,
+                index_elements=["wa_id"],
+                update_columns={"updated_at": lambda new: new("updated_at")},
+            )
+        )
+        created = await conn.execute(query.where(crm_contacts.c.wa_id.in_(missing)))
+        found.update({r.wa_id: r for r in created})
+    for wa_id, row in found.items():
+        name = names.get(wa_id)
+        if (name and name != row.name) or row.deleted_at is not None:
+            values: dict[str, Any] = {"updated_at": now, "deleted_at": None}
+            if name:
+                values["name"] = name
+            await conn.execute(
+                update(crm_contacts).where(crm_contacts.c.id == row.id).values(**values)
+            )
+    return {wa_id: int(row.id) for wa_id, row in found.items()}
 
 
-async def ensure_open_convo(
-    conn: AsyncConnection, dialect: str, contact_id: int, channel: str, now: datetime
-) -> int:
-    key = open_key(contact_id, channel)
-    row = {
-        "contact_id": contact_id,
-        "channel": channel,
-        "status": "open",
-        "open_key": key,
-        "unread": 0,
-        "created_at": now,
-        "last_activity_at": now,
+async def ensure_open_convos(
+    conn: AsyncConnection, dialect: str, contact_ids: Iterable[int], channel: str, now: datetime
+) -> dict[int, int]:
+    """contact id -> its open conversation on ``channel`` (opened when there is none)."""
+    keys = {open_key(contact_id, channel): contact_id for contact_id in set(contact_ids)}
+    query = select(crm_convos.c.id, crm_convos.c.open_key)
+    found = {
+        r.open_key: int(r.id)
+        for r in await conn.execute(query.where(crm_convos.c.open_key.in_(list(keys))))
     }
-    await conn.execute(upsert_stmt(dialect, crm_convos, row, index_elements=["open_key"]))
-    convo_id = await conn.scalar(select(crm_convos.c.id).where(crm_convos.c.open_key == key))
-    assert convo_id is not None
-    return int(convo_id)
+    missing = [key for key in keys if key not in found]
+    if missing:
+        rows = [
+            {
+                "contact_id": keys[key],
+                "channel": channel,
+                "status": "open",
+                "open_key": key,
+                "unread": 0,
+                "created_at": now,
+                "last_activity_at": now,
+            }
+            for key in missing
+        ]
+        await conn.execute(upsert_stmt(dialect, crm_convos, rows, index_elements=["open_key"]))
+        created = await conn.execute(query.where(crm_convos.c.open_key.in_(missing)))
+        found.update({r.open_key: int(r.id) for r in created})
+    return {contact_id: found[key] for key, contact_id in keys.items()}
 
 
 async def existing_provider_ids(conn: AsyncConnection, ids: Iterable[str]) -> set[str]:
@@ -122,14 +158,25 @@ async def save_inbound(
 ) -> list[StoredInbound]:
     """Stores messages not seen before (WhatsApp redelivers) and returns the new ones."""
     seen = await existing_provider_ids(conn, (m.provider_id for m in messages))
-    stored: list[StoredInbound] = []
+    fresh: list[InboundMessage] = []
     for event in messages:
-        if event.provider_id in seen:
-            continue
-        seen.add(event.provider_id)
-        name = event.profile_name or profiles.get(event.wa_id)
-        contact_id = await upsert_contact(conn, dialect, event.wa_id, name, now)
-        convo_id = await ensure_open_convo(conn, dialect, contact_id, CHANNEL_WHATSAPP, now)
+        if event.provider_id not in seen:
+            seen.add(event.provider_id)
+            fresh.append(event)
+    if not fresh:
+        return []
+    names: dict[str, str | None] = {}
+    for event in fresh:
+        names[event.wa_id] = (
+            event.profile_name or profiles.get(event.wa_id) or names.get(event.wa_id)
+        )
+    contacts = await resolve_contacts(conn, dialect, names, now)
+    convos = await ensure_open_convos(conn, dialect, contacts.values(), CHANNEL_WHATSAPP, now)
+    stored: list[StoredInbound] = []
+    activity: dict[int, tuple[int, datetime]] = {}
+    for event in fresh:
+        contact_id = contacts[event.wa_id]
+        convo_id = convos[contact_id]
         at = _message_time(event, now)
         result = await conn.execute(
             insert(crm_messages).values(
@@ -147,17 +194,19 @@ async def save_inbound(
         )
         primary_key = result.inserted_primary_key
         assert primary_key is not None
-        message_id = int(primary_key[0])
+        stored.append(StoredInbound(int(primary_key[0]), convo_id, contact_id, event))
+        count, latest = activity.get(convo_id, (0, at))
+        activity[convo_id] = (count + 1, max(latest, at))
+    for convo_id, (count, latest) in activity.items():
         await conn.execute(
             update(crm_convos)
             .where(crm_convos.c.id == convo_id)
             .values(
-                unread=crm_convos.c.unread + 1,
-                last_inbound_at=_later(crm_convos.c.last_inbound_at, at),
-                last_activity_at=_later(crm_convos.c.last_activity_at, at),
+                unread=crm_convos.c.unread + count,
+                last_inbound_at=_later(crm_convos.c.last_inbound_at, latest),
+                last_activity_at=_later(crm_convos.c.last_activity_at, latest),
             )
         )
-        stored.append(StoredInbound(message_id, convo_id, contact_id, event))
     return stored
 
 
