@@ -144,7 +144,8 @@ def inbound_hook(whatsapp: WhatsApp) -> Any:
 async def on_inbound(
     whatsapp: WhatsApp, conn: AsyncConnection, stored: Sequence[StoredInbound], now: datetime
 ) -> list[dict[str, Any]]:
-    """Consent keywords, their one-time acknowledgement, and one auto-reply job per message."""
+    """Consent keywords, their one-time acknowledgement, and one auto-reply job per message
+    while an auto-reply responder is switched on."""
     queue = whatsapp.runtime.queue
     now_ts = now.timestamp()
     events: list[dict[str, Any]] = []
@@ -178,7 +179,9 @@ async def on_inbound(
                         live.message_event(ack_id, item.convo_id, "out", "text", "queued")
                     )
             continue
-        if queue is not None:
+        # The default hook does nothing, so it costs no job: a no-op job per message would add
+        # an outbox row and a worker round trip to every inbound message for no effect.
+        if queue is not None and whatsapp.faq is not None:
             await queue.enqueue(
                 AUTOREPLY_QUEUE,
                 {"message_id": item.message_id},

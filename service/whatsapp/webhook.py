@@ -8,8 +8,10 @@ Redeliveries are harmless: inbound messages are keyed by their provider id.
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -81,10 +83,22 @@ class WebhookProcessor:
         self._backends = backends
         self._clock = clock
         self.hooks = list(hooks)
+        # SQLite has one writer; queueing our own writers here is far cheaper than letting them
+        # collide in SQLite's busy handler, which sleeps in steps of up to 100 ms.
+        self._sqlite_writer = asyncio.Lock() if db.dialect == "sqlite" else None
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        if self._sqlite_writer is None:
+            async with self._db.begin() as conn:
+                yield conn
+            return
+        async with self._sqlite_writer, self._db.begin() as conn:
+            yield conn
 
     async def _store_raw(self, body: bytes, now: datetime) -> int:
         text, encoding = encode_raw(body)
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             result = await conn.execute(
                 insert(wa_webhook_events).values(
                     received_at=now,
@@ -100,7 +114,7 @@ class WebhookProcessor:
         return int(primary_key[0])
 
     async def _mark(self, event_id: int, **values: Any) -> None:
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(
                 update(wa_webhook_events).where(wa_webhook_events.c.id == event_id).values(**values)
             )
@@ -121,7 +135,7 @@ class WebhookProcessor:
         # its transaction back and the retry then sees the message as a duplicate.
         for attempt in (1, 2):
             try:
-                async with self._db.begin() as conn:
+                async with self._write() as conn:
                     outcome.stored = await save_inbound(
                         conn, self._db.dialect, batch.messages, batch.profiles, now
                     )
