@@ -113,9 +113,9 @@ class Lockouts:
         return locks, now
 
     async def refresh_gauge(self) -> int:
-        locks, _ = await self.store.active_locks(1_000_000)
-        metrics.LOCKS_ACTIVE.set(len(locks))
-        return len(locks)
+        count = await self.store.count_active()
+        metrics.LOCKS_ACTIVE.set(count)
+        return count
 
     async def unlock(self, rule_name: str, key: str, *, actor: str) -> bool:
         """Lift a lock (operator action, audited); whether a lock was in force."""

@@ -132,3 +132,7 @@ class MemoryLockoutStore:
         ]
         locks.sort(key=lambda lock: (lock.until, f"{lock.rule}|{lock.key}"))
         return locks[:limit], now
+
+    async def count_active(self) -> int:
+        now = self._now()
+        return sum(1 for state in self._states.values() if state.locked(now))

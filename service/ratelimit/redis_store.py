@@ -152,3 +152,10 @@ class RedisLockoutStore(_RedisClocked):
             rule, _, key = member.decode().partition("|")
             locks.append(ActiveLock(rule, key, int(score)))
         return locks, now
+
+    async def count_active(self) -> int:
+        now = await self._server_now()
+        with redis_errors("lock index"):
+            await self._client.zremrangebyscore(self._index, "-inf", now)
+            count: int = await self._client.zcount(self._index, f"({now}", "+inf")
+        return count
