@@ -37,6 +37,8 @@ from service.speculation.metrics import CACHE_AGE, REFRESHES, SIMULATION_SECONDS
 log = get_logger("kervan.speculation")
 
 CacheKey = tuple[str, str]  # (seg, mode)
+_SOON_ATTEMPTS = 20
+_SOON_RETRY_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +151,17 @@ class SpeculationCache:
 
         async def run() -> None:
             try:
-                await self._refresh_modes(seg)
+                # Another instance (or this one's round) may hold the lock with older data;
+                # try again shortly until the answers reflect the segment's current version.
+                for _ in range(_SOON_ATTEMPTS):
+                    await self._refresh_modes(seg)
+                    version = await store.segment_version(self.db, seg)
+                    held = [self._answers.get((seg, mode)) for mode in sorted(self._modes)]
+                    if all(a is not None and a.version >= version for a in held):
+                        return
+                    await asyncio.sleep(_SOON_RETRY_SECONDS)
+            except Exception as exc:
+                log.warning("speculation refresh failed", extra={"seg": seg, "error": repr(exc)})
             finally:
                 self._soon.pop(seg, None)
 

@@ -229,11 +229,21 @@ async def _load_site(client: httpx.AsyncClient) -> None:
     assert (await client.post("/flows/edges", json=body, headers=ADMIN)).status_code == 200
 
 
+async def settled_rules(client: httpx.AsyncClient, mode: str = "montecarlo") -> httpx.Response:
+    """The rules once the refresh that the import triggered has landed."""
+    for _ in range(200):
+        r = await client.get("/perf/speculation/dynamic", params={"seg": "en-d", "mode": mode})
+        if r.status_code != 200 or r.json()["prerender"]:
+            return r
+        await asyncio.sleep(0.05)
+    return r
+
+
 async def test_rules_follow_the_flows_with_etag_and_cache_headers(
     client: httpx.AsyncClient,
 ) -> None:
     await _load_site(client)
-    r = await client.get("/perf/speculation/dynamic", params={"seg": "en-d"})
+    r = await settled_rules(client)
     assert r.status_code == 200
     rules = r.json()
     assert len(rules["prerender"]) == 2 and len(rules["prefetch"]) == 6
@@ -266,8 +276,8 @@ async def test_rules_follow_the_flows_with_etag_and_cache_headers(
 
 async def test_exact_mode_and_background_refresh(client: httpx.AsyncClient) -> None:
     await _load_site(client)
-    mc = await client.get("/perf/speculation/dynamic", params={"seg": "en-d"})
-    exact = await client.get("/perf/speculation/dynamic", params={"seg": "en-d", "mode": "exact"})
+    mc = await settled_rules(client)
+    exact = await settled_rules(client, "exact")
     assert exact.status_code == 200
 
     def order(r: httpx.Response) -> list[str]:
