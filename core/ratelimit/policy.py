@@ -20,6 +20,9 @@ MAX_COUNT = 1_000_000_000
 MAX_BURST = 1_000_000
 #: A year: longer periods are almost certainly a typo and would overflow nothing but sense.
 MAX_PERIOD = 366 * 86400 * MICROS_PER_SECOND
+#: Bound of ``interval * burst``: keeps every sum the Redis script makes (Lua numbers are
+#: doubles) an exact integer below 2**53 microseconds for the next two centuries.
+MAX_TOLERANCE = 10 * 366 * 86400 * MICROS_PER_SECOND
 
 _NAME = re.compile(r"^[a-z][a-z0-9_.\-]{0,63}$")
 _RATE = re.compile(r"^\s*(\d{1,10})\s*/\s*(.+?)\s*$")
@@ -110,7 +113,7 @@ def parse_policy(name: str, spec: str) -> Policy:
     mode_text = options.get("fail", FailureMode.OPEN.value)
     if mode_text not in (FailureMode.OPEN.value, FailureMode.CLOSED.value):
         raise _invalid(name, spec, "fail must be 'open' or 'closed'")
-    return Policy(
+    policy = Policy(
         name=name,
         count=count,
         period=period,
@@ -118,6 +121,9 @@ def parse_policy(name: str, spec: str) -> Policy:
         failure_mode=FailureMode(mode_text),
         shadow=bool(options.get("shadow", False)),
     )
+    if policy.tolerance > MAX_TOLERANCE:
+        raise _invalid(name, spec, "a full bucket would take over 10 years to refill")
+    return policy
 
 
 def _invalid(name: str, spec: str, reason: str) -> ValidationFailed:

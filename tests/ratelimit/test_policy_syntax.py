@@ -59,6 +59,7 @@ def test_variants(
         ("10/minute shadow extra", "unexpected"),
         ("10/2 years", "invalid duration"),
         ("2000000/s", "above one unit per microsecond"),
+        ("1/day burst 5000", "over 10 years to refill"),
     ],
 )
 def test_invalid_policies_name_the_reason(spec: str, reason: str) -> None:
