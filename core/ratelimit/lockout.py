@@ -24,6 +24,8 @@ from core.ratelimit.policy import validate_name
 MAX_THRESHOLD = 1000
 MAX_STEPS = 10
 DEFAULT_FORGET = 86400 * 1_000_000
+#: A year; also keeps the Redis script's sums exact (Lua numbers are doubles).
+MAX_DURATION = 366 * 86400 * 1_000_000
 
 _RULE = re.compile(
     r"^\s*(\d{1,4})\s+failures?\s+in\s+(.+?)\s+lock\s+(.+?)(?:\s+forget\s+after\s+(.+?))?\s*$"
@@ -93,6 +95,8 @@ def parse_lockout_rule(name: str, spec: str) -> LockoutRule:
         raise _invalid(name, spec, error.message) from error
     if not 1 <= len(durations) <= MAX_STEPS:
         raise _invalid(name, spec, f"give 1..{MAX_STEPS} lock durations")
+    if max(window, forget, *durations) > MAX_DURATION:
+        raise _invalid(name, spec, "durations must not exceed a year")
     return LockoutRule(name, threshold, window, durations, forget)
 
 

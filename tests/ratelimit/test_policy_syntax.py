@@ -89,7 +89,13 @@ def test_lockout_rule() -> None:
 
 @pytest.mark.parametrize(
     "spec",
-    ["5 failures lock 1 hour", "0 failures in 1 minute lock 1 hour", "5 failures in 1 ms lock 1h"],
+    [
+        "5 failures lock 1 hour",
+        "0 failures in 1 minute lock 1 hour",
+        "5 failures in 1 ms lock 1h",
+        "5 failures in 1 minute lock 400 days",
+        "5 failures in 1 minute lock 1 hour forget after 999 days",
+    ],
 )
 def test_invalid_lockout_rules(spec: str) -> None:
     with pytest.raises(ValidationFailed, match="invalid lockout rule"):
