@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from service.backends import keys
 from service.routes.speculation import speculation_cache
 from service.settings import Settings
 from tests.speculation import rules_syntax
@@ -432,3 +433,39 @@ async def test_a_failing_refresh_keeps_serving_the_last_answer(
     assert REFRESHES.labels("failed")._value.get() > failed_before
     again = await client.get("/perf/speculation/dynamic", params={"seg": "en-d"})
     assert again.status_code == 200 and again.content == served.content
+
+
+async def test_scaled_mode_mariadb_and_redis_end_to_end(
+    make_settings: Callable[..., Settings],
+    make_client: MakeClient,
+    mariadb_url: str,
+    redis_url: str,
+) -> None:
+    settings = make_settings(
+        public_origin=ORIGIN,
+        database_url=mariadb_url,
+        redis_url=redis_url,
+        speculation_refresh_seconds=3600,
+    )
+    now = time.time()
+    views = [
+        {"session_id": "scaled-0001", "seg": "de-m", "path": p, "ts": now - 60 + i}
+        for i, p in enumerate(["/", "/de/projects", "/de/projects/kervan"])
+    ]
+    async with make_client(settings) as client:
+        # Two batches: the session's last page crosses requests through Redis.
+        for chunk in (views[:2], views[2:]):
+            r = await client.post("/flows/events", json={"events": chunk})
+            assert r.status_code == 200, r.text
+        got = await edges(client, "de-m")
+        assert {k: v["probability"] for k, v in got.items()} == {
+            ("/", "/de/projects"): 1.0,
+            ("/de/projects", "/de/projects/kervan"): 1.0,
+        }
+        r = await client.get("/perf/speculation/dynamic", params={"seg": "de-m", "mode": "exact"})
+        hrefs = [x["where"]["and"][0]["href_matches"] for x in r.json()["prerender"]]
+        assert hrefs == [ORIGIN + "/de/projects/kervan", ORIGIN + "/de/projects"]
+        backends = client.app.state.runtime.backends  # type: ignore[attr-defined]
+        assert backends.kind == "redis"
+        shared = await backends.kv.get(f"{keys.SPECULATION_ANSWER}:de-m:exact")
+        assert shared is not None and b"/de/projects/kervan" in shared
