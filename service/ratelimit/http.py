@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.ratelimit import Decision
+from core.ratelimit.texts import LIMITER_UNAVAILABLE, RATE_LIMITED, text
 from service.errors import error_response
 from service.ratelimit.headers import rate_limit_headers
 from service.ratelimit.keyfuncs import KeyFunc, by_client_ip
@@ -34,14 +35,17 @@ def limiter_of(app: Any) -> RateLimiter:
     return limiter
 
 
-def refusal(decisions: Sequence[Decision]) -> Response | None:
-    """The error response when any decision refuses, else ``None``."""
+def refusal(decisions: Sequence[Decision], accept_language: str | None = None) -> Response | None:
+    """The error response when any decision refuses, else ``None``.
+
+    The message is the end user's language (``Accept-Language``); clients act on the code.
+    """
     degraded = [d for d in decisions if d.degraded and not d.allowed]
     if degraded:
         return error_response(
             503,
             "rate_limiter_unavailable",
-            "the rate limiter is unavailable, try again later",
+            text(LIMITER_UNAVAILABLE, accept_language),
             {"policies": [d.policy.name for d in degraded]},
             {"Retry-After": str(max(d.retry_after_seconds for d in degraded))},
         )
@@ -52,7 +56,7 @@ def refusal(decisions: Sequence[Decision]) -> Response | None:
     return error_response(
         429,
         "rate_limited",
-        "too many requests, slow down",
+        text(RATE_LIMITED, accept_language),
         {
             "policies": [d.policy.name for d in refused],
             "retry_after": int(headers["Retry-After"]),
@@ -74,7 +78,7 @@ def rate_limited(*rules: tuple[str, KeyFunc], cost: int = 1) -> Callable[[Endpoi
                 if key is not None:
                     checks.append((policy, key, cost))
             decisions = await limiter.check_all(checks) if checks else []
-            refused = refusal(decisions)
+            refused = refusal(decisions, request.headers.get("accept-language"))
             if refused is not None:
                 return refused
             response = await endpoint(request)
@@ -108,8 +112,9 @@ class RateLimitMiddleware:
         if not policy or limiter is None:
             await self.app(scope, receive, send)
             return
-        decision = await limiter.check(policy, await by_client_ip(Request(scope)))
-        refused = refusal([decision])
+        request = Request(scope)
+        decision = await limiter.check(policy, await by_client_ip(request))
+        refused = refusal([decision], request.headers.get("accept-language"))
         if refused is not None:
             await refused(scope, receive, send)
             return

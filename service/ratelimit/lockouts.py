@@ -19,6 +19,7 @@ from typing import Any
 
 from core.ratelimit import Catalog
 from core.ratelimit.decision import ceil_seconds
+from core.ratelimit.texts import LOCKED_OUT, text
 from service.errors import ApiError
 from service.logging import get_logger
 from service.ratelimit import metrics
@@ -62,15 +63,20 @@ class Lockouts:
         failures = state.failures if state.window_ends > now else 0
         return LockStatus(locked, state.locked_until - now if locked else 0, failures, level)
 
-    async def ensure_unlocked(self, rule_name: str, key: str) -> None:
-        """Raise the 429 ``locked_out`` answer while ``key`` is locked under ``rule_name``."""
+    async def ensure_unlocked(
+        self, rule_name: str, key: str, accept_language: str | None = None
+    ) -> None:
+        """Raise the 429 ``locked_out`` answer while ``key`` is locked under ``rule_name``.
+
+        ``accept_language`` (the request's header) picks the message's language.
+        """
         status = await self.status(rule_name, key)
         if status.locked:
             seconds = status.retry_after_seconds
             raise ApiError(
                 429,
                 "locked_out",
-                "too many failed attempts; try again later",
+                text(LOCKED_OUT, accept_language),
                 {"retry_after": seconds},
                 {"Retry-After": str(seconds)},
             )

@@ -211,7 +211,7 @@ async def test_backend_down_closed_policy_answers_503_open_policy_passes(
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             opened = await client.post("/otp", json={"phone": "+905321234567"})
-            closed = await client.post("/login")
+            closed = await client.post("/login", headers={"Accept-Language": "en-GB,en;q=0.8"})
     finally:
         await dead.aclose()
     # Open policies (middleware per IP, route per phone and API key) let it through, unadvertised.
@@ -221,6 +221,26 @@ async def test_backend_down_closed_policy_answers_503_open_policy_passes(
     assert "RateLimit" not in closed.headers
     assert closed.json()["error"] == {
         "code": "rate_limiter_unavailable",
-        "message": "the rate limiter is unavailable, try again later",
+        "message": "The service is busy right now; please try again in a few seconds.",
         "details": {"policies": ["t.closed"]},
     }
+
+
+@pytest.mark.parametrize(
+    ("accept_language", "start"),
+    [
+        (None, "Çok fazla istek"),
+        ("de-AT,de;q=0.9", "Zu viele Anfragen"),
+        ("en-US", "Too many requests"),
+        ("fr-FR", "Too many requests"),
+    ],
+)
+async def test_refusal_message_in_the_users_language(
+    small_client: httpx.AsyncClient, accept_language: str | None, start: str
+) -> None:
+    headers = {"Accept-Language": accept_language} if accept_language else {}
+    for _ in range(3):
+        await small_client.post("/otp", json={"phone": "x"})
+    refused = await small_client.post("/otp", json={"phone": "x"}, headers=headers)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["message"].startswith(start)

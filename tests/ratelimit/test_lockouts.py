@@ -30,6 +30,9 @@ async def test_lock_escalates_and_success_resets_failures(
         await lockouts.ensure_unlocked("t.lock", "+905321234567")
     assert caught.value.status == 429 and caught.value.code == "locked_out"
     assert caught.value.headers == {"Retry-After": "600"}
+    with pytest.raises(ApiError) as german:
+        await lockouts.ensure_unlocked("t.lock", "+905321234567", "de-DE,de;q=0.9")
+    assert german.value.message.startswith("Zu viele fehlgeschlagene Versuche")
     assert audit_log.entries[-1][:3] == ("system", "lockout.locked", "lockout:t.lock:+905321234567")
 
     clock.advance(10 * MINUTE)
