@@ -3,15 +3,16 @@
 The graph is a CSR adjacency (``indptr``/``indices`` as int32) whose rows carry, per edge, the
 transition probability, the in-row cumulative probability and a Vose alias table; the alias
 table is also laid out as one 12-byte ``(coin threshold, node, alias node)`` row per edge so
-that a step reads a single table row, without branching and without floating point. A walk starts
-at a node drawn from the start list (uniformly, or by weight), then takes up to ``steps`` steps,
+that a step reads a single table row, without branching and without floating point. A walk
+starts at a node drawn from the start list (uniformly, or by weight), takes up to ``steps`` steps,
 stopping at a dead end; every node reached by a step scores one hit (the start is not counted,
 as in the original design).
 
-Randomness: every walk owns a SplitMix64 stream keyed by ``(seed, walk index)``, so the hits for
-a seed are the same whatever the number of threads or the way walks are split between them. The
-stream is simple enough to replay in plain Python, which is how the reference implementation in
-``tests/reference/walk_ref.py`` reproduces the kernel bit for bit.
+Parallelism and randomness: the walks are split into one chunk per thread, each counting into
+its own row; every walk owns a SplitMix64 stream keyed by ``(seed, walk index)``, so the hits
+for a seed are the same whatever the number of threads or the way walks are split between them.
+The stream is simple enough to replay in plain Python, which is how the reference
+implementation in ``tests/reference/walk_ref.py`` reproduces the cumulative sampler hit for hit.
 
 ``expected_visits`` is the exact counterpart: the expected number of hits per walk is
 ``sum_{k=1..steps} (P^T)^k s`` with ``s`` the start distribution, i.e. ``steps`` sparse
