@@ -1,0 +1,376 @@
+"""Signed WhatsApp webhooks processed per second, with latency percentiles, one granian worker.
+
+Starts ``kervan serve`` (one worker, uvloop, loopback only) on SQLite (the embedded default, a
+throw-away file) and then on MariaDB (a throw-away database), each with the embedded queue
+worker running as in production, and drives ``POST /webhooks/wa`` with correctly signed Cloud
+API payloads over keep-alive HTTP/1.1 connections (raw asyncio streams, so the client costs far
+less CPU than the server) for a fixed time per scenario:
+
+- ``text``: one new text message per delivery from one of 200 known customers (signature
+  check, raw event row, contact and open conversation lookup, message row, conversation
+  counters, live update) - the common case;
+- ``text new cust``: the same from a customer never seen before (contact and conversation are
+  created too);
+- ``batch x5``: five new messages from five known customers in one delivery;
+- ``redelivery``: the same delivery again and again (WhatsApp retries): logged, deduplicated;
+- ``status``: a ``delivered`` status for an id the CRM does not know yet (parked);
+- ``bad signature``: refused with 401 before anything is parsed or stored (the floor).
+
+A request counts only if answered 200 (401 for the last scenario).
+Prints a table and writes bench/results/webhook.json.
+
+    .venv/bin/python bench/bench_webhook.py [--seconds 4] [--connections 16] [--mariadb-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import itertools
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_SECRET = "bench-app-secret"
+ADMIN_KEY = "bench-admin-key"
+CUSTOMERS = 200
+RUN = uuid.uuid4().hex[:8]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def signed_request(body: bytes, secret: str = APP_SECRET) -> bytes:
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    head = (
+        "POST /webhooks/wa HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"X-Hub-Signature-256: {signature}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def notification(messages: list[dict[str, Any]], statuses: list[dict[str, Any]]) -> bytes:
+    value: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+    }
+    if messages:
+        value["contacts"] = [
+            {"profile": {"name": f"Customer {m['from'][-3:]}"}, "wa_id": m["from"]}
+            for m in messages
+        ]
+        value["messages"] = messages
+    if statuses:
+        value["statuses"] = statuses
+    return orjson.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {"id": "102290129340398", "changes": [{"value": value, "field": "messages"}]}
+            ],
+        }
+    )
+
+
+_ids = itertools.count()
+
+
+def text_message(n: int, sender: str | None = None) -> dict[str, Any]:
+    return {
+        "from": sender or f"90532{n % CUSTOMERS:07d}",
+        "id": f"wamid.{RUN}.{n}",
+        "timestamp": str(int(time.time())),
+        "type": "text",
+        "text": {"body": "Merhaba, siparişim ne zaman gelir?"},
+    }
+
+
+def text_scenario() -> bytes:
+    return signed_request(notification([text_message(next(_ids))], []))
+
+
+def new_customer_scenario() -> bytes:
+    n = next(_ids)
+    return signed_request(notification([text_message(n, f"49170{n:08d}")], []))
+
+
+def batch_scenario() -> bytes:
+    return signed_request(notification([text_message(next(_ids)) for _ in range(5)], []))
+
+
+_REDELIVERY = notification([text_message(10**9)], [])
+
+
+def redelivery_scenario() -> bytes:
+    return signed_request(_REDELIVERY)
+
+
+def status_scenario() -> bytes:
+    status = {
+        "id": f"wamid.{RUN}.out.{next(_ids)}",
+        "status": "delivered",
+        "timestamp": str(int(time.time())),
+        "recipient_id": "905320000001",
+    }
+    return signed_request(notification([], [status]))
+
+
+def bad_signature_scenario() -> bytes:
+    return signed_request(_REDELIVERY, secret="wrong-secret")
+
+
+SCENARIOS: list[tuple[str, Callable[[], bytes], int, int]] = [
+    # name, request factory, expected status, messages per request
+    ("text", text_scenario, 200, 1),
+    ("text new cust", new_customer_scenario, 200, 1),
+    ("batch x5", batch_scenario, 200, 5),
+    ("redelivery", redelivery_scenario, 200, 0),
+    ("status", status_scenario, 200, 0),
+    ("bad signature", bad_signature_scenario, 401, 0),
+]
+
+
+async def read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+            if length:
+                await reader.readexactly(length)
+    return status
+
+
+async def connection_loop(
+    port: int,
+    make: Callable[[], bytes],
+    expected: int,
+    stop_at: float,
+    latencies: list[float],
+    errors: list[int],
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while time.perf_counter() < stop_at:
+            request = make()
+            started = time.perf_counter()
+            writer.write(request)
+            status = await read_response(reader)
+            if status == expected:
+                latencies.append(time.perf_counter() - started)
+            else:
+                errors.append(status)
+    finally:
+        writer.close()
+
+
+async def drive(
+    port: int, make: Callable[[], bytes], expected: int, seconds: float, connections: int
+) -> dict[str, Any]:
+    await asyncio.gather(
+        *(
+            connection_loop(port, make, expected, time.perf_counter() + 0.5, [], [])
+            for _ in range(2)
+        )
+    )
+    latencies: list[float] = []
+    errors: list[int] = []
+    started = time.perf_counter()
+    stop_at = started + seconds
+    await asyncio.gather(
+        *(
+            connection_loop(port, make, expected, stop_at, latencies, errors)
+            for _ in range(connections)
+        )
+    )
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        if not latencies:
+            return float("nan")
+        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
+
+    return {
+        "requests": len(latencies),
+        "seconds": elapsed,
+        "webhooks_per_second": len(latencies) / elapsed,
+        "p50_ms": pct(50),
+        "p90_ms": pct(90),
+        "p99_ms": pct(99),
+        "max_ms": latencies[-1] * 1000 if latencies else float("nan"),
+        "errors": len(errors),
+        "error_statuses": sorted(set(errors))[:5],
+    }
+
+
+async def prime(port: int) -> None:
+    """Every pool customer writes once, so ``text`` measures returning customers."""
+    pending = iter(range(CUSTOMERS))
+
+    async def sender() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for n in pending:
+                writer.write(signed_request(notification([text_message(n)], [])))
+                if await read_response(reader) != 200:
+                    raise RuntimeError("priming webhook refused")
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(sender() for _ in range(4)))
+
+
+async def wait_ready(port: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            status = await read_response(reader)
+            writer.close()
+            if status == 200:
+                return
+        except OSError:
+            pass
+        await asyncio.sleep(0.2)
+    raise RuntimeError("the server did not become ready in time")
+
+
+def mariadb_database(base_url: str) -> tuple[str, Callable[[], None]]:
+    import pymysql
+    from sqlalchemy.engine import make_url
+
+    url = make_url(base_url)
+    name = f"kervan_bench_wa_{RUN}"
+    params = {
+        "host": url.host or "127.0.0.1",
+        "port": url.port or 3306,
+        "user": url.username or "root",
+        "password": url.password or "",
+    }
+    conn = pymysql.connect(**params)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    conn.close()
+
+    def drop() -> None:
+        conn = pymysql.connect(**params)
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+
+    return url.set(database=name).render_as_string(hide_password=False), drop
+
+
+async def run_database(label: str, database_url: str, args: argparse.Namespace) -> list[Any]:
+    port = free_port()
+    tmp = Path(tempfile.mkdtemp(prefix="kervan-wa-bench-"))
+    env = {
+        **os.environ,
+        "KERVAN_HOST": "127.0.0.1",
+        "KERVAN_PORT": str(port),
+        "KERVAN_WORKERS": "1",
+        "KERVAN_DATABASE_URL": database_url,
+        "KERVAN_DATA_DIR": str(tmp / "data"),
+        "KERVAN_ADMIN_API_KEY": ADMIN_KEY,
+        "KERVAN_PUBLIC_ORIGIN": "https://example.com",
+        "KERVAN_LOG_LEVEL": "WARNING",
+        "KERVAN_RATELIMIT_DEFAULT_POLICY": "",
+        "KERVAN_WHATSAPP_APP_SECRET": APP_SECRET,
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("KERVAN_REDIS_URL", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--migrate"],
+        cwd=tmp,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        await wait_ready(port, time.monotonic() + 90)
+        await prime(port)
+        rows = []
+        for name, make, expected, per_request in SCENARIOS:
+            result = await drive(port, make, expected, args.seconds, args.connections)
+            result["messages_per_second"] = result["webhooks_per_second"] * per_request
+            rows.append({"database": label, "scenario": name, **result})
+            print(
+                f"{label:<9}{name:<15}{result['webhooks_per_second']:>10.0f}"
+                f"{result['messages_per_second']:>10.0f}{result['p50_ms']:>9.2f}"
+                f"{result['p99_ms']:>9.2f}{result['max_ms']:>9.2f}{result['errors']:>8}",
+                flush=True,
+            )
+        return rows
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        if server.returncode not in (0, -15) and server.stderr is not None:
+            sys.stderr.write(server.stderr.read().decode(errors="replace")[-3000:])
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    print(
+        f"{'database':<9}{'scenario':<15}{'hooks/s':>10}{'msgs/s':>10}{'p50 ms':>9}"
+        f"{'p99 ms':>9}{'max ms':>9}{'errors':>8}"
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="kervan-wa-sqlite-"))
+    rows = await run_database("sqlite", f"sqlite+aiosqlite:///{tmp / 'kervan.db'}", args)
+    if args.mariadb_url:
+        url, drop = mariadb_database(args.mariadb_url)
+        try:
+            rows += await run_database("mariadb", url, args)
+        finally:
+            drop()
+    return {
+        "bench": "webhook",
+        "server": "kervan serve: granian, 1 worker, uvloop, memory backends, embedded queue worker",
+        "client": f"raw asyncio keep-alive HTTP/1.1, {args.connections} connections",
+        "seconds_per_scenario": args.seconds,
+        "customers": CUSTOMERS,
+        "rows": rows,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--mariadb-url", default="mariadb+aiomysql://root@127.0.0.1:3306/")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/webhook.json")
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    result = asyncio.run(asyncio.wait_for(run(args), timeout=300 + 12 * args.seconds))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
