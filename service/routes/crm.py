@@ -81,8 +81,10 @@ class SearchQuery(Strict):
 
 
 def _id(request: Request, name: str) -> int:
-    value = request.path_params[name]
-    if not isinstance(value, int) or not 1 <= value <= MAX_ID:
+    """A path id; anything that is not a positive 63-bit integer names nothing (404)."""
+    raw = request.path_params[name]
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else 0
+    if not 1 <= value <= MAX_ID:
         raise ApiError(404, "not_found", f"no such {name.removesuffix('_id')}")
     return value
 
@@ -276,15 +278,15 @@ async def delete_note(request: Request) -> Response:
 
 routes: list[BaseRoute] = [
     Route("/admin/crm/convos", list_convos, methods=["GET"]),
-    Route("/admin/crm/convos/{convo_id:int}", get_convo, methods=["GET"]),
-    Route("/admin/crm/convos/{convo_id:int}/messages", list_messages, methods=["GET"]),
-    Route("/admin/crm/convos/{convo_id:int}/close", close_convo, methods=["POST"]),
-    Route("/admin/crm/convos/{convo_id:int}/reopen", reopen_convo, methods=["POST"]),
-    Route("/admin/crm/convos/{convo_id:int}/read", read_convo, methods=["POST"]),
+    Route("/admin/crm/convos/{convo_id}", get_convo, methods=["GET"]),
+    Route("/admin/crm/convos/{convo_id}/messages", list_messages, methods=["GET"]),
+    Route("/admin/crm/convos/{convo_id}/close", close_convo, methods=["POST"]),
+    Route("/admin/crm/convos/{convo_id}/reopen", reopen_convo, methods=["POST"]),
+    Route("/admin/crm/convos/{convo_id}/read", read_convo, methods=["POST"]),
     Route("/admin/crm/contacts", search_contacts, methods=["GET"]),
-    Route("/admin/crm/contacts/{contact_id:int}", patch_contact, methods=["PATCH"]),
-    Route("/admin/crm/contacts/{contact_id:int}/notes", add_note, methods=["POST"]),
-    Route("/admin/crm/contacts/{contact_id:int}/notes", list_notes, methods=["GET"]),
-    Route("/admin/crm/notes/{note_id:int}", delete_note, methods=["DELETE"]),
+    Route("/admin/crm/contacts/{contact_id}", patch_contact, methods=["PATCH"]),
+    Route("/admin/crm/contacts/{contact_id}/notes", add_note, methods=["POST"]),
+    Route("/admin/crm/contacts/{contact_id}/notes", list_notes, methods=["GET"]),
+    Route("/admin/crm/notes/{note_id}", delete_note, methods=["DELETE"]),
     Route("/admin/wa/send", send, methods=["POST"]),
 ]

@@ -176,3 +176,20 @@ async def test_contact_update_notes_and_search(
     assert names(await get(client, "/admin/crm/contacts", q="%")) == ["Jonas 100%"]
     assert names(await get(client, "/admin/crm/contacts", q="example.com")) == ["Ayşe Yılmaz"]
     assert (await get(client, "/admin/crm/contacts", q="nobody"))["items"] == []
+
+
+async def test_routes_are_documented_in_openapi(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    paths = doc["paths"]
+    assert "post" in paths["/admin/wa/send"] and "get" in paths["/webhooks/wa"]
+    assert "post" in paths["/webhooks/wa"]
+    assert "get" in paths["/admin/crm/convos/{convo_id}/messages"]
+    send_schema = paths["/admin/wa/send"]["post"]["requestBody"]["content"]["application/json"]
+    assert send_schema["schema"]["$ref"].endswith("/SendIn")
+
+
+@pytest.mark.parametrize("raw", ["abc", "-1", "0", "١٢", str(2**64), "1e3"])
+async def test_malformed_path_ids_are_404(client: httpx.AsyncClient, raw: str) -> None:
+    response = await client.get(f"/admin/crm/convos/{raw}", headers=ADMIN)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
