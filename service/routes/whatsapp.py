@@ -22,6 +22,7 @@ from service.runtime import Runtime, get_runtime
 from service.validation import read_body
 from service.whatsapp.facility import get_whatsapp
 from service.whatsapp.jobs import register_whatsapp_handlers
+from service.whatsapp.metrics import WEBHOOK_DELIVERIES
 from service.whatsapp.unsubscribe import unsubscribe_contact
 from service.whatsapp.webhook import PayloadRejected
 
@@ -68,6 +69,7 @@ async def receive_webhook(request: Request) -> Response:
     if not verify_signature(
         runtime.settings.whatsapp_app_secret, body, request.headers.get("x-hub-signature-256")
     ):
+        WEBHOOK_DELIVERIES.labels("bad_signature").inc()
         raise ApiError(401, "invalid_signature", "X-Hub-Signature-256 is missing or wrong")
     try:
         outcome = await whatsapp.processor.handle(body)

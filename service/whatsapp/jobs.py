@@ -23,6 +23,7 @@ from service.whatsapp import live
 from service.whatsapp.consent import opt_in, opt_out
 from service.whatsapp.facility import WhatsApp
 from service.whatsapp.graph import GraphError
+from service.whatsapp.metrics import SENDS
 from service.whatsapp.outbound import AUTOREPLY_QUEUE, READ_QUEUE, SEND_QUEUE, queue_outbound
 from service.whatsapp.store import StoredInbound, record_failure, record_sent
 
@@ -61,8 +62,10 @@ async def send_message(whatsapp: WhatsApp, job: Job) -> None:
     try:
         provider_id = await whatsapp.graph.send(row.wa_id, dict(row.payload))
     except GraphError as exc:
+        SENDS.labels(exc.action.value).inc()
         await _on_send_error(whatsapp, job, message_id, exc)
         return
+    SENDS.labels("sent").inc()
     async with runtime.db.begin() as conn:
         changes = await record_sent(
             conn, message_id, provider_id, from_timestamp(runtime.clock.now())

@@ -266,9 +266,13 @@ _ROW_COLUMNS = (
 
 async def apply_statuses(
     conn: AsyncConnection, statuses: Sequence[StatusEvent], now: datetime
-) -> list[StatusChange]:
-    """Applies each status to its outbound message, or parks it until the message is known."""
+) -> tuple[list[StatusChange], int]:
+    """Applies each status to its outbound message, or parks it until the message is known.
+
+    Returns the status changes and how many statuses were parked.
+    """
     changes: list[StatusChange] = []
+    parked = 0
     for event in statuses:
         at = from_timestamp(event.timestamp) if event.timestamp is not None else now
         errors = [e.as_dict() for e in event.errors] or None
@@ -292,11 +296,12 @@ async def apply_statuses(
                     received_at=now,
                 )
             )
+            parked += 1
             continue
         change = await _apply_to_row(conn, row, event.status, at, errors)
         if change is not None:
             changes.append(change)
-    return changes
+    return changes, parked
 
 
 async def record_sent(

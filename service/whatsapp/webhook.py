@@ -29,6 +29,7 @@ from service.db.tables.crm import wa_webhook_events
 from service.db.types import from_timestamp
 from service.logging import get_logger
 from service.whatsapp import live
+from service.whatsapp.metrics import INBOUND_MESSAGES, STATUS_UPDATES, WEBHOOK_DELIVERIES
 from service.whatsapp.store import StatusChange, StoredInbound, apply_statuses, save_inbound
 
 log = get_logger("kervan.whatsapp.webhook")
@@ -68,6 +69,7 @@ class WebhookOutcome:
     stored: list[StoredInbound] = field(default_factory=list)
     changes: list[StatusChange] = field(default_factory=list)
     duplicates: int = 0
+    parked: int = 0
     issues: list[str] = field(default_factory=list)
 
 
@@ -119,6 +121,13 @@ class WebhookProcessor:
                 update(wa_webhook_events).where(wa_webhook_events.c.id == event_id).values(**values)
             )
 
+    async def _fail(self, event_id: int, now: datetime) -> None:
+        WEBHOOK_DELIVERIES.labels("failed").inc()
+        try:
+            await self._mark(event_id, state="failed", processed_at=now)
+        except Exception:  # the original error is the one worth reporting
+            log.exception("could not mark webhook event %s failed", event_id)
+
     async def handle(self, body: bytes) -> WebhookOutcome:
         """Body must already be signature-checked by the caller."""
         now = from_timestamp(self._clock.now())
@@ -128,6 +137,7 @@ class WebhookProcessor:
         except (orjson.JSONDecodeError, InvalidPayload) as exc:
             reason = str(exc) if isinstance(exc, InvalidPayload) else "the body is not valid JSON"
             await self._mark(event_id, state="rejected", issues=[reason], processed_at=now)
+            WEBHOOK_DELIVERIES.labels("rejected").inc()
             raise PayloadRejected(event_id, reason) from None
         outcome = WebhookOutcome(event_id, issues=batch.issues[:MAX_ISSUES_KEPT])
         extra_events: list[dict[str, Any]] = []
@@ -139,7 +149,9 @@ class WebhookProcessor:
                     outcome.stored = await save_inbound(
                         conn, self._db.dialect, batch.messages, batch.profiles, now
                     )
-                    outcome.changes = await apply_statuses(conn, batch.statuses, now)
+                    outcome.changes, outcome.parked = await apply_statuses(
+                        conn, batch.statuses, now
+                    )
                     extra_events = []
                     if outcome.stored:
                         for hook in self.hooks:
@@ -159,11 +171,19 @@ class WebhookProcessor:
                 break
             except Conflict:
                 if attempt == 2:
-                    await self._mark(event_id, state="failed", processed_at=now)
+                    await self._fail(event_id, now)
                     raise
             except Exception:
-                await self._mark(event_id, state="failed", processed_at=now)
+                await self._fail(event_id, now)
                 raise
+        WEBHOOK_DELIVERIES.labels("processed").inc()
+        INBOUND_MESSAGES.labels("stored").inc(len(outcome.stored))
+        INBOUND_MESSAGES.labels("duplicate").inc(outcome.duplicates)
+        STATUS_UPDATES.labels("applied").inc(len(outcome.changes))
+        STATUS_UPDATES.labels("parked").inc(outcome.parked)
+        STATUS_UPDATES.labels("kept").inc(
+            len(batch.statuses) - len(outcome.changes) - outcome.parked
+        )
         await live.publish(
             self._backends,
             live.inbound_events(outcome.stored)

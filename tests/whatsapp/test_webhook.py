@@ -14,6 +14,7 @@ from service.db.tables.crm import (
     wa_webhook_events,
 )
 from service.db.types import from_timestamp
+from service.metrics import REGISTRY
 from service.whatsapp.store import record_sent
 from service.whatsapp.webhook import decode_raw
 from tests.whatsapp import payloads as p
@@ -257,3 +258,27 @@ async def test_new_messages_and_status_changes_are_published(client: httpx.Async
         "status": "delivered",
         "previous": "sent",
     }
+
+
+async def test_deliveries_are_counted_in_metrics(client: httpx.AsyncClient) -> None:
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = (
+        sample("kervan_whatsapp_webhooks_total", outcome="processed"),
+        sample("kervan_whatsapp_webhooks_total", outcome="bad_signature"),
+        sample("kervan_whatsapp_inbound_messages_total", result="duplicate"),
+        sample("kervan_whatsapp_status_updates_total", result="parked"),
+    )
+    payload = p.inbound(WA, "A", p.text(WA, "wamid.M1", "hi"))
+    await post_webhook(client, payload)
+    await post_webhook(client, payload)
+    await post_webhook(client, p.statuses(p.status("wamid.NOPE", "sent")))
+    await client.post("/webhooks/wa", content=b"{}", headers={"X-Hub-Signature-256": "sha256=0"})
+    after = (
+        sample("kervan_whatsapp_webhooks_total", outcome="processed"),
+        sample("kervan_whatsapp_webhooks_total", outcome="bad_signature"),
+        sample("kervan_whatsapp_inbound_messages_total", result="duplicate"),
+        sample("kervan_whatsapp_status_updates_total", result="parked"),
+    )
+    assert [b - a for a, b in zip(before, after, strict=True)] == [3, 1, 1, 1]
