@@ -206,7 +206,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "graph": {"pages": 2000, "edges": 10_000},
             "seconds_per_scenario": args.seconds,
             "rows": rows,
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "load_average_1min": os.getloadavg()[0],
+                "python": platform.python_version(),
+            },
         }
     finally:
         server.terminate()
