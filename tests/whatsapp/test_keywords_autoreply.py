@@ -52,7 +52,7 @@ async def grant(client: httpx.AsyncClient) -> None:
         )
 
 
-@pytest.mark.parametrize("word", ["STOP", "dur", "Stopp", "unsubscribe"])
+@pytest.mark.parametrize("word", ["DUR", "unsubscribe"])  # every spelling: test_core_rules
 async def test_stop_withdraws_consent_and_is_acknowledged_once(
     client: httpx.AsyncClient, graph: GraphServer, word: str
 ) -> None:

@@ -112,23 +112,22 @@ async def test_free_text_outside_the_window_needs_a_template(
     }
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
+async def test_invalid_send_bodies_are_422(client: httpx.AsyncClient) -> None:
+    bodies: list[dict[str, object]] = [
         {"convo_id": 1},
         {"convo_id": 1, "text": "a", "template": {"name": "x", "language": "tr"}},
         {"convo_id": 0, "text": "a"},
         {"convo_id": 1, "text": ""},
+        {"convo_id": 1, "text": "x" * 5000},
         {"convo_id": 1, "template": {"name": "Bad Name", "language": "tr"}},
         {"convo_id": 1, "text": "a", "extra": 1},
-    ],
-)
-async def test_invalid_send_bodies_are_422(
-    client: httpx.AsyncClient, body: dict[str, object]
-) -> None:
-    response = await send(client, **body)
-    assert response.status_code == 422
-    assert response.json()["error"]["code"] == "validation_failed"
+    ]
+    for body in bodies:
+        response = await send(client, **body)
+        assert response.status_code == 422, body
+        assert response.json()["error"]["code"] == "validation_failed"
+    malformed = await client.post("/admin/wa/send", content=b"{", headers=ADMIN)
+    assert malformed.status_code == 400
 
 
 async def test_unknown_conversation_is_404(client: httpx.AsyncClient) -> None:

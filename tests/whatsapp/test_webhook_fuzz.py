@@ -155,7 +155,7 @@ def _expected_new(payload: Any, known: set[str]) -> set[str] | None:
 
 
 @settings(
-    max_examples=60,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -182,7 +182,7 @@ def test_arbitrary_json_never_500_and_never_partial(
         assert response.json()["messages"] == len(expected)
 
 
-@pytest.mark.parametrize("body", [orjson.dumps({"a": "\u0000\U0001f600" * 50}), b"{}" * 1000])
-async def test_odd_bodies_are_client_errors(client: httpx.AsyncClient, body: bytes) -> None:
-    response = await post_webhook(client, body)
-    assert response.status_code == 400
+async def test_odd_bodies_are_client_errors(client: httpx.AsyncClient) -> None:
+    for body in (orjson.dumps({"a": "\u0000\U0001f600" * 50}), b"{}" * 1000):
+        response = await post_webhook(client, body)
+        assert response.status_code == 400
