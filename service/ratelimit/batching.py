@@ -55,10 +55,12 @@ class GcraBatcher:
             self._inflight += 1
             try:
                 reply = await self._call_reloading([key], (self._now_arg(), self._slack, params))
+                return int(reply[1]), int(reply[2]), int(reply[0])
+            except (IndexError, TypeError, ValueError) as error:
+                raise StateBackendError(f"unreadable reply from gcra script: {error!r}") from None
             finally:
                 self._inflight -= 1
                 self._schedule_drain()
-            return int(reply[1]), int(reply[2]), int(reply[0])
         future: asyncio.Future[tuple[int, int, int]] = asyncio.get_running_loop().create_future()
         self._pending.append((key, params, future))
         self._schedule_drain()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -69,6 +70,16 @@ async def test_unreachable_redis_follows_each_policy_failure_mode(
     assert closed.retry_after_seconds == 1
     after = REGISTRY.get_sample_value("kervan_ratelimit_backend_errors_total", labels)
     assert after == before + 1
+
+
+async def test_unreachable_redis_concurrent_checks_all_answer(
+    dead_client: Redis, catalog: Catalog
+) -> None:
+    limiter = RateLimiter(catalog, RedisGcraStore(dead_client, "dead"))
+    decisions = await asyncio.wait_for(
+        asyncio.gather(*(limiter.check("t.closed", f"k{i}") for i in range(20))), timeout=30
+    )
+    assert all(d.degraded and d.refused for d in decisions)
 
 
 async def test_unreachable_redis_lockouts_fail_closed(dead_client: Redis, catalog: Catalog) -> None:
