@@ -139,5 +139,8 @@ class JobQueue(ABC):
     async def close(self) -> None:
         return None
 
+    async def retire(self, worker_id: str, queues: Sequence[str]) -> None:  # noqa: B027
+        """Forget a stopping worker's identity where the backend keeps one (consumer names)."""
+
     def wake(self) -> None:  # noqa: B027 - optional hook, most backends need nothing
         """Hint from an in-process enqueue that polling workers should look now."""

@@ -49,6 +49,8 @@ class AttemptLedger:
         self._buffer: list[AttemptRecord] = []
         self._task: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
+        self._flushing = asyncio.Lock()
+        self._stopping = asyncio.Event()
         self.dropped = 0
 
     def record(self, record: AttemptRecord) -> None:
@@ -60,6 +62,11 @@ class AttemptLedger:
             self._kick.set()
 
     async def flush(self) -> int:
+        """Write every buffered row; returns once rows recorded before the call are stored."""
+        async with self._flushing:
+            return await self._flush_locked()
+
+    async def _flush_locked(self) -> int:
         written = 0
         while self._buffer:
             rows, self._buffer = self._buffer[: self._batch], self._buffer[self._batch :]
@@ -71,25 +78,33 @@ class AttemptLedger:
                 self._buffer = rows + self._buffer
                 log.warning("attempts ledger write failed: %s", exc.message)
                 break
+            except BaseException:
+                self._buffer = rows + self._buffer
+                raise
             written += len(rows)
         return written
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), self._flush_interval)
             self._kick.clear()
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:  # the rows stay buffered; the writer must keep running
+                log.exception("attempts ledger flush failed")
 
     async def start(self) -> None:
         if self._task is None:
+            self._stopping.clear()
             self._task = asyncio.create_task(self._run(), name="queue-ledger")
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Let a write in progress finish rather than cancelling it halfway.
+            self._stopping.set()
+            self._kick.set()
+            await self._task
             self._task = None
         await self.flush()
         if self.dropped:

@@ -494,6 +494,29 @@ class RedisStreamsQueue(JobQueue):
         )
         return bool(done)
 
+    async def retire(self, worker_id: str, queues: Sequence[str]) -> None:
+        """Delete the worker's consumer from each group unless it still holds entries.
+
+        Consumer names are per process, so without this every restart would leave one behind.
+        Entries it still holds stay pending (and get reclaimed); its name then stays too.
+        """
+        with redis_errors("queue retire"):
+            for queue in queues:
+                if queue not in self._groups:
+                    continue
+                held = await self._r.xpending_range(
+                    self._stream(queue),
+                    keys.QUEUE_GROUP,
+                    min="-",
+                    max="+",
+                    count=1,
+                    consumername=worker_id,
+                )
+                if not held:
+                    await self._r.xgroup_delconsumer(
+                        self._stream(queue), keys.QUEUE_GROUP, worker_id
+                    )
+
     async def purge_finished(self, older_than: float) -> int:
         # Done job records expire by themselves (their TTL is the retention); only the relay
         # rows of the SQL outbox need purging.

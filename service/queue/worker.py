@@ -130,6 +130,10 @@ class Worker:
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
                 log.info("released %d unfinished jobs at shutdown", len(pending))
+        try:
+            await self.queue.retire(self.worker_id, self.queues)
+        except KervanError as exc:
+            log.warning("retiring the worker's consumer failed: %s", exc.message)
         if self._ledger is not None:
             await self._ledger.stop()
         log.info("queue worker stopped", extra={"worker": self.worker_id})

@@ -25,6 +25,8 @@ from service.queue.factory import build_queue
 from service.queue.handlers import registered_queues
 from service.queue.ledger import AttemptLedger, attempts_of
 from service.queue.worker import WORKER_EXTRA, Worker
+from service.ratelimit.http import rate_limited
+from service.ratelimit.keyfuncs import by_admin
 from service.responses import json_response
 from service.runtime import Runtime, get_runtime
 from service.telegram import jobs as telegram_jobs
@@ -142,6 +144,7 @@ def _dead_out(letter: DeadLetter) -> dict[str, Any]:
     tags=["queue", "admin"],
     admin=True,
 )
+@rate_limited(("admin", by_admin))
 async def list_dead_letters(request: Request) -> Response:
     await require_admin(request)
     query = parse_query(request, DeadLettersQuery)
@@ -159,6 +162,7 @@ async def list_dead_letters(request: Request) -> Response:
     responses={404: "No dead letter with this key"},
     admin=True,
 )
+@rate_limited(("admin", by_admin))
 async def get_dead_letter(request: Request) -> Response:
     await require_admin(request)
     query = parse_query(request, DeadLetterQuery)
@@ -184,6 +188,7 @@ async def _audited(request: Request, action: str, key: str, done: bool, actor: s
     responses={404: "No dead letter with this key"},
     admin=True,
 )
+@rate_limited(("admin", by_admin))
 async def replay_dead_letter(request: Request) -> Response:
     principal = await require_admin(request)
     body = await parse_body(request, KeyIn)
@@ -200,6 +205,7 @@ async def replay_dead_letter(request: Request) -> Response:
     responses={404: "No dead letter with this key"},
     admin=True,
 )
+@rate_limited(("admin", by_admin))
 async def discard_dead_letter(request: Request) -> Response:
     principal = await require_admin(request)
     body = await parse_body(request, KeyIn)
@@ -214,6 +220,7 @@ async def discard_dead_letter(request: Request) -> Response:
     tags=["queue", "admin"],
     admin=True,
 )
+@rate_limited(("admin", by_admin))
 async def queue_status(request: Request) -> Response:
     await require_admin(request)
     runtime = get_runtime(request)

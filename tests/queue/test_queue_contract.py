@@ -212,3 +212,17 @@ async def test_bad_input_is_refused(
 async def test_max_attempts_must_be_positive(qut: QueueUnderTest) -> None:
     with pytest.raises(ValidationFailed):
         await qut.queue.enqueue(Q, {}, key="m", max_attempts=0)
+
+
+async def test_finished_jobs_are_forgotten_after_the_retention(qut: QueueUnderTest) -> None:
+    await qut.queue.enqueue(Q, {}, key="old")
+    await qut.queue.complete(await _claim_one(qut))
+    if isinstance(qut.queue, RedisStreamsQueue):
+        # Redis expires the done record by itself; nothing to purge.
+        ttl = await qut.queue._r.ttl(qut.queue._job_key("old"))
+        assert 0 < ttl <= TEST_CONFIG.retention
+        assert await qut.queue.purge_finished(qut.clock.now() + 1) == 0
+        return
+    assert await qut.queue.purge_finished(qut.clock.now() - 60) == 0
+    assert await qut.queue.purge_finished(qut.clock.now() + 1) == 1
+    assert await qut.queue.enqueue(Q, {}, key="old") is True

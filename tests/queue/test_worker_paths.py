@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -142,3 +143,30 @@ async def test_worker_relays_transactional_enqueues_onto_redis(
         await until(lambda: calls.keys == ["tx-relay"])
     finally:
         await worker.stop()
+    # The stopped worker's consumer name does not linger in the group.
+    consumers = await qut.queue._r.xinfo_consumers(qut.queue._stream(Q), "workers")
+    assert worker.worker_id not in [c["name"].decode() for c in consumers]
+
+
+async def test_stop_releases_unfinished_jobs_without_consuming_the_attempt(
+    qut: QueueUnderTest,
+) -> None:
+    started = asyncio.Event()
+
+    async def endless(job: Job) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    handlers.register_handler(Q, endless)
+    ledger = AttemptLedger(qut.db, qut.clock)
+    config = dataclasses.replace(TEST_CONFIG, shutdown_grace=0.05)
+    worker = await _run(Worker(qut.queue, config, qut.clock, queues=[Q], ledger=ledger))
+    try:
+        await qut.queue.enqueue(Q, {}, key="long")
+        await asyncio.wait_for(started.wait(), 10)
+    finally:
+        await worker.stop()
+        handlers.unregister_handler(Q)
+    assert await _outcomes(qut, ledger, "long") == ["released:worker shutting down"]
+    jobs = await qut.queue.claim([Q], 1, worker_id="after")
+    assert [(j.key, j.attempt) for j in jobs] == [("long", 1)]

@@ -188,16 +188,3 @@ async def test_open_breaker_stops_calling_the_provider(rig: Rig) -> None:
 
 async def _has_outcome(rig: Rig, key: str, outcome: str) -> bool:
     return any(r["outcome"] == outcome for r in await rig.ledger_rows(key))
-
-
-@pytest.mark.parametrize("config", [dataclasses.replace(TEST_CONFIG, shutdown_grace=0.05)])
-async def test_stop_releases_unfinished_jobs_without_consuming_the_attempt(rig: Rig) -> None:
-    rig.fake.script("delay:5", key="j6")
-    await _send(rig, "j6")
-    await until(lambda: rig.fake.requests_for("j6"))
-    await rig.worker.stop()
-    rows = await rig.ledger_rows("j6")
-    assert [r["outcome"] for r in rows] == ["released"]
-    jobs = await rig.qut.queue.claim([tg.SEND_QUEUE], 1, worker_id="after")
-    assert [(j.key, j.attempt) for j in jobs] == [("j6", 1)]
-    await rig.worker.start()  # the fixture stops it again
