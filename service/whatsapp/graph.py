@@ -30,6 +30,8 @@ class GraphError(ProviderError):
         self.action = action
         self.http_status = http_status
         self.graph_code = code
+        # Read by the queue's attempts ledger, which records the provider's HTTP status.
+        self.status = http_status or 0
 
     def as_record(self) -> dict[str, Any]:
         """What is stored in ``crm_messages.error``."""
@@ -96,8 +98,16 @@ class GraphClient:
             data: Any = orjson.loads(response.content) if response.content else None
         except orjson.JSONDecodeError:
             data = None
-        if response.status_code >= 400 or not isinstance(data, dict):
+        if response.status_code >= 400:
             raise _graph_error(response.status_code, data)
+        if not isinstance(data, dict):
+            # Like a timeout, an unreadable success leaves it open whether the message went out;
+            # delivery is at least once, so it is retried.
+            raise GraphError(
+                f"Graph API answered HTTP {response.status_code} with an unreadable body",
+                action=ErrorAction.RETRY,
+                http_status=response.status_code,
+            )
         return data
 
     async def send(self, to: str, message: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ Failures are queued with :meth:`GraphServer.fail_next` and consumed one per requ
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -104,7 +105,9 @@ class GraphServer:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                # The client may have given up (an injected stall outlived its timeout).
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(data)
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
