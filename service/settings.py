@@ -365,11 +365,12 @@ class Settings(BaseSettings):
     whatsapp_api_version: str = Field(default="v21.0", pattern=r"^v[0-9]{1,3}\.[0-9]{1,3}$")
     whatsapp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     whatsapp_send_max_attempts: int = Field(default=8, ge=1, le=50)
-    whatsapp_unsubscribe_secret: str = (
-        ""  # signs /u/{token} links; empty = derived from cookie_secret
-    )
+    # Signs the /u/{token} unsubscribe links; empty = derived from cookie_secret.
+    whatsapp_unsubscribe_secret: str = ""
     whatsapp_auto_reply: bool = False  # keyword/FAQ responder on inbound messages
     whatsapp_faq: dict[str, str] = {}  # JSON object: keyword -> answer
+    # Meta batches notifications into payloads of up to 3 MB.
+    whatsapp_max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
 
     # --- images ---
     images_dir: Path | None = None  # originals, variants and tiles; None = <data_dir>/images

@@ -64,7 +64,7 @@ async def verify_webhook(request: Request) -> Response:
 async def receive_webhook(request: Request) -> Response:
     runtime = get_runtime(request)
     whatsapp = get_whatsapp(runtime)
-    body = await read_body(request)
+    body = await read_body(request, runtime.settings.whatsapp_max_body_bytes)
     # The signature is checked on the raw bytes before anything is parsed or stored.
     if not verify_signature(
         runtime.settings.whatsapp_app_secret, body, request.headers.get("x-hub-signature-256")

@@ -285,3 +285,15 @@ async def test_deliveries_are_counted_in_metrics(client: httpx.AsyncClient) -> N
         sample("kervan_whatsapp_status_updates_total", result="parked"),
     )
     assert [b - a for a, b in zip(before, after, strict=True)] == [3, 1, 1, 1]
+
+
+async def test_large_batches_are_accepted_and_oversized_bodies_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    many = [p.text(WA, f"wamid.B{i}", "x" * 1000) for i in range(1500)]  # ~1.7 MB
+    response = await post_webhook(client, p.inbound(WA, "A", *many))
+    assert response.status_code == 200
+    assert response.json()["messages"] == 1500
+    huge = b" " * (runtime_of(client).settings.whatsapp_max_body_bytes + 1)
+    response = await post_webhook(client, huge)
+    assert response.status_code == 413
