@@ -371,6 +371,9 @@ class Settings(BaseSettings):
     whatsapp_faq: dict[str, str] = {}  # JSON object: keyword -> answer
     # Meta batches notifications into payloads of up to 3 MB.
     whatsapp_max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Processed/rejected raw webhook events and parked statuses are purged after this; 0 = keep.
+    whatsapp_event_retention_days: int = Field(default=30, ge=0, le=3650)
+    whatsapp_pending_status_retention_days: int = Field(default=7, ge=0, le=3650)
 
     # --- images ---
     images_dir: Path | None = None  # originals, variants and tiles; None = <data_dir>/images

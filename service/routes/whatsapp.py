@@ -23,6 +23,7 @@ from service.validation import read_body
 from service.whatsapp.facility import get_whatsapp
 from service.whatsapp.jobs import register_whatsapp_handlers
 from service.whatsapp.metrics import WEBHOOK_DELIVERIES
+from service.whatsapp.retention import RetentionTask
 from service.whatsapp.unsubscribe import unsubscribe_contact
 from service.whatsapp.webhook import PayloadRejected
 
@@ -116,6 +117,7 @@ async def unsubscribe(request: Request) -> Response:
 async def setup(runtime: Runtime) -> None:
     whatsapp = get_whatsapp(runtime)
     runtime.add_component(whatsapp)
+    runtime.add_component(RetentionTask(runtime))
     register_whatsapp_handlers(whatsapp)
 
 
