@@ -197,7 +197,8 @@ async def save_inbound(
         stored.append(StoredInbound(int(primary_key[0]), convo_id, contact_id, event))
         count, latest = activity.get(convo_id, (0, at))
         activity[convo_id] = (count + 1, max(latest, at))
-    for convo_id, (count, latest) in activity.items():
+    # Rows are locked in id order so that two concurrent deliveries cannot deadlock on MariaDB.
+    for convo_id, (count, latest) in sorted(activity.items()):
         await conn.execute(
             update(crm_convos)
             .where(crm_convos.c.id == convo_id)
