@@ -269,3 +269,13 @@ async def test_mark_read_sends_the_read_receipt(
     assert inbound.status == "read"
     [convo] = await rows(runtime_of(client).db, crm_convos)
     assert convo.unread == 0
+
+
+async def test_expired_consent_is_refused(client: httpx.AsyncClient, clock: ManualClock) -> None:
+    convo_id = await inbound_convo(client)
+    template = {"name": "order_update", "language": "tr", "components": []}
+    assert (await send(client, convo_id=convo_id, template=template)).status_code == 202
+    clock.advance(3 * 365 * 86400)  # WhatsApp consent lives 24 months
+    response = await send(client, convo_id=convo_id, template=template)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "consent_required"
