@@ -200,17 +200,7 @@ class Worker:
 
     async def publish_stats(self) -> None:
         self.breakers.publish()
-        try:
-            stats = await self.queue.stats(self.queues)
-        except KervanError as exc:
-            log.warning("queue stats failed: %s", exc.message)
-            return
-        for s in stats:
-            m.BACKLOG.labels(s.queue).set(s.ready)
-            m.DELAYED.labels(s.queue).set(s.delayed)
-            m.RUNNING.labels(s.queue).set(s.running)
-            m.DEAD.labels(s.queue).set(s.dead)
-            m.OLDEST_AGE.labels(s.queue).set(s.oldest_ready_age)
+        await publish_queue_stats(self.queue, self.queues)
 
     # --- one job -------------------------------------------------------------------------
     async def _process(self, job: Job) -> None:
@@ -424,6 +414,46 @@ class Worker:
                 at=self.clock.now(),
             )
         )
+
+
+async def publish_queue_stats(queue: JobQueue, queues: Sequence[str]) -> None:
+    """Backlog gauges of ``queues`` (what an autoscaler such as KEDA reads from /metrics)."""
+    try:
+        stats = await queue.stats(queues)
+    except KervanError as exc:
+        log.warning("queue stats failed: %s", exc.message)
+        return
+    for s in stats:
+        m.BACKLOG.labels(s.queue).set(s.ready)
+        m.DELAYED.labels(s.queue).set(s.delayed)
+        m.RUNNING.labels(s.queue).set(s.running)
+        m.DEAD.labels(s.queue).set(s.dead)
+        m.OLDEST_AGE.labels(s.queue).set(s.oldest_ready_age)
+
+
+class QueueStatsPublisher:
+    """Keeps the backlog gauges fresh in processes without a worker (scaled-mode API pods),
+    so the backlog stays visible while the worker deployment is scaled to zero."""
+
+    def __init__(self, queue: JobQueue, interval: float) -> None:
+        self.queue = queue
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            await publish_queue_stats(self.queue, registered_queues())
+            await asyncio.sleep(self.interval)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="queue-stats")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
 
 # --- ``kervan worker`` --------------------------------------------------------------------

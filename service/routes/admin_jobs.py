@@ -24,7 +24,7 @@ from service.queue.config import QueueConfig
 from service.queue.factory import build_queue
 from service.queue.handlers import registered_queues
 from service.queue.ledger import AttemptLedger, attempts_of
-from service.queue.worker import WORKER_EXTRA, Worker
+from service.queue.worker import WORKER_EXTRA, QueueStatsPublisher, Worker
 from service.ratelimit.http import rate_limited
 from service.ratelimit.keyfuncs import by_admin
 from service.responses import json_response
@@ -294,6 +294,8 @@ async def setup(runtime: Runtime) -> None:
                 runtime.backends, runtime.clock, settings.worker_heartbeat_max_age_seconds
             ),
         )
+    else:
+        runtime.add_component(QueueStatsPublisher(queue, config.heartbeat_interval))
 
 
 routes: list[BaseRoute] = [

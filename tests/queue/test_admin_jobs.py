@@ -116,6 +116,13 @@ async def test_dead_letter_lifecycle_through_the_admin_api(
         ready = await client.get("/ready")
         assert ready.json()["components"]["worker"] == "ok"
 
+        await runtime.extras["queue.worker.instance"].publish_stats()
+        exposition = (await client.get("/metrics")).text
+        assert 'kervan_queue_backlog_jobs{queue="telegram"} 0.0' in exposition
+        assert 'kervan_queue_breaker_state{provider="telegram"} 0.0' in exposition
+        assert 'kervan_queue_jobs_dead_lettered_total{queue="telegram"}' in exposition
+        assert 'kervan_queue_oldest_job_age_seconds{queue="telegram"}' in exposition
+
 
 async def _fallback_arrived(fake: FakeTelegram) -> bool:
     return bool(fake.fallback_posts)
@@ -154,3 +161,32 @@ async def test_discard_and_guard(
         assert response.status_code == 404
         listing = await client.get("/admin/jobs/dead", headers=ADMIN)
         assert listing.json()["items"] == []
+
+
+async def test_scaled_api_without_worker_still_reports_the_backlog(
+    make_settings: Callable[..., Any],
+    make_client: Callable[..., Any],
+    redis_url: str,
+    fake_telegram: FakeTelegram,
+) -> None:
+    settings = make_settings(
+        redis_url=redis_url,
+        telegram_bot_token=fake_telegram.token,
+        telegram_base_url=fake_telegram.base_url,
+        queue_heartbeat_seconds=0.05,
+    )
+    async with make_client(settings) as client:
+        runtime = client.app.state.runtime
+        assert "queue.worker.instance" not in runtime.extras
+        for i in range(3):
+            await runtime.queue.enqueue("telegram", {"chat_id": 1, "text": "x"}, key=f"b{i}")
+
+        async def backlog_shown() -> bool:
+            text = (await client.get("/metrics")).text
+            return 'kervan_queue_backlog_jobs{queue="telegram"} 3.0' in text
+
+        await _eventually(backlog_shown)
+        ready = await client.get("/ready")
+        assert ready.status_code == 200
+        assert "worker" not in ready.json()["components"]
+    assert fake_telegram.requests == []  # nobody works the queue in an API-only process
