@@ -244,6 +244,24 @@ async def patch_contact(request: Request) -> Response:
     return json_response(crm.contact_card(row))
 
 
+@api("Delete a contact (soft)", status=204, tags=["crm"], admin=True)
+async def delete_contact(request: Request) -> Response:
+    principal = await require_admin(request)
+    runtime = get_runtime(request)
+    contact_id = _id(request, "contact_id")
+    now = from_timestamp(runtime.clock.now())
+    async with runtime.db.begin() as conn:
+        await crm.delete_contact(conn, contact_id, now)
+        await record_audit(
+            conn,
+            actor=principal.id,
+            action="crm.contact.delete",
+            subject=f"contact:{contact_id}",
+            ts=now,
+        )
+    return Response(status_code=204)
+
+
 @api("Add a note to a contact", body=NoteIn, status=201, tags=["crm"], admin=True)
 async def add_note(request: Request) -> Response:
     principal = await require_admin(request)
@@ -285,6 +303,7 @@ routes: list[BaseRoute] = [
     Route("/admin/crm/convos/{convo_id}/read", read_convo, methods=["POST"]),
     Route("/admin/crm/contacts", search_contacts, methods=["GET"]),
     Route("/admin/crm/contacts/{contact_id}", patch_contact, methods=["PATCH"]),
+    Route("/admin/crm/contacts/{contact_id}", delete_contact, methods=["DELETE"]),
     Route("/admin/crm/contacts/{contact_id}/notes", add_note, methods=["POST"]),
     Route("/admin/crm/contacts/{contact_id}/notes", list_notes, methods=["GET"]),
     Route("/admin/crm/notes/{note_id}", delete_note, methods=["DELETE"]),

@@ -267,6 +267,22 @@ async def update_contact(
     return await get_contact(conn, contact_id)
 
 
+async def delete_contact(conn: AsyncConnection, contact_id: int, now: datetime) -> None:
+    """Soft delete: hidden from lists and searches, its conversations closed; history is kept
+    (a customer who writes again comes back as a live contact)."""
+    await get_contact(conn, contact_id)
+    await conn.execute(
+        update(crm_contacts)
+        .where(crm_contacts.c.id == contact_id)
+        .values(deleted_at=now, updated_at=now)
+    )
+    await conn.execute(
+        update(crm_convos)
+        .where(crm_convos.c.contact_id == contact_id, crm_convos.c.status == "open")
+        .values(status="closed", open_key=None)
+    )
+
+
 def note_view(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,

@@ -34,6 +34,7 @@ ADMIN_ROUTES = [
     ("POST", "/admin/crm/convos/1/read"),
     ("GET", "/admin/crm/contacts?q=a"),
     ("PATCH", "/admin/crm/contacts/1"),
+    ("DELETE", "/admin/crm/contacts/1"),
     ("GET", "/admin/crm/contacts/1/notes"),
     ("POST", "/admin/crm/contacts/1/notes"),
     ("DELETE", "/admin/crm/notes/1"),
@@ -198,3 +199,25 @@ async def test_malformed_path_ids_are_404(client: httpx.AsyncClient) -> None:
         response = await client.get(f"/admin/crm/convos/{raw}", headers=ADMIN)
         assert response.status_code == 404, raw
         assert response.json()["error"]["code"] == "not_found"
+
+
+async def test_soft_deleted_contact_is_hidden_and_revived_by_a_new_message(
+    client: httpx.AsyncClient,
+) -> None:
+    await say(client, "905000000001", "Ayşe", "m1", 1_700_000_000)
+    [convo] = await rows(runtime_of(client).db, crm_convos)
+    deleted = await client.delete(f"/admin/crm/contacts/{convo.contact_id}", headers=ADMIN)
+    assert deleted.status_code == 204
+    assert (await get(client, "/admin/crm/convos"))["items"] == []
+    assert (await get(client, "/admin/crm/contacts", q="Ayşe"))["items"] == []
+    gone = await client.patch(
+        f"/admin/crm/contacts/{convo.contact_id}", json={"locale": "de"}, headers=ADMIN
+    )
+    assert gone.status_code == 404
+    await say(client, "905000000001", "Ayşe", "m2", 1_700_000_001)
+    listed = (await get(client, "/admin/crm/convos"))["items"]  # the history is back too
+    assert [(c["id"], c["status"]) for c in listed] == [
+        (listed[0]["id"], "open"),
+        (convo.id, "closed"),
+    ]
+    assert listed[0]["id"] != convo.id
