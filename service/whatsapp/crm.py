@@ -131,12 +131,49 @@ async def list_convos(
     fetched = (await conn.execute(query.limit(limit + 1))).all()
     page = fetched[:limit]
     has_more = len(fetched) > limit
+    previews = await _last_messages(conn, [r.id for r in page])
+    items = []
+    for row in page:
+        view = convo_view(row, now)
+        view["last_message"] = previews.get(row.id)
+        items.append(view)
     return {
-        "items": [convo_view(r, now) for r in page],
+        "items": items,
         "has_more": has_more,
         "next_cursor": encode_convo_cursor(page[-1].last_activity_at, page[-1].id)
         if has_more and page
         else None,
+    }
+
+
+PREVIEW_CHARS = 200
+
+
+async def _last_messages(conn: AsyncConnection, convo_ids: list[int]) -> dict[int, Any]:
+    """The newest message of each conversation, shortened, for list previews (two queries)."""
+    if not convo_ids:
+        return {}
+    newest = select(func.max(crm_messages.c.id)).where(crm_messages.c.convo_id.in_(convo_ids))
+    ids = list((await conn.execute(newest.group_by(crm_messages.c.convo_id))).scalars())
+    rows = await conn.execute(
+        select(
+            crm_messages.c.convo_id,
+            crm_messages.c.direction,
+            crm_messages.c.kind,
+            crm_messages.c.body,
+            crm_messages.c.status,
+            crm_messages.c.created_at,
+        ).where(crm_messages.c.id.in_(ids))
+    )
+    return {
+        r.convo_id: {
+            "direction": r.direction,
+            "kind": r.kind,
+            "body": None if r.body is None else r.body[:PREVIEW_CHARS],
+            "status": r.status,
+            "created_at": _iso(r.created_at),
+        }
+        for r in rows
     }
 
 

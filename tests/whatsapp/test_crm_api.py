@@ -62,6 +62,8 @@ async def test_conversations_sorted_by_activity_with_filters_and_cursor(
     assert [c["contact_name"] for c in second["items"] + third["items"]] == ["C2", "C1", "C0"]
     assert third["has_more"] is False and third["next_cursor"] is None
     assert first["items"][0]["window_open"] is True
+    assert first["items"][0]["last_message"]["body"] == "text m4"
+    assert first["items"][0]["last_message"]["direction"] == "in"
 
     convo_id = first["items"][0]["id"]
     assert (await client.post(f"/admin/crm/convos/{convo_id}/close", headers=ADMIN)).json()[
