@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.errors import ValidationFailed
 from core.jobs import Job
+from service.queue.config import QueueConfig
 
 QUEUE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 MAX_KEY_CHARS = 191
@@ -60,6 +62,28 @@ def check_job_key(key: str) -> str:
             f"job keys are 1-{MAX_KEY_CHARS} printable characters", details={"key": key[:200]}
         )
     return key
+
+
+def check_enqueue(
+    queue: str,
+    payload: dict[str, Any],
+    key: str,
+    max_attempts: int | None,
+    config: QueueConfig,
+) -> int:
+    """Validate an enqueue call; returns the job's attempt budget."""
+    check_queue_name(queue)
+    check_job_key(key)
+    if not isinstance(payload, dict):
+        raise ValidationFailed("a job payload must be a JSON object")
+    try:
+        orjson.dumps(payload)
+    except TypeError as exc:
+        raise ValidationFailed(f"the job payload is not JSON-serialisable: {exc}") from None
+    attempts = config.default_max_attempts if max_attempts is None else max_attempts
+    if attempts < 1:
+        raise ValidationFailed("max_attempts must be at least 1")
+    return attempts
 
 
 def history_entry(job: Job, *, at: float, error: str, outcome: str) -> dict[str, Any]:

@@ -13,7 +13,6 @@ back business row never produces a job and a committed one never loses it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 from collections.abc import Callable, Sequence
@@ -25,7 +24,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.clock import Clock
-from core.errors import StateBackendError, ValidationFailed
+from core.errors import StateBackendError
 from core.jobs import Job
 from service.backends import keys
 from service.backends.errors import redis_errors
@@ -34,13 +33,13 @@ from service.queue.base import (
     DeadLetter,
     JobQueue,
     QueueStats,
-    check_job_key,
-    check_queue_name,
+    check_enqueue,
     history_entry,
 )
+from service.queue.batching import TurnBatcher
 from service.queue.config import QueueConfig
 from service.queue.metrics import ENQUEUED
-from service.queue.sql import SqlOutbox, encode_payload
+from service.queue.sql import SqlOutbox
 
 #: Queue of the SQL outbox rows that wait to be relayed onto Redis.
 RELAY_QUEUE = "relay.redis"
@@ -118,9 +117,9 @@ class RedisStreamsQueue(JobQueue):
         self._start = PipelinedScript("queue_start")
         self._finish = PipelinedScript("queue_finish")
         # Outcomes reported in the same event-loop turn share one pipeline.
-        self._finish_batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
-        self._flush_task: asyncio.Task[None] | None = None
-        self._flushing: set[asyncio.Task[None]] = set()
+        self._finishes: TurnBatcher[tuple[list[str], list[Any]], Any] = TurnBatcher(
+            lambda batch: self._finish.run_many(self._r, batch)
+        )
 
     # --- keys ----------------------------------------------------------------------------
     def _job_key(self, key: str) -> str:
@@ -149,12 +148,7 @@ class RedisStreamsQueue(JobQueue):
         max_attempts: int | None = None,
         conn: AsyncConnection | None = None,
     ) -> bool:
-        check_queue_name(queue)
-        check_job_key(key)
-        encode_payload(payload)
-        attempts = self._config.default_max_attempts if max_attempts is None else max_attempts
-        if attempts < 1:
-            raise ValidationFailed("max_attempts must be at least 1")
+        attempts = check_enqueue(queue, payload, key, max_attempts, self._config)
         if conn is not None:
             return await self._enqueue_in_transaction(queue, payload, key, delay, attempts, conn)
         return await self._enqueue_now(queue, payload, key, delay, attempts)
@@ -337,53 +331,28 @@ class RedisStreamsQueue(JobQueue):
         history: list[dict[str, Any]] | None = None,
     ) -> bool:
         now = self._clock.now()
-        done = await self._finish_batched(
-            [
-                self._job_key(job.key),
-                self._stream(job.queue),
-                self._delayed(job.queue),
-                self._dead(job.queue),
-                self._dead_all(),
-            ],
-            args=[
-                job.key,
-                job.receipt,
-                keys.QUEUE_GROUP,
-                str(job.lease),
-                mode,
-                repr(now),
-                repr(due),
-                "1" if give_back else "0",
-                error[:2000],
-                orjson.dumps(history) if history is not None else "",
-                max(1, int(self._config.retention)),
-            ],
-        )
+        script_keys = [
+            self._job_key(job.key),
+            self._stream(job.queue),
+            self._delayed(job.queue),
+            self._dead(job.queue),
+            self._dead_all(),
+        ]
+        args: list[Any] = [
+            job.key,
+            job.receipt,
+            keys.QUEUE_GROUP,
+            str(job.lease),
+            mode,
+            repr(now),
+            repr(due),
+            "1" if give_back else "0",
+            error[:2000],
+            orjson.dumps(history) if history is not None else "",
+            max(1, int(self._config.retention)),
+        ]
+        done = await self._finishes.submit((script_keys, args))
         return bool(done)
-
-    async def _finish_batched(self, script_keys: list[str], args: list[Any]) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._finish_batch.append((script_keys, args, future))
-        if self._flush_task is None:
-            task = asyncio.create_task(self._flush_finishes())
-            self._flush_task = task
-            self._flushing.add(task)
-            task.add_done_callback(self._flushing.discard)
-        return await future
-
-    async def _flush_finishes(self) -> None:
-        batch, self._finish_batch = self._finish_batch, []
-        self._flush_task = None
-        try:
-            replies = await self._finish.run_many(self._r, [(k, a) for k, a, _ in batch])
-        except Exception as exc:
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for (_, _, future), reply in zip(batch, replies, strict=True):
-            if not future.done():
-                future.set_result(reply)
 
     async def complete(self, job: Job) -> bool:
         return await self._outcome(job, "done")

@@ -13,7 +13,6 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from sqlalchemy import Row, and_, delete, func, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -21,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.clock import Clock
-from core.errors import StorageError, ValidationFailed
+from core.errors import StorageError
 from core.jobs import Job, JobStatus
 from service.db import Database
 from service.db.tables.jobs import NEVER, queue_jobs
@@ -29,10 +28,10 @@ from service.queue.base import (
     DeadLetter,
     JobQueue,
     QueueStats,
-    check_job_key,
-    check_queue_name,
+    check_enqueue,
     history_entry,
 )
+from service.queue.batching import TurnBatcher
 from service.queue.config import QueueConfig
 from service.queue.metrics import ENQUEUED
 
@@ -50,16 +49,6 @@ _CLAIM_COLUMNS = (
 )
 
 
-def encode_payload(payload: dict[str, Any]) -> None:
-    """Refuse payloads that cannot round-trip through JSON before they reach storage."""
-    if not isinstance(payload, dict):
-        raise ValidationFailed("a job payload must be a JSON object")
-    try:
-        orjson.dumps(payload)
-    except TypeError as exc:
-        raise ValidationFailed(f"the job payload is not JSON-serialisable: {exc}") from None
-
-
 class SqlOutbox(JobQueue):
     kind = "sql"
 
@@ -69,9 +58,10 @@ class SqlOutbox(JobQueue):
         self._config = config
         self._wakeup = asyncio.Event()
         self._rotation = 0
-        self._finish_batch: list[tuple[Job, dict[str, Any], asyncio.Future[bool]]] = []
-        self._flush_task: asyncio.Task[None] | None = None
-        self._flushing: set[asyncio.Task[None]] = set()
+        # Outcomes reported in the same event-loop turn share one transaction (one commit).
+        self._finishes: TurnBatcher[tuple[Job, dict[str, Any]], bool] = TurnBatcher(
+            self._finish_many
+        )
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -87,12 +77,7 @@ class SqlOutbox(JobQueue):
         max_attempts: int | None = None,
         conn: AsyncConnection | None = None,
     ) -> bool:
-        check_queue_name(queue)
-        check_job_key(key)
-        encode_payload(payload)
-        attempts = self._config.default_max_attempts if max_attempts is None else max_attempts
-        if attempts < 1:
-            raise ValidationFailed("max_attempts must be at least 1")
+        attempts = check_enqueue(queue, payload, key, max_attempts, self._config)
         now = self._clock.now()
         row = {
             "job_key": key,
@@ -192,40 +177,21 @@ class SqlOutbox(JobQueue):
             return [_job(row, claimed=True) for row in rows]
 
     async def _finish(self, job: Job, values: dict[str, Any]) -> bool:
-        # Outcomes reported in the same event-loop turn share one transaction (one commit).
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._finish_batch.append((job, values, future))
-        if self._flush_task is None:
-            task = asyncio.create_task(self._flush_finishes())
-            self._flush_task = task
-            self._flushing.add(task)
-            task.add_done_callback(self._flushing.discard)
-        return await future
+        return await self._finishes.submit((job, values))
 
-    async def _flush_finishes(self) -> None:
-        batch, self._finish_batch = self._finish_batch, []
-        self._flush_task = None
-        try:
-            async with self._db.begin() as conn:
-                kept = [
-                    (
-                        await conn.execute(
-                            update(T)
-                            .where(T.c.id == int(job.receipt), T.c.lease == job.lease)
-                            .values(values)
-                        )
-                    ).rowcount
-                    == 1
-                    for job, values, _ in batch
-                ]
-        except Exception as exc:
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for (_, _, future), ok in zip(batch, kept, strict=True):
-            if not future.done():
-                future.set_result(ok)
+    async def _finish_many(self, batch: list[tuple[Job, dict[str, Any]]]) -> list[bool]:
+        async with self._db.begin() as conn:
+            return [
+                (
+                    await conn.execute(
+                        update(T)
+                        .where(T.c.id == int(job.receipt), T.c.lease == job.lease)
+                        .values(values)
+                    )
+                ).rowcount
+                == 1
+                for job, values in batch
+            ]
 
     async def complete(self, job: Job) -> bool:
         return await self._finish(

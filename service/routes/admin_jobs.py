@@ -6,6 +6,7 @@ in the embedded default or under ``kervan worker``, runs the worker as a runtime
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -173,11 +174,16 @@ async def get_dead_letter(request: Request) -> Response:
     return json_response({**_dead_out(letter), "ledger": ledger}, headers=NO_STORE)
 
 
-async def _audited(request: Request, action: str, key: str, done: bool, actor: str) -> None:
-    if not done:
+async def _act_on_dead_letter(
+    request: Request, action: str, act: Callable[[JobQueue, str], Awaitable[bool]]
+) -> Response:
+    principal = await require_admin(request)
+    body = await parse_body(request, KeyIn)
+    if not await act(_queue(request), body.key):
         raise ApiError(404, "not_found", "no dead letter with this key")
     async with get_runtime(request).db.begin() as conn:
-        await record_audit(conn, actor=actor, action=action, subject=f"job:{key}"[:191])
+        await record_audit(conn, actor=principal.id, action=action, subject=f"job:{body.key}"[:191])
+    return json_response({"key": body.key, "done": True}, headers=NO_STORE)
 
 
 @api(
@@ -190,11 +196,7 @@ async def _audited(request: Request, action: str, key: str, done: bool, actor: s
 )
 @rate_limited(("admin", by_admin))
 async def replay_dead_letter(request: Request) -> Response:
-    principal = await require_admin(request)
-    body = await parse_body(request, KeyIn)
-    done = await _queue(request).replay(body.key)
-    await _audited(request, "queue.dead_letter.replay", body.key, done, principal.id)
-    return json_response({"key": body.key, "done": True}, headers=NO_STORE)
+    return await _act_on_dead_letter(request, "queue.dead_letter.replay", lambda q, k: q.replay(k))
 
 
 @api(
@@ -207,11 +209,9 @@ async def replay_dead_letter(request: Request) -> Response:
 )
 @rate_limited(("admin", by_admin))
 async def discard_dead_letter(request: Request) -> Response:
-    principal = await require_admin(request)
-    body = await parse_body(request, KeyIn)
-    done = await _queue(request).discard(body.key)
-    await _audited(request, "queue.dead_letter.discard", body.key, done, principal.id)
-    return json_response({"key": body.key, "done": True}, headers=NO_STORE)
+    return await _act_on_dead_letter(
+        request, "queue.dead_letter.discard", lambda q, k: q.discard(k)
+    )
 
 
 @api(

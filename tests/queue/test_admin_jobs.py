@@ -13,6 +13,19 @@ from service.telegram.jobs import notify_new_customer
 from tests.fakes.telegram_server import FakeTelegram
 
 ADMIN = {"Authorization": "Bearer test-admin-key"}
+#: The modules this feature needs in the app: readiness and metrics, the rate-limit facility
+#: (pacing, admin limits) and the queue itself. Other features' components stay out, so that
+#: these tests exercise the queue and are not slowed or stalled by unrelated background work.
+QUEUE_APP_MODULES = [
+    "service.routes.health",
+    "service.routes.admin_lockouts",
+    "service.routes.admin_jobs",
+]
+
+
+@pytest.fixture(autouse=True)
+def queue_app_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("service.app.ROUTE_MODULES", QUEUE_APP_MODULES)
 
 
 async def _eventually(fetch: Callable[[], Any], timeout: float = 10.0) -> Any:
