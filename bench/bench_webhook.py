@@ -330,6 +330,7 @@ async def run_database(label: str, database_url: str, args: argparse.Namespace) 
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    load_before = list(os.getloadavg())
     print(
         f"{'database':<9}{'scenario':<15}{'hooks/s':>10}{'msgs/s':>10}{'p50 ms':>9}"
         f"{'p99 ms':>9}{'max ms':>9}{'errors':>8}"
@@ -349,7 +350,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "seconds_per_scenario": args.seconds,
         "customers": CUSTOMERS,
         "rows": rows,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            # The machine is shared; the load before the run says how much to trust the figures.
+            "load_average_before": load_before,
+        },
     }
 
 
