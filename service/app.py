@@ -17,6 +17,7 @@ from service.errors import EXCEPTION_HANDLERS
 from service.logging import get_logger
 from service.middleware.request_context import RequestContextMiddleware
 from service.middleware.security import SecurityHeadersMiddleware
+from service.ratelimit import RateLimitMiddleware
 from service.routes import ROUTE_MODULES
 from service.runtime import Runtime, build_runtime
 from service.settings import Settings
@@ -66,6 +67,8 @@ def create_app(
             allow_credentials=True,
             max_age=600,
         ),
+        # Inside the request context, which resolves the client IP the policy is keyed on.
+        Middleware(RateLimitMiddleware),
     ]
     app = Starlette(
         routes=routes,

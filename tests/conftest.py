@@ -201,6 +201,9 @@ def make_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..
             "redis_namespace": unique("ka"),
             "admin_api_key": "test-admin-key",
             "data_dir": tmp_path / "data",
+            # Tests send bursts from one address; the app-wide per-IP policy is exercised by
+            # the tests that turn it back on (tests/ratelimit/test_http.py).
+            "ratelimit_default_policy": "",
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -89,7 +89,10 @@ async def test_admin_lists_and_lifts_lockouts_with_audit(
 async def test_admin_policy_refuses_with_429_envelope_and_headers(
     make_settings: Callable[..., Settings], make_client: MakeClient
 ) -> None:
-    settings = make_settings(ratelimit_policies="admin=2/minute burst 2")
+    # The app-wide per-IP policy is switched off so only the route's own policy speaks.
+    settings = make_settings(
+        ratelimit_policies="admin=2/minute burst 2", ratelimit_default_policy=""
+    )
     async with make_client(settings, clock=ManualClock()) as client:
         answers = [await client.get("/admin/lockouts", headers=ADMIN) for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 429]
@@ -244,3 +247,18 @@ async def test_refusal_message_in_the_users_language(
     refused = await small_client.post("/otp", json={"phone": "x"}, headers=headers)
     assert refused.status_code == 429
     assert refused.json()["error"]["message"].startswith(start)
+
+
+async def test_app_wide_policy_is_mounted_and_spares_probes(
+    make_settings: Callable[..., Settings], make_client: MakeClient
+) -> None:
+    settings = make_settings(
+        ratelimit_policies="public.ip=3/minute burst 3", ratelimit_default_policy="public.ip"
+    )
+    async with make_client(settings, clock=ManualClock()) as client:
+        answers = [await client.get("/openapi.json") for _ in range(4)]
+        probes = [await client.get("/health") for _ in range(10)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[0].headers["RateLimit-Policy"] == '"public.ip";q=3;w=60'
+    assert answers[3].json()["error"]["code"] == "rate_limited"
+    assert all(p.status_code == 200 for p in probes)
