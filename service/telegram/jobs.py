@@ -165,6 +165,23 @@ def install(runtime: Any) -> bool:
     return True
 
 
+async def enqueue_telegram_message(
+    queue: JobQueue,
+    *,
+    chat_id: int | str,
+    text: str,
+    key: str,
+    conn: AsyncConnection | None = None,
+) -> bool:
+    """Queue one Telegram message (e.g. an admin OTP); False when ``key`` was seen before.
+
+    ``key`` names the event, not the attempt: the same key is never sent twice.
+    """
+    return await queue.enqueue(
+        SEND_QUEUE, {"chat_id": chat_id, "text": text}, key=f"tg:{key}"[:191], conn=conn
+    )
+
+
 async def notify_new_customer(
     queue: JobQueue,
     settings: Settings,
@@ -187,9 +204,6 @@ async def notify_new_customer(
     text = new_customer_text(
         name=name, at=at, position=position, language=language, timezone=settings.telegram_timezone
     )
-    return await queue.enqueue(
-        SEND_QUEUE,
-        {"chat_id": settings.telegram_chat_id, "text": text},
-        key=f"tg:{key}"[:191],
-        conn=conn,
+    return await enqueue_telegram_message(
+        queue, chat_id=settings.telegram_chat_id, text=text, key=key, conn=conn
     )

@@ -188,3 +188,27 @@ async def test_open_breaker_stops_calling_the_provider(rig: Rig) -> None:
 
 async def _has_outcome(rig: Rig, key: str, outcome: str) -> bool:
     return any(r["outcome"] == outcome for r in await rig.ledger_rows(key))
+
+
+@pytest.mark.parametrize("qut", ["sqlite"], indirect=True)
+async def test_producers_deduplicate_and_respect_configuration(qut: QueueUnderTest) -> None:
+    off = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert not await tg.notify_new_customer(
+        qut.queue, off, key="w1", name="Ali", at=1_700_000_000, position=1
+    )
+    on = Settings(  # type: ignore[call-arg]
+        _env_file=None, telegram_bot_token="1:T", telegram_chat_id="55", telegram_language="tr"
+    )
+    assert await tg.notify_new_customer(
+        qut.queue, on, key="w1", name="Ali", at=1_700_000_000, position=4
+    )
+    assert not await tg.notify_new_customer(
+        qut.queue, on, key="w1", name="Ali", at=1_700_000_000, position=4
+    )
+    assert await tg.enqueue_telegram_message(qut.queue, chat_id=55, text="OTP 123456", key="otp:1")
+    jobs = await qut.queue.claim([tg.SEND_QUEUE], 10, worker_id="w")
+    by_key = {j.key: j.payload for j in jobs}
+    assert by_key["tg:otp:1"] == {"chat_id": 55, "text": "OTP 123456"}
+    assert by_key["tg:w1"]["chat_id"] == "55"
+    assert "Yeni müşteri sırada!" in by_key["tg:w1"]["text"]  # noqa: RUF001
+    assert "Sıra numarası: 4" in by_key["tg:w1"]["text"]  # noqa: RUF001
