@@ -334,6 +334,18 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL")
         return value.strip()
 
+    @field_validator("queue_telegram_pacing", "queue_telegram_chat_pacing")
+    @classmethod
+    def _check_queue_pacing(cls, value: str) -> str:
+        from core.errors import ValidationFailed
+        from core.ratelimit.policy import parse_policy
+
+        try:
+            parse_policy("queue.pacing", value)
+        except ValidationFailed as exc:
+            raise ValueError(exc.message) from None
+        return value
+
     @field_validator("telegram_timezone")
     @classmethod
     def _check_telegram_timezone(cls, value: str) -> str:

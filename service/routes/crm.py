@@ -22,6 +22,7 @@ from service.whatsapp import crm, live
 from service.whatsapp.consent import whatsapp_allowed
 from service.whatsapp.facility import get_whatsapp
 from service.whatsapp.outbound import READ_QUEUE, Template, queue_outbound
+from service.whatsapp.webhook import PayloadRejected
 
 MAX_ID = 2**63 - 1
 
@@ -212,6 +213,34 @@ async def send(request: Request) -> Response:
     return json_response(page["items"][0], status=202)
 
 
+@api("Process a stored WhatsApp webhook delivery again", tags=["crm"], admin=True)
+async def replay_event(request: Request) -> Response:
+    principal = await require_admin(request)
+    runtime = get_runtime(request)
+    event_id = _id(request, "event_id")
+    try:
+        outcome = await get_whatsapp(runtime).processor.replay(event_id)
+    except PayloadRejected as exc:
+        raise ApiError(400, "invalid_payload", exc.reason, {"event_id": event_id}) from None
+    async with runtime.db.begin() as conn:
+        await record_audit(
+            conn,
+            actor=principal.id,
+            action="whatsapp.webhook.replay",
+            subject=f"wa_event:{event_id}",
+            details={"messages": len(outcome.stored), "duplicates": outcome.duplicates},
+            ts=from_timestamp(runtime.clock.now()),
+        )
+    return json_response(
+        {
+            "event_id": event_id,
+            "messages": len(outcome.stored),
+            "duplicates": outcome.duplicates,
+            "statuses": len(outcome.changes),
+        }
+    )
+
+
 @api("Search contacts by name, phone or e-mail", query=SearchQuery, tags=["crm"], admin=True)
 async def search_contacts(request: Request) -> Response:
     await require_admin(request)
@@ -308,4 +337,5 @@ routes: list[BaseRoute] = [
     Route("/admin/crm/contacts/{contact_id}/notes", list_notes, methods=["GET"]),
     Route("/admin/crm/notes/{note_id}", delete_note, methods=["DELETE"]),
     Route("/admin/wa/send", send, methods=["POST"]),
+    Route("/admin/wa/events/{event_id}/replay", replay_event, methods=["POST"]),
 ]

@@ -17,11 +17,11 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.clock import Clock
-from core.errors import Conflict
+from core.errors import Conflict, NotFound
 from core.whatsapp.parse import InvalidPayload, parse_webhook
 from service.backends import Backends
 from service.db import Database
@@ -132,6 +132,26 @@ class WebhookProcessor:
         """Body must already be signature-checked by the caller."""
         now = from_timestamp(self._clock.now())
         event_id = await self._store_raw(body, now)
+        return await self.process(event_id, body, now)
+
+    async def replay(self, event_id: int) -> WebhookOutcome:
+        """Processes a stored delivery again (after a failure); safe because processing is
+        idempotent on provider message ids."""
+        async with self._db.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(wa_webhook_events.c.body, wa_webhook_events.c.body_encoding).where(
+                        wa_webhook_events.c.id == event_id
+                    )
+                )
+            ).first()
+        if row is None:
+            raise NotFound("no such webhook event", details={"event_id": event_id})
+        body = decode_raw(row.body, row.body_encoding)
+        return await self.process(event_id, body, from_timestamp(self._clock.now()))
+
+    async def process(self, event_id: int, body: bytes, now: datetime) -> WebhookOutcome:
+        """Applies a stored delivery; its log row ends ``processed``, ``rejected`` or ``failed``."""
         try:
             batch = parse_webhook(orjson.loads(body))
         except (orjson.JSONDecodeError, InvalidPayload) as exc:

@@ -39,6 +39,7 @@ ADMIN_ROUTES = [
     ("POST", "/admin/crm/contacts/1/notes"),
     ("DELETE", "/admin/crm/notes/1"),
     ("POST", "/admin/wa/send"),
+    ("POST", "/admin/wa/events/1/replay"),
 ]
 
 

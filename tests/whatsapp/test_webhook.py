@@ -5,6 +5,7 @@ import orjson
 import pytest
 from sqlalchemy import update
 
+from core.errors import StorageError
 from core.whatsapp.signature import sign_body
 from service.db.tables.crm import (
     crm_contacts,
@@ -15,6 +16,7 @@ from service.db.tables.crm import (
 )
 from service.db.types import from_timestamp
 from service.metrics import REGISTRY
+from service.whatsapp.facility import get_whatsapp
 from service.whatsapp.store import record_sent
 from service.whatsapp.webhook import decode_raw
 from tests.whatsapp import payloads as p
@@ -297,3 +299,29 @@ async def test_large_batches_are_accepted_and_oversized_bodies_refused(
     huge = b" " * (runtime_of(client).settings.whatsapp_max_body_bytes + 1)
     response = await post_webhook(client, huge)
     assert response.status_code == 413
+
+
+async def test_failed_delivery_is_kept_and_can_be_replayed(client: httpx.AsyncClient) -> None:
+    runtime = runtime_of(client)
+    processor = get_whatsapp(runtime).processor
+
+    async def broken_hook(*_args: object) -> list[dict[str, object]]:
+        raise StorageError("database went away")
+
+    processor.hooks.append(broken_hook)
+    response = await post_webhook(client, p.inbound(WA, "A", p.text(WA, "wamid.R1", "hi")))
+    assert response.status_code == 503  # Meta redelivers later
+    [event] = await rows(runtime.db, wa_webhook_events)
+    assert event.state == "failed"
+    assert await count(runtime.db, crm_messages) == 0  # nothing half-written
+    processor.hooks.remove(broken_hook)
+
+    admin = {"Authorization": "Bearer test-admin-key"}
+    replayed = await client.post(f"/admin/wa/events/{event.id}/replay", headers=admin)
+    assert replayed.status_code == 200
+    assert replayed.json()["messages"] == 1
+    assert (await rows(runtime.db, wa_webhook_events))[0].state == "processed"
+    again = await client.post(f"/admin/wa/events/{event.id}/replay", headers=admin)
+    assert (again.json()["messages"], again.json()["duplicates"]) == (0, 1)
+    missing = await client.post("/admin/wa/events/999999/replay", headers=admin)
+    assert missing.status_code == 404
