@@ -325,3 +325,10 @@ async def test_failed_delivery_is_kept_and_can_be_replayed(client: httpx.AsyncCl
     assert (again.json()["messages"], again.json()["duplicates"]) == (0, 1)
     missing = await client.post("/admin/wa/events/999999/replay", headers=admin)
     assert missing.status_code == 404
+
+
+async def test_very_long_text_is_stored_whole(client: httpx.AsyncClient) -> None:
+    body = "ğ" * 70_000  # past MariaDB's 64 KB TEXT in UTF-8
+    response = await post_webhook(client, p.inbound(WA, "A", p.text(WA, "wamid.LONG", body)))
+    assert response.status_code == 200
+    assert (await message_by_provider_id(runtime_of(client).db, "wamid.LONG")).body == body

@@ -30,6 +30,8 @@ ProviderId = String(191).with_variant(
 #: Raw webhook bodies as text (MEDIUMTEXT on MariaDB): aiomysql cannot bind bytes parameters,
 #: and a body that is not UTF-8 cannot be JSON anyway, so it is kept base64-encoded instead.
 RawBody = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+#: Message texts: MariaDB's TEXT stops at 64 KB, less than one webhook may carry.
+LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 #: Every signed webhook delivery, stored before it is processed.
 wa_webhook_events = Table(
@@ -91,7 +93,7 @@ crm_messages = Table(
     Column("convo_id", BigId, ForeignKey("crm_convos.id"), nullable=False),
     Column("direction", String(3), nullable=False),  # in | out
     Column("kind", String(32), nullable=False),
-    Column("body", Text, nullable=True),
+    Column("body", LongText, nullable=True),
     Column("payload", JSONType, nullable=True),
     Column("provider_id", ProviderId, nullable=True, unique=True),
     Column("reply_to", ProviderId, nullable=True),

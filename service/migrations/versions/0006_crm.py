@@ -98,7 +98,9 @@ def upgrade() -> None:
         _ref("crm_messages", "convo_id", "crm_convos.id"),
         sa.Column("direction", sa.String(3), nullable=False),
         sa.Column("kind", sa.String(32), nullable=False),
-        sa.Column("body", sa.Text, nullable=True),
+        sa.Column(
+            "body", sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb"), nullable=True
+        ),
         sa.Column("payload", JSONType, nullable=True),
         sa.Column("provider_id", PROVIDER_ID, nullable=True),
         sa.Column("reply_to", PROVIDER_ID, nullable=True),
