@@ -7,6 +7,7 @@ module globals, so tests can run several isolated apps in one process.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -16,9 +17,12 @@ from starlette.requests import HTTPConnection
 from core.clock import Clock
 from service.backends import Backends
 from service.db import Database
+from service.logging import get_logger
 from service.settings import Settings
 
 ReadinessCheck = Callable[[], Awaitable[None]]
+COMPONENT_STOP_TIMEOUT_SECONDS = 10.0
+log = get_logger("kervan.runtime")
 
 
 class Component(Protocol):
@@ -54,9 +58,18 @@ class Runtime:
             await component.start()
             self._started.append(component)
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = COMPONENT_STOP_TIMEOUT_SECONDS) -> None:
         while self._started:
-            await self._started.pop().stop()
+            component = self._started.pop()
+            try:
+                # A component that does not stop in time must not keep the process (and a
+                # rolling deploy) hanging; it is reported and the rest still shut down.
+                await asyncio.wait_for(component.stop(), timeout)
+            except TimeoutError:
+                log.error(
+                    "component did not stop in time",
+                    extra={"component": type(component).__name__, "timeout_s": timeout},
+                )
 
     async def close(self) -> None:
         await self.stop()

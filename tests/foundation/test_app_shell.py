@@ -162,3 +162,36 @@ async def test_openapi_document(make_settings: Callable[..., Settings], make_cli
             "/ReadyOut"
         )
         assert "ReadyOut" in doc["components"]["schemas"]
+
+
+async def test_a_stuck_component_does_not_hang_shutdown(
+    make_settings: Callable[..., Settings],
+) -> None:
+    import asyncio
+
+    from core.clock import SYSTEM_CLOCK
+    from service.runtime import build_runtime
+
+    stopped: list[str] = []
+
+    class Stuck:
+        async def start(self) -> None:
+            pass
+
+        async def stop(self) -> None:
+            await asyncio.Event().wait()
+
+    class Polite:
+        async def start(self) -> None:
+            pass
+
+        async def stop(self) -> None:
+            stopped.append("polite")
+
+    runtime = build_runtime(make_settings(), SYSTEM_CLOCK)
+    runtime.add_component(Polite())
+    runtime.add_component(Stuck())
+    await runtime.start()
+    await runtime.stop(timeout=0.05)
+    assert stopped == ["polite"]
+    await runtime.close()
