@@ -8,8 +8,9 @@ to a source's total between the sum and the update.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -17,6 +18,7 @@ from typing import TypeVar
 from sqlalchemy import Float, and_, bindparam, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.errors import StorageError
 from service.db import Database
 from service.db.tables.flows import flow_edges, flow_segments
 from service.db.upsert import upsert_stmt
@@ -92,76 +94,86 @@ async def _recompute(conn: AsyncConnection, seg: str, sources: Iterable[str] | N
         )
 
 
-async def add_transitions(db: Database, counts: Mapping[Transition, int], now: datetime) -> None:
-    """Add observed transitions (``(seg, from, to) -> count``), all or nothing."""
-    if not counts:
-        return
+async def _add_counts(
+    conn: AsyncConnection, dialect: str, counts: Mapping[Transition, int], now: datetime
+) -> None:
+    """Upsert ``(seg, from, to) -> count`` rows, adding to the counts already stored."""
     rows = [
         {
             "seg": seg,
             "from_path": a,
             "to_path": b,
             "count": n,
-            "probability": 0.0,
+            "probability": 0.0,  # set by _recompute before the transaction ends
             "updated_at": now,
         }
         for (seg, a, b), n in sorted(counts.items())
     ]
+    for chunk in _chunks(rows, INSERT_CHUNK):
+        await conn.execute(
+            upsert_stmt(
+                dialect,
+                flow_edges,
+                chunk,
+                index_elements=["seg", "from_path", "to_path"],
+                update_columns={
+                    "count": lambda new: flow_edges.c.count + new("count"),
+                    "updated_at": lambda new: new("updated_at"),
+                },
+            )
+        )
+
+
+#: InnoDB's "deadlock, try restarting transaction" and lock wait timeout.
+_RETRYABLE = ("(1213,", "(1205,")
+WRITE_ATTEMPTS = 3
+
+
+async def _retrying(write: Callable[[], Awaitable[None]]) -> None:
+    """Run a write transaction again when MariaDB chose it as a deadlock victim."""
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            await write()
+            return
+        except StorageError as exc:
+            if attempt + 1 == WRITE_ATTEMPTS or not any(m in exc.message for m in _RETRYABLE):
+                raise
+            await asyncio.sleep(0.01 * (attempt + 1))
+
+
+async def add_transitions(db: Database, counts: Mapping[Transition, int], now: datetime) -> None:
+    """Add observed transitions (``(seg, from, to) -> count``), all or nothing."""
+    if not counts:
+        return
     sources: dict[str, set[str]] = defaultdict(set)
     for seg, a, _b in counts:
         sources[seg].add(a)
-    async with db.begin() as conn:
-        await _bump_segments(conn, db.dialect, sources, now)
-        for chunk in _chunks(rows, INSERT_CHUNK):
-            await conn.execute(
-                upsert_stmt(
-                    db.dialect,
-                    flow_edges,
-                    chunk,
-                    index_elements=["seg", "from_path", "to_path"],
-                    update_columns={
-                        "count": lambda new: flow_edges.c.count + new("count"),
-                        "updated_at": lambda new: new("updated_at"),
-                    },
-                )
-            )
-        for seg, srcs in sorted(sources.items()):
-            await _recompute(conn, seg, srcs)
+
+    async def write() -> None:
+        async with db.begin() as conn:
+            await _bump_segments(conn, db.dialect, sources, now)
+            await _add_counts(conn, db.dialect, counts, now)
+            for seg, srcs in sorted(sources.items()):
+                await _recompute(conn, seg, srcs)
+
+    await _retrying(write)
 
 
 async def load_edges(
     db: Database, seg: str, edges: Mapping[tuple[str, str], int], *, replace: bool, now: datetime
 ) -> None:
     """Bulk-load aggregated counts for ``seg``: replace its edges, or add to them."""
-    async with db.begin() as conn:
-        await _bump_segments(conn, db.dialect, [seg], now)
-        if replace:
-            await conn.execute(delete(flow_edges).where(flow_edges.c.seg == seg))
-        rows = [
-            {
-                "seg": seg,
-                "from_path": a,
-                "to_path": b,
-                "count": n,
-                "probability": 0.0,
-                "updated_at": now,
-            }
-            for (a, b), n in sorted(edges.items())
-        ]
-        for chunk in _chunks(rows, INSERT_CHUNK):
-            await conn.execute(
-                upsert_stmt(
-                    db.dialect,
-                    flow_edges,
-                    chunk,
-                    index_elements=["seg", "from_path", "to_path"],
-                    update_columns={
-                        "count": lambda new: flow_edges.c.count + new("count"),
-                        "updated_at": lambda new: new("updated_at"),
-                    },
-                )
-            )
-        await _recompute(conn, seg, None if replace else {a for a, _ in edges})
+    counts = {(seg, a, b): n for (a, b), n in edges.items()}
+
+    async def write() -> None:
+        async with db.begin() as conn:
+            await _bump_segments(conn, db.dialect, [seg], now)
+            if replace:
+                await conn.execute(delete(flow_edges).where(flow_edges.c.seg == seg))
+            await _add_counts(conn, db.dialect, counts, now)
+            await _recompute(conn, seg, None if replace else {a for a, _ in edges})
+
+    await _retrying(write)
 
 
 async def list_edges(

@@ -155,3 +155,26 @@ def test_shared_answers_survive_a_round_trip_and_reject_garbage() -> None:
     assert Answer.load(answer.dump()) == answer
     assert Answer.load(b"not json") is None
     assert Answer.load(b'{"seg": "en-d"}') is None
+
+
+async def test_deadlock_victims_are_retried_and_other_errors_are_not() -> None:
+    from core.errors import StorageError
+
+    calls: list[int] = []
+
+    async def deadlocked_once() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise StorageError("database error: OperationalError: (1213, 'Deadlock found')")
+
+    await store._retrying(deadlocked_once)
+    assert len(calls) == 2
+
+    async def broken() -> None:
+        calls.append(1)
+        raise StorageError("database error: OperationalError: (2003, 'cannot connect')")
+
+    calls.clear()
+    with pytest.raises(StorageError):
+        await store._retrying(broken)
+    assert len(calls) == 1
