@@ -21,6 +21,7 @@ from service.logging import get_logger
 from service.settings import Settings
 
 ReadinessCheck = Callable[[], Awaitable[None]]
+ReadinessInfo = Callable[[], Awaitable[Any]]
 COMPONENT_STOP_TIMEOUT_SECONDS = 10.0
 log = get_logger("kervan.runtime")
 
@@ -39,6 +40,8 @@ class Runtime:
     backends: Backends
     components: list[Component] = field(default_factory=list)
     readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)
+    #: Shown by /ready without deciding it (e.g. circuit breaker states).
+    readiness_info: dict[str, ReadinessInfo] = field(default_factory=dict)
     #: The outbound job queue (issue 6) once its module's setup ran.
     queue: Any = None
     #: The rate-limiting facility (issue 3) once its module's setup ran.
@@ -52,6 +55,9 @@ class Runtime:
 
     def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
         self.readiness_checks[name] = check
+
+    def add_readiness_info(self, name: str, info: ReadinessInfo) -> None:
+        self.readiness_info[name] = info
 
     async def start(self) -> None:
         for component in self.components:

@@ -286,6 +286,12 @@ async def setup(runtime: Runtime) -> None:
                 interval=config.heartbeat_interval,
             )
         )
+
+        async def breaker_states() -> dict[str, str]:
+            return worker.breakers.publish()
+
+        # Shown, not decisive: a provider outage must not take the API out of service.
+        runtime.add_readiness_info("circuit_breakers", breaker_states)
         # Only where a worker runs: API pods of the scaled mode stay ready while the separate
         # worker deployment scales (to zero, even) on the backlog.
         runtime.add_readiness_check(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
+from typing import Any
 
 from pydantic import BaseModel
 from starlette.requests import Request
@@ -29,6 +30,7 @@ class HealthOut(BaseModel):
 class ReadyOut(BaseModel):
     status: str
     components: dict[str, str]
+    info: dict[str, Any] = {}
 
 
 @api("Process liveness", response=HealthOut, tags=["operations"])
@@ -73,6 +75,7 @@ async def ready(request: Request) -> Response:
         READY.labels(name).set(0 if error else 1)
         if error and name in ("database", "redis"):
             BACKEND_ERRORS.labels(name).inc()
+    info = await _collect_info(runtime)
     headers = {"Cache-Control": "no-store"}
     if failing:
         return json_response(
@@ -80,13 +83,25 @@ async def ready(request: Request) -> Response:
                 "error": {
                     "code": "not_ready",
                     "message": "not ready: " + ", ".join(sorted(failing)),
-                    "details": {"components": components},
+                    "details": {"components": components, "info": info},
                 }
             },
             status=503,
             headers=headers,
         )
-    return json_response({"status": "ready", "components": components}, headers=headers)
+    return json_response(
+        {"status": "ready", "components": components, "info": info}, headers=headers
+    )
+
+
+async def _collect_info(runtime: Runtime) -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    for name, provider in runtime.readiness_info.items():
+        try:
+            info[name] = await asyncio.wait_for(provider(), CHECK_TIMEOUT_SECONDS)
+        except Exception as exc:  # information only: it never decides readiness
+            info[name] = {"error": str(exc) or type(exc).__name__}
+    return info
 
 
 def _metrics_allowed(request: Request) -> bool:

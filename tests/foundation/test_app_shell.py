@@ -195,3 +195,38 @@ async def test_a_stuck_component_does_not_hang_shutdown(
     await runtime.stop(timeout=0.05)
     assert stopped == ["polite"]
     await runtime.close()
+
+
+async def test_ready_in_embedded_mode_checks_the_in_process_worker(
+    make_settings: Callable[..., Settings], make_client: Any
+) -> None:
+    async with make_client(make_settings()) as client:
+        import asyncio
+
+        body: dict[str, Any] = {}
+        # The in-process worker beats as soon as it starts; give it a moment.
+        for _ in range(50):
+            r = await client.get("/ready")
+            body = r.json()
+            if r.status_code == 200:
+                break
+            await asyncio.sleep(0.05)
+        assert body["components"]["worker"] == "ok"
+        assert isinstance(body["info"]["circuit_breakers"], dict)
+
+
+async def test_ready_fails_when_no_worker_beats(
+    make_settings: Callable[..., Settings], make_client: Any
+) -> None:
+    from service.heartbeat import WorkerHeartbeat
+
+    async with make_client(make_settings()) as client:
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        beats = [c for c in runtime.components if isinstance(c, WorkerHeartbeat)]
+        assert beats, "the embedded default runs a worker heartbeat"
+        for beat in beats:
+            await beat.stop()
+        r = await client.get("/ready")
+        assert r.status_code == 503
+        assert "worker" in r.json()["error"]["message"]
+        assert r.json()["error"]["details"]["components"]["worker"] == "no worker heartbeat"
