@@ -181,6 +181,8 @@ class Settings(BaseSettings):
     speculation_segments: CommaList = ["tr-m", "tr-d", "de-m", "de-d", "en-m", "en-d"]
     # Walk start pages; "{lang}" becomes the segment's language (the original: / and projects).
     speculation_start_paths: CommaList = ["/", "/{lang}/projects"]
+    # Optional weights of the start pages (same order); empty = uniform, as the original.
+    speculation_start_weights: Annotated[list[float], NoDecode] = []
     speculation_mode: Literal["montecarlo", "exact"] = "montecarlo"
     speculation_steps: int = Field(default=3, ge=1, le=50)
     speculation_sims: int = Field(default=5000, ge=1, le=10_000_000)
@@ -214,6 +216,7 @@ class Settings(BaseSettings):
         "speculation_start_paths",
         "speculation_excluded_paths",
         "speculation_score_buckets",
+        "speculation_start_weights",
         mode="before",
     )
     @classmethod
@@ -246,6 +249,14 @@ class Settings(BaseSettings):
                 validate_exclusion(pattern)
             except ValidationFailed as exc:
                 problems.append(f"speculation_excluded_paths: {exc.message}: {pattern!r}")
+        weights = self.speculation_start_weights
+        if weights and (
+            len(weights) != len(self.speculation_start_paths)
+            or any(not 0 < w < float("inf") for w in weights)
+        ):
+            problems.append(
+                "speculation_start_weights: one positive weight per start page, or none"
+            )
         if any(not 0 < b < 1000 for b in self.speculation_score_buckets):
             problems.append("speculation_score_buckets: edges must lie in (0, 1000)")
         if problems:

@@ -60,12 +60,19 @@ class FlowGraph:
         steps: int = 3,
         sims: int = 5000,
         seed: int = 0,
+        start_weights: Sequence[float] | None = None,
     ) -> NDArray[np.float64]:
-        """Expected visits per walk of every node: ``hits / sims`` or the exact value."""
+        """Expected visits per walk of every node: ``hits / sims`` or the exact value.
+
+        Starts are drawn uniformly (the original design) unless ``start_weights`` are given.
+        """
         start_ids = self.node_ids(starts)
+        weights = list(start_weights) if start_weights else None
         if mode == "exact":
-            return walk.expected_visits(self.csr, start_ids, steps=steps)
+            return walk.expected_visits(self.csr, start_ids, steps=steps, start_weights=weights)
         if sims == 0:
             return np.zeros(len(self.paths))
-        hits = walk.walk_hits(self.csr, start_ids, steps=steps, sims=sims, seed=seed)
+        hits = walk.walk_hits(
+            self.csr, start_ids, steps=steps, sims=sims, seed=seed, start_weights=weights
+        )
         return hits / float(sims)

@@ -18,6 +18,8 @@ class SimulationConfig:
     top: int = 8
     min_score: float = 0.0
     start_templates: tuple[str, ...] = DEFAULT_START_TEMPLATES
+    #: One weight per start template; empty = uniform starts, as the original design does.
+    start_weights: tuple[float, ...] = ()
 
 
 def rank_segment(
@@ -34,8 +36,14 @@ def rank_segment(
     graph = FlowGraph.from_edges(edges, extra_paths=start_list)
     if graph.n_edges == 0:
         return []
+    weights = config.start_weights if starts is None else ()
     scores = graph.scores(
-        start_list, mode=mode, steps=config.steps, sims=config.sims, seed=config.seed
+        start_list,
+        mode=mode,
+        steps=config.steps,
+        sims=config.sims,
+        seed=config.seed,
+        start_weights=weights or None,
     )
     return rank(
         graph.paths, scores, top=config.top, min_score=config.min_score, exclusions=exclusions

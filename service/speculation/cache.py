@@ -96,6 +96,7 @@ def simulation_config(settings: Settings) -> SimulationConfig:
         top=settings.speculation_prerender_count + settings.speculation_prefetch_count,
         min_score=settings.speculation_min_score,
         start_templates=tuple(settings.speculation_start_paths),
+        start_weights=tuple(settings.speculation_start_weights),
     )
 
 

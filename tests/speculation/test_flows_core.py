@@ -240,3 +240,31 @@ def test_the_syntax_checker_catches_bad_rules() -> None:
     assert len(rules_syntax.problems(bad)) == 7
     port = {"prefetch": [{"where": {"href_matches": "http://127.0.0.1:8000/a\\:b"}}]}
     assert rules_syntax.problems(port) == []
+
+
+def test_weighted_starts_follow_the_reference() -> None:
+    config = SimulationConfig(start_weights=(1.0, 9.0))  # mostly from /en/projects
+    got = rank_segment(EDGES, "en-d", config, mode="exact")
+    ref = walk_ref.expected_visits_ref(
+        walk_ref.normalize(EDGES), ["/", "/en/projects"], 3, start_weights=[1.0, 9.0]
+    )
+    assert {r.path: r.score for r in got} == pytest.approx(ref, rel=1e-12)
+    mc = rank_segment(EDGES, "en-d", SimulationConfig(start_weights=(1.0, 9.0), sims=20_000))
+    assert [r.path for r in mc][:2] == [r.path for r in got][:2]
+
+
+def test_speculation_settings_are_checked() -> None:
+    from service.settings import Settings
+
+    ok = Settings(_env_file=None, speculation_start_weights="1,3")  # type: ignore[call-arg,arg-type]
+    assert ok.speculation_start_weights == [1.0, 3.0]
+    for bad in (
+        {"speculation_start_weights": "1"},
+        {"speculation_start_weights": "1,-2"},
+        {"speculation_segments": "en-d,EN"},
+        {"speculation_start_paths": "/a/"},
+        {"speculation_excluded_paths": "/a(b)"},
+        {"speculation_score_buckets": "0"},
+    ):
+        with pytest.raises(ValueError):
+            Settings(_env_file=None, **bad)  # type: ignore[call-arg,arg-type]
