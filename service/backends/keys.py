@@ -19,7 +19,7 @@ RATELIMIT_LOCKOUT_INDEX = "rl:locks"  # zset: "rule|key" -> locked until (µs), 
 
 # --- speculation ---
 FLOW_SESSION_LAST = "flow:last"  # string per session id: its last page view {seg, path, ts}
-SPECULATION_ANSWER = "spec:answer"  # string per seg and mode: rules JSON, ETag, computed_at, version
+SPECULATION_ANSWER = "spec:answer"  # string per seg and mode: rules JSON, ETag, time, data version
 SPECULATION_ANSWER_TTL_PERIODS = 3  # answers outlive 3 refresh periods (a stalled refresher shows)
 SPECULATION_REFRESH_LOCK = "spec:lock"  # string per seg and mode: owner token during a refresh
 SPECULATION_REFRESH_LOCK_TTL = 120.0  # a crashed refresher's lock frees itself
