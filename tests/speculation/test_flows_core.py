@@ -268,3 +268,23 @@ def test_speculation_settings_are_checked() -> None:
     ):
         with pytest.raises(ValueError):
             Settings(_env_file=None, **bad)  # type: ignore[call-arg,arg-type]
+
+
+def test_page_views_pair_within_a_session_segment_and_time_window() -> None:
+    from core.flows.events import Navigation, PageView, pair_page_views
+
+    stored = {"s1": PageView("s1", "en-d", "/", 100.0)}
+    views = [
+        PageView("s1", "en-d", "/a", 110.0),
+        PageView("s1", "en-d", "/a", 111.0),  # reload: no edge
+        PageView("s1", "tr-m", "/b", 112.0),  # another segment: no edge, but it is the last
+        PageView("s1", "tr-m", "/c", 5000.0),  # beyond the gap: no edge
+        PageView("s2", "en-d", "/x", 50.0),
+        PageView("s2", "en-d", "/y", 40.0),  # sorted by time: /y then /x
+    ]
+    navs, last = pair_page_views(views, stored, max_gap_seconds=1800)
+    assert navs == [Navigation("en-d", "/", "/a"), Navigation("en-d", "/y", "/x")]
+    assert last["s1"].path == "/c" and last["s2"].path == "/x"
+    assert stored["s1"].path == "/"  # the input is left alone
+    late, _ = pair_page_views([PageView("s1", "en-d", "/z", 90.0)], stored, 1800)
+    assert late == []  # older than the stored view
