@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import Select, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.whatsapp.events import InboundMessage, StatusEvent
@@ -44,6 +44,16 @@ class StatusChange:
 
 def open_key(contact_id: int, channel: str) -> str:
     return f"{contact_id}:{channel}"
+
+
+def _latest(query: Select[Any], dialect: str) -> Select[Any]:
+    """Reads rows a concurrent transaction may just have committed.
+
+    On MariaDB (REPEATABLE READ) a plain SELECT after our upsert still sees the snapshot taken
+    before the other delivery created the row, when the upsert itself changed nothing; a
+    locking read sees the latest committed version. SQLite has one writer at a time.
+    """
+    return query.with_for_update(read=True) if dialect != "sqlite" else query
 
 
 async def resolve_contacts(
@@ -82,7 +92,9 @@ async def resolve_contacts(
                 update_columns={"updated_at": lambda new: new("updated_at")},
             )
         )
-        created = await conn.execute(query.where(crm_contacts.c.wa_id.in_(missing)))
+        created = await conn.execute(
+            _latest(query.where(crm_contacts.c.wa_id.in_(missing)), dialect)
+        )
         found.update({r.wa_id: r for r in created})
     for wa_id, row in found.items():
         name = names.get(wa_id)
@@ -121,7 +133,9 @@ async def ensure_open_convos(
             for key in missing
         ]
         await conn.execute(upsert_stmt(dialect, crm_convos, rows, index_elements=["open_key"]))
-        created = await conn.execute(query.where(crm_convos.c.open_key.in_(missing)))
+        created = await conn.execute(
+            _latest(query.where(crm_convos.c.open_key.in_(missing)), dialect)
+        )
         found.update({r.open_key: int(r.id) for r in created})
     return {contact_id: found[key] for key, contact_id in keys.items()}
 

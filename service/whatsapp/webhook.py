@@ -21,7 +21,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.clock import Clock
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound, StorageError
 from core.whatsapp.parse import InvalidPayload, parse_webhook
 from service.backends import Backends
 from service.db import Database
@@ -40,6 +40,12 @@ InboundHook = Callable[
     [AsyncConnection, Sequence[StoredInbound], datetime], Awaitable[list[dict[str, Any]]]
 ]
 MAX_ISSUES_KEPT = 50
+ATTEMPTS = 3
+
+
+def _is_deadlock(exc: StorageError) -> bool:
+    # MariaDB ER_LOCK_DEADLOCK; the driver error only survives as text in the wrapped message.
+    return "(1213," in exc.message
 
 
 def encode_raw(body: bytes) -> tuple[str, str]:
@@ -162,8 +168,9 @@ class WebhookProcessor:
         outcome = WebhookOutcome(event_id, issues=batch.issues[:MAX_ISSUES_KEPT])
         extra_events: list[dict[str, Any]] = []
         # Two deliveries of the same new message can race; the loser's unique-key conflict rolls
-        # its transaction back and the retry then sees the message as a duplicate.
-        for attempt in (1, 2):
+        # its transaction back and the retry then sees the message as a duplicate. InnoDB may
+        # also pick a concurrent delivery as a deadlock victim; it is rolled back whole, too.
+        for attempt in range(1, ATTEMPTS + 1):
             try:
                 async with self._write() as conn:
                     outcome.stored = await save_inbound(
@@ -189,8 +196,9 @@ class WebhookProcessor:
                         )
                     )
                 break
-            except Conflict:
-                if attempt == 2:
+            except (Conflict, StorageError) as exc:
+                retryable = isinstance(exc, Conflict) or _is_deadlock(exc)
+                if not retryable or attempt == ATTEMPTS:
                     await self._fail(event_id, now)
                     raise
             except Exception:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import orjson
 import pytest
@@ -332,3 +334,48 @@ async def test_very_long_text_is_stored_whole(client: httpx.AsyncClient) -> None
     response = await post_webhook(client, p.inbound(WA, "A", p.text(WA, "wamid.LONG", body)))
     assert response.status_code == 200
     assert (await message_by_provider_id(runtime_of(client).db, "wamid.LONG")).body == body
+
+
+async def test_concurrent_redeliveries_store_the_message_once(client: httpx.AsyncClient) -> None:
+    payload = p.inbound("491700000077", "Neu", p.text("491700000077", "wamid.RACE", "hi"))
+    responses = await asyncio.gather(*(post_webhook(client, payload) for _ in range(6)))
+    assert [r.status_code for r in responses] == [200] * 6
+    assert sum(r.json()["messages"] for r in responses) == 1
+    db = runtime_of(client).db
+    assert await count(db, crm_messages) == 1
+    assert await count(db, crm_contacts) == 1
+    [convo] = await rows(db, crm_convos)
+    assert convo.unread == 1
+
+
+async def test_concurrent_first_messages_of_a_new_customer(client: httpx.AsyncClient) -> None:
+    wa_id = "491700000088"
+    payloads = [p.inbound(wa_id, "Neu", p.text(wa_id, f"wamid.N{i}", "hi")) for i in range(6)]
+    responses = await asyncio.gather(*(post_webhook(client, body) for body in payloads))
+    assert [r.status_code for r in responses] == [200] * 6
+    db = runtime_of(client).db
+    assert await count(db, crm_messages) == 6
+    assert await count(db, crm_contacts) == 1
+    [convo] = await rows(db, crm_convos)
+    assert convo.unread == 6
+
+
+async def test_deadlock_victim_is_retried(client: httpx.AsyncClient) -> None:
+    processor = get_whatsapp(runtime_of(client)).processor
+    calls: list[int] = []
+
+    async def deadlocked_once(*_args: object) -> list[dict[str, object]]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise StorageError(
+                "database error: OperationalError: (1213, 'Deadlock found when trying to get "
+                "lock; try restarting transaction')"
+            )
+        return []
+
+    processor.hooks.append(deadlocked_once)
+    response = await post_webhook(client, p.inbound(WA, "A", p.text(WA, "wamid.D1", "hi")))
+    assert response.status_code == 200
+    assert response.json()["messages"] == 1
+    assert len(calls) == 2
+    assert await count(runtime_of(client).db, crm_messages) == 1
