@@ -291,16 +291,15 @@ async def apply_statuses(
     for event in statuses:
         at = from_timestamp(event.timestamp) if event.timestamp is not None else now
         errors = [e.as_dict() for e in event.errors] or None
-        row = (
-            await conn.execute(
-                select(*_ROW_COLUMNS).where(
-                    and_(
-                        crm_messages.c.provider_id == event.provider_id,
-                        crm_messages.c.direction == "out",
-                    )
-                )
+        # A locking read: a send job committing this provider id right now is waited for
+        # rather than missed (the status would otherwise stay parked).
+        query = select(*_ROW_COLUMNS).where(
+            and_(
+                crm_messages.c.provider_id == event.provider_id,
+                crm_messages.c.direction == "out",
             )
-        ).first()
+        )
+        row = (await conn.execute(_latest(query, conn.dialect.name))).first()
         if row is None:
             await conn.execute(
                 insert(crm_pending_statuses).values(
@@ -329,13 +328,12 @@ async def record_sent(
         .values(provider_id=provider_id, error=None)
     )
     changes: list[StatusChange] = []
-    parked = (
-        await conn.execute(
-            select(crm_pending_statuses)
-            .where(crm_pending_statuses.c.provider_id == provider_id)
-            .order_by(crm_pending_statuses.c.id)
-        )
-    ).all()
+    parked_query = (
+        select(crm_pending_statuses)
+        .where(crm_pending_statuses.c.provider_id == provider_id)
+        .order_by(crm_pending_statuses.c.id)
+    )
+    parked = (await conn.execute(_latest(parked_query, conn.dialect.name))).all()
     pending: list[tuple[MessageStatus, datetime, Any]] = [("sent", now, None)]
     pending += [(p.status, p.status_at, p.errors) for p in parked]
     for status, at, errors in pending:
