@@ -20,7 +20,7 @@ from service.errors import ApiError
 from service.logging import get_logger
 from service.queue.handlers import register_handler
 from service.whatsapp import live
-from service.whatsapp.consent import opt_in, opt_out
+from service.whatsapp.consent import opt_in, opt_out, whatsapp_allowed
 from service.whatsapp.facility import WhatsApp
 from service.whatsapp.graph import GraphError
 from service.whatsapp.metrics import SENDS
@@ -46,7 +46,12 @@ async def send_message(whatsapp: WhatsApp, job: Job) -> None:
     async with runtime.db.connect() as conn:
         row = (
             await conn.execute(
-                select(crm_messages.c.status, crm_messages.c.payload, crm_contacts.c.wa_id)
+                select(
+                    crm_messages.c.status,
+                    crm_messages.c.payload,
+                    crm_contacts.c.wa_id,
+                    crm_contacts.c.id.label("contact_id"),
+                )
                 .select_from(
                     crm_messages.join(crm_convos, crm_messages.c.convo_id == crm_convos.c.id).join(
                         crm_contacts, crm_convos.c.contact_id == crm_contacts.c.id
@@ -55,10 +60,25 @@ async def send_message(whatsapp: WhatsApp, job: Job) -> None:
                 .where(crm_messages.c.id == message_id, crm_messages.c.direction == "out")
             )
         ).first()
+        # Consent may have been withdrawn (STOP, unsubscribe link) while the message waited.
+        allowed = job.payload.get("consent_required") is False or (
+            row is not None and await whatsapp_allowed(conn, row.contact_id, runtime.clock.now())
+        )
     if row is None:
         raise PermanentFailure(f"outbound message {message_id} does not exist")
     if row.status != "queued":
         return  # already handled by an earlier attempt whose outcome was recorded
+    if not allowed:
+        async with runtime.db.begin() as conn:
+            change = await record_failure(
+                conn,
+                message_id,
+                {"action": "no_retry", "code": None, "message": "WhatsApp consent withdrawn"},
+                from_timestamp(runtime.clock.now()),
+            )
+        if change is not None:
+            await live.publish(runtime.backends, live.status_events([change]))
+        raise PermanentFailure("the contact withdrew WhatsApp consent before the send")
     try:
         provider_id = await whatsapp.graph.send(row.wa_id, dict(row.payload))
     except GraphError as exc:

@@ -167,7 +167,7 @@ async def queue_outbound(
     )
     await queue.enqueue(
         SEND_QUEUE,
-        {"message_id": message_id},
+        {"message_id": message_id, "consent_required": enforce_consent},
         key=f"wa-send-{message_id}",
         max_attempts=whatsapp.settings.whatsapp_send_max_attempts,
         conn=conn,

@@ -279,3 +279,24 @@ async def test_expired_consent_is_refused(client: httpx.AsyncClient, clock: Manu
     response = await send(client, convo_id=convo_id, template=template)
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "consent_required"
+
+
+async def test_consent_withdrawn_while_queued_stops_the_send(
+    client: httpx.AsyncClient, graph: GraphServer
+) -> None:
+    convo_id = await inbound_convo(client)
+    assert (await send(client, convo_id=convo_id, text="Kampanya")).status_code == 202
+    await post_webhook(client, p.inbound(WA, "Ayşe", p.text(WA, "wamid.IN2", "DUR")))
+    attempts = await drain(runtime_of(client), [SEND_QUEUE])
+    # The agent's message is refused; the STOP acknowledgement still goes out.
+    assert sorted(a.outcome for a in attempts) == ["dead", "done"]
+    outbound = await rows(runtime_of(client).db, crm_messages, crm_messages.c.direction == "out")
+    assert [(m.body, m.status) for m in outbound] == [
+        ("Kampanya", "failed"),
+        (
+            "WhatsApp mesajlarımızdan çıkışınız yapıldı. Tekrar almak için START yazabilirsiniz.",
+            "sent",
+        ),
+    ]
+    assert outbound[0].error["message"] == "WhatsApp consent withdrawn"
+    assert [m["text"]["body"] for m in graph.sent_messages()] == [outbound[1].body]
