@@ -57,18 +57,33 @@ def _latest(query: Select[Any], dialect: str) -> Select[Any]:
 
 
 async def resolve_contacts(
-    conn: AsyncConnection, dialect: str, names: dict[str, str | None], now: datetime
-) -> dict[str, int]:
-    """``wa_id`` -> contact id for every given WhatsApp id.
+    conn: AsyncConnection,
+    dialect: str,
+    names: dict[str, str | None],
+    now: datetime,
+    channel: str = CHANNEL_WHATSAPP,
+) -> tuple[dict[str, int], dict[int, int]]:
+    """``wa_id`` -> contact id for every given WhatsApp id, and contact id -> open conversation
+    on ``channel`` for those that have one.
 
-    Known contacts cost one SELECT for the whole batch; new ones are inserted with an upsert (a
-    concurrent delivery may create the same contact), changed profile names are refreshed, and a
-    customer who writes again after being soft-deleted is a live contact again.
+    Known contacts with their open conversations cost one SELECT for the whole batch; new ones
+    are inserted with an upsert (a concurrent delivery may create the same contact), changed
+    profile names are refreshed, and a customer who writes again after being soft-deleted is a
+    live contact again.
     """
     wanted = list(names)
-    query = select(
-        crm_contacts.c.id, crm_contacts.c.wa_id, crm_contacts.c.name, crm_contacts.c.deleted_at
+    open_convo = and_(
+        crm_convos.c.contact_id == crm_contacts.c.id,
+        crm_convos.c.channel == channel,
+        crm_convos.c.open_key.is_not(None),
     )
+    query = select(
+        crm_contacts.c.id,
+        crm_contacts.c.wa_id,
+        crm_contacts.c.name,
+        crm_contacts.c.deleted_at,
+        crm_convos.c.id.label("convo_id"),
+    ).select_from(crm_contacts.outerjoin(crm_convos, open_convo))
     found = {r.wa_id: r for r in await conn.execute(query.where(crm_contacts.c.wa_id.in_(wanted)))}
     missing = [wa_id for wa_id in wanted if wa_id not in found]
     if missing:
@@ -105,14 +120,29 @@ async def resolve_contacts(
             await conn.execute(
                 update(crm_contacts).where(crm_contacts.c.id == row.id).values(**values)
             )
-    return {wa_id: int(row.id) for wa_id, row in found.items()}
+    contacts = {wa_id: int(row.id) for wa_id, row in found.items()}
+    convos = {int(row.id): int(row.convo_id) for row in found.values() if row.convo_id is not None}
+    return contacts, convos
 
 
 async def ensure_open_convos(
-    conn: AsyncConnection, dialect: str, contact_ids: Iterable[int], channel: str, now: datetime
+    conn: AsyncConnection,
+    dialect: str,
+    contact_ids: Iterable[int],
+    channel: str,
+    now: datetime,
+    known: dict[int, int] | None = None,
 ) -> dict[int, int]:
-    """contact id -> its open conversation on ``channel`` (opened when there is none)."""
-    keys = {open_key(contact_id, channel): contact_id for contact_id in set(contact_ids)}
+    """contact id -> its open conversation on ``channel`` (opened when there is none);
+    ``known`` are open conversations the caller already read."""
+    result = dict(known or {})
+    keys = {
+        open_key(contact_id, channel): contact_id
+        for contact_id in set(contact_ids)
+        if contact_id not in result
+    }
+    if not keys:
+        return result
     query = select(crm_convos.c.id, crm_convos.c.open_key)
     found = {
         r.open_key: int(r.id)
@@ -137,7 +167,8 @@ async def ensure_open_convos(
             _latest(query.where(crm_convos.c.open_key.in_(missing)), dialect)
         )
         found.update({r.open_key: int(r.id) for r in created})
-    return {contact_id: found[key] for key, contact_id in keys.items()}
+    result.update({contact_id: found[key] for key, contact_id in keys.items()})
+    return result
 
 
 async def existing_provider_ids(conn: AsyncConnection, ids: Iterable[str]) -> set[str]:
@@ -184,8 +215,10 @@ async def save_inbound(
         names[event.wa_id] = (
             event.profile_name or profiles.get(event.wa_id) or names.get(event.wa_id)
         )
-    contacts = await resolve_contacts(conn, dialect, names, now)
-    convos = await ensure_open_convos(conn, dialect, contacts.values(), CHANNEL_WHATSAPP, now)
+    contacts, open_convos = await resolve_contacts(conn, dialect, names, now)
+    convos = await ensure_open_convos(
+        conn, dialect, contacts.values(), CHANNEL_WHATSAPP, now, known=open_convos
+    )
     stored: list[StoredInbound] = []
     activity: dict[int, tuple[int, datetime]] = {}
     for event in fresh:
