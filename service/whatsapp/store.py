@@ -8,7 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Select,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.whatsapp.events import InboundMessage, StatusEvent
@@ -107,9 +118,16 @@ async def resolve_contacts(
                 update_columns={"updated_at": lambda new: new("updated_at")},
             )
         )
-        created = await conn.execute(
-            _latest(query.where(crm_contacts.c.wa_id.in_(missing)), dialect)
-        )
+        # Contacts only: a locking read joined to conversations would also lock index gaps of
+        # crm_convos, where concurrent deliveries insert, and deadlock with them.
+        fresh = select(
+            crm_contacts.c.id,
+            crm_contacts.c.wa_id,
+            crm_contacts.c.name,
+            crm_contacts.c.deleted_at,
+            literal(None).label("convo_id"),
+        ).where(crm_contacts.c.wa_id.in_(missing))
+        created = await conn.execute(_latest(fresh, dialect))
         found.update({r.wa_id: r for r in created})
     for wa_id, row in found.items():
         name = names.get(wa_id)
