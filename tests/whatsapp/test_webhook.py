@@ -379,3 +379,22 @@ async def test_deadlock_victim_is_retried(client: httpx.AsyncClient) -> None:
     assert response.json()["messages"] == 1
     assert len(calls) == 2
     assert await count(runtime_of(client).db, crm_messages) == 1
+
+
+async def test_concurrent_new_customers_do_not_deadlock(client: httpx.AsyncClient) -> None:
+    payloads = [
+        p.inbound(f"4917100000{i:02d}", f"C{i}", p.text(f"4917100000{i:02d}", f"wamid.C{i}", "hi"))
+        for i in range(16)
+    ]
+    for _round in range(2):  # first messages, then returning customers
+        responses = await asyncio.gather(*(post_webhook(client, body) for body in payloads))
+        assert [r.status_code for r in responses] == [200] * 16
+        payloads = [
+            p.inbound(
+                f"4917100000{i:02d}", f"C{i}", p.text(f"4917100000{i:02d}", f"wamid.D{i}", "x")
+            )
+            for i in range(16)
+        ]
+    db = runtime_of(client).db
+    assert (await count(db, crm_contacts), await count(db, crm_messages)) == (16, 32)
+    assert {c.unread for c in await rows(db, crm_convos)} == {2}
