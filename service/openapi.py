@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -64,6 +65,11 @@ def api(
     return mark
 
 
+# Starlette writes typed path parameters as {name:int}; OpenAPI wants {name} plus a schema.
+_CONVERTOR = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*):[A-Za-z_]+}")
+_CONVERTOR_TYPES = {"IntegerConvertor": "integer", "FloatConvertor": "number"}
+
+
 def _iter_routes(routes: Iterable[BaseRoute], prefix: str = "") -> Iterable[tuple[str, Route]]:
     for route in routes:
         if isinstance(route, Mount):
@@ -103,9 +109,15 @@ def build_openapi(routes: Iterable[BaseRoute], *, title: str, version: str) -> d
         if spec is None or not route.include_in_schema:
             continue
         methods = sorted(m for m in (route.methods or {"GET"}) if m != "HEAD")
+        path = _CONVERTOR.sub(r"{\1}", path)
         params = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in route.param_convertors
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": _CONVERTOR_TYPES.get(type(conv).__name__, "string")},
+            }
+            for name, conv in route.param_convertors.items()
         ]
         if spec.query is not None:
             params += _query_parameters(spec.query)

@@ -230,3 +230,21 @@ async def test_ready_fails_when_no_worker_beats(
         assert r.status_code == 503
         assert "worker" in r.json()["error"]["message"]
         assert r.json()["error"]["details"]["components"]["worker"] == "no worker heartbeat"
+
+
+def test_openapi_writes_typed_path_parameters_the_openapi_way() -> None:
+    from starlette.responses import PlainTextResponse
+
+    from service.openapi import api, build_openapi
+
+    @api("One thing")
+    async def thing(request: Request) -> Any:
+        return PlainTextResponse("x")
+
+    doc = build_openapi([Route("/things/{thing_id:int}/{name}", thing)], title="t", version="1")
+    assert list(doc["paths"]) == ["/things/{thing_id}/{name}"]
+    params = doc["paths"]["/things/{thing_id}/{name}"]["get"]["parameters"]
+    assert [(p["name"], p["schema"]["type"]) for p in params] == [
+        ("thing_id", "integer"),
+        ("name", "string"),
+    ]
