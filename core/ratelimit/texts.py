@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from core.whatsapp.texts import Locale, resolve_locale
+from core.i18n import Locale, from_accept_language
 
 RATE_LIMITED: dict[Locale, str] = {
     "tr": "Çok fazla istek gönderildi; lütfen biraz sonra tekrar deneyin.",
@@ -25,6 +25,5 @@ LOCKED_OUT: dict[Locale, str] = {
 
 
 def text(texts: dict[Locale, str], accept_language: str | None) -> str:
-    """The text for the first language of an ``Accept-Language`` value."""
-    first = (accept_language or "").split(",")[0].split(";")[0]
-    return texts[resolve_locale(first or None)]
+    """The text in the visitor's preferred supported language (``Accept-Language``)."""
+    return texts[from_accept_language(accept_language)]

@@ -3,23 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-Locale = Literal["tr", "de", "en"]
-SUPPORTED_LOCALES: tuple[Locale, ...] = ("tr", "de", "en")
-DEFAULT_LOCALE: Locale = "tr"
-
-
-def resolve_locale(value: str | None) -> Locale:
-    """``de-AT`` -> ``de``; missing -> Turkish (the business's home market); other -> English."""
-    if not value:
-        return DEFAULT_LOCALE
-    primary = value.strip().replace("_", "-").split("-")[0].lower()
-    for locale in SUPPORTED_LOCALES:
-        if primary == locale:
-            return locale
-    return "en"
-
+from core.i18n import Locale, resolve_locale
 
 UNSUBSCRIBE_LINE: dict[Locale, str] = {
     "tr": "Bu mesajları artık almak istemiyorsanız: {url}",

@@ -11,8 +11,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from core.i18n import Locale, from_accept_language
 from core.whatsapp.signature import verify_signature
-from core.whatsapp.texts import INVALID_LINK_PAGE, UNSUBSCRIBED_PAGE, Locale, resolve_locale
+from core.whatsapp.texts import INVALID_LINK_PAGE, UNSUBSCRIBED_PAGE
 from core.whatsapp.unsubscribe import read_token
 from service.errors import ApiError
 from service.logging import get_logger
@@ -104,7 +105,7 @@ async def unsubscribe(request: Request) -> Response:
     runtime = get_runtime(request)
     whatsapp = get_whatsapp(runtime)
     contact_id = read_token(whatsapp.unsubscribe_secret, request.path_params["token"])
-    locale = resolve_locale(request.headers.get("accept-language", "").split(",")[0] or None)
+    locale = from_accept_language(request.headers.get("accept-language"))
     if contact_id is not None:
         found = await unsubscribe_contact(runtime, contact_id)
         if found is not None:

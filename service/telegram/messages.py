@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import UTC, datetime
-from typing import Literal
 from zoneinfo import ZoneInfo
 
-Language = Literal["tr", "de", "en"]
+from core.i18n import Locale
+
+Language = Locale
 MAX_NAME_CHARS = 64
 
 _NEW_CUSTOMER: dict[str, str] = {

@@ -10,10 +10,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.i18n import resolve_locale
 from core.jobs import Job, PermanentFailure, RetryLater
 from core.whatsapp.graph_errors import ErrorAction
 from core.whatsapp.keywords import detect_keyword
-from core.whatsapp.texts import START_ACK, STOP_ACK, resolve_locale
+from core.whatsapp.texts import START_ACK, STOP_ACK
 from service.db.tables.crm import crm_contacts, crm_convos, crm_messages
 from service.db.types import from_timestamp
 from service.errors import ApiError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from core.whatsapp.texts import Locale, resolve_locale
+from core.i18n import Locale, resolve_locale
 from service.audit import record_audit
 from service.db.tables.crm import crm_contacts
 from service.db.types import from_timestamp

@@ -7,11 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.i18n import resolve_locale
 from core.whatsapp.faq import FaqResponder
 from core.whatsapp.graph_errors import ErrorAction, classify_error
 from core.whatsapp.keywords import detect_keyword
 from core.whatsapp.status import RANK, StatusState, apply_status, next_status
-from core.whatsapp.texts import resolve_locale, unsubscribe_line, with_unsubscribe_line
+from core.whatsapp.texts import unsubscribe_line, with_unsubscribe_line
 from core.whatsapp.unsubscribe import make_token, read_token
 from core.whatsapp.window import SERVICE_WINDOW_SECONDS, window_closes_at, window_open
 
