@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 from core.errors import KervanError
 from service.logging import configure_logging, get_logger
 from service.settings import Settings, SettingsError, load_settings
+from service.settings_docs import NOTES
 
 log = get_logger("kervan.cli")
 
@@ -89,8 +92,28 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return int(run_worker(settings, args.queue or None))
 
 
+def _comment_descriptions() -> dict[str, str]:
+    """Fields documented by the comment lines right above them in ``service/settings.py``."""
+    found: dict[str, str] = {}
+    pending: list[str] = []
+    for line in inspect.getsource(Settings).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("# ---"):
+            pending = []
+        elif stripped.startswith("#"):
+            pending.append(stripped.lstrip("#").strip())
+        else:
+            match = re.match(r"^    ([a-z_][a-z0-9_]*)\s*:", line)
+            trailing = re.search(r"  # (?!noqa|type:)(.+)$", line)
+            if match and (pending or trailing):
+                found[match.group(1)] = " ".join([*pending, trailing.group(1) if trailing else ""])
+            pending = []
+    return found
+
+
 def settings_table() -> str:
     """Every setting with its default, as the Markdown table the README carries."""
+    comments = _comment_descriptions()
     rows = ["| Variable | Default | Description |", "| --- | --- | --- |"]
     for name, field in Settings.model_fields.items():
         if field.default_factory is not None:
@@ -102,8 +125,10 @@ def settings_table() -> str:
         shown = "" if default is None else str(default)
         if name in SECRET_KEYS and shown:
             shown = "(development value)"
-        description = (field.description or "").replace("|", "\\|")
-        rows.append(f"| `KERVAN_{name.upper()}` | `{shown}` | {description} |")
+        description = field.description or comments.get(name) or NOTES.get(name, "")
+        description = description.replace("|", "\\|")
+        cell = f"`{shown}`" if shown else "(unset)"
+        rows.append(f"| `KERVAN_{name.upper()}` | {cell} | {description} |")
     return "\n".join(rows)
 
 
