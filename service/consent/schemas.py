@@ -36,6 +36,15 @@ class ConsentOut(BaseModel):
     token_expires_at: int
 
 
+class MintedConsentOut(ConsentOut):
+    subject_proof: str = Field(description="Send as X-Consent-Proof on PUT/DELETE")
+
+
+class SubjectProofOut(BaseModel):
+    subject: str
+    subject_proof: str
+
+
 class ChoicesIn(BaseModel):
     choices: dict[str, Literal["granted", "denied"]] = Field(min_length=1, max_length=32)
     banner_version: str | None = Field(default=None, min_length=1, max_length=64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -13,6 +14,12 @@ from starlette.routing import BaseRoute, Route
 from core.consent.chain import ChainHead, verify_chain
 from core.consent.evaluation import evaluate
 from core.consent.model import ConsentState, validate_subject
+from core.consent.subject_proof import (
+    proves_subject,
+    subject_cookie,
+    subject_from_cookie,
+    subject_proof,
+)
 from core.consent.token import issue_token
 from core.errors import Conflict
 from service.audit import record_audit
@@ -26,10 +33,13 @@ from service.consent.schemas import (
     ConsentOut,
     EventsOut,
     EventsQuery,
+    MintedConsentOut,
     PeriodQuery,
+    SubjectProofOut,
     VerificationOut,
     WithdrawQuery,
 )
+from service.errors import ApiError
 from service.openapi import api
 from service.responses import json_response
 from service.runtime import Runtime, get_runtime
@@ -39,6 +49,11 @@ T = TypeVar("T")
 WRITE_ATTEMPTS = 3
 # A subject's full chain is verified on each events listing; beyond this, use the export.
 VERIFY_MAX_EVENTS = 20_000
+PROOF_HEADER = "x-consent-proof"
+SUBJECT_COOKIE = "kervan_consent_subject"
+# Browsers cap cookie lifetimes at 400 days; the banner re-mints only when the cookie is gone.
+SUBJECT_COOKIE_MAX_AGE = 400 * 86_400
+ANONYMOUS_PREFIX = "a-"
 
 
 def _policy(runtime: Runtime) -> ConsentPolicy:
@@ -71,6 +86,28 @@ def _state_response(state: ConsentState, policy: ConsentPolicy, now: float) -> R
     return json_response(_state_body(state, policy, now), headers={"Cache-Control": "no-store"})
 
 
+def _authorize_subject(request: Request, subject: str, policy: ConsentPolicy) -> None:
+    """Writes need the subject's proof (header or kervan's cookie); knowing the id is not enough.
+
+    A wrong header proof is refused even when a valid cookie is present, so a caller that sends
+    one learns about its mistake instead of silently writing as someone else.
+    """
+    presented = request.headers.get(PROOF_HEADER)
+    if presented is not None:
+        if proves_subject(subject, presented, policy.subject_keys):
+            return
+        raise ApiError(403, "subject_proof_invalid", "the consent proof is not for this subject")
+    cookie = request.cookies.get(SUBJECT_COOKIE)
+    if cookie is not None and subject_from_cookie(cookie, policy.subject_keys) == subject:
+        return
+    raise ApiError(
+        401,
+        "subject_proof_required",
+        "changing consent needs the subject's proof: the X-Consent-Proof header or the "
+        "cookie issued by POST /consent",
+    )
+
+
 async def _write(runtime: Runtime, change: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``change`` in its own transaction, retrying when a concurrent writer got there first."""
     for attempt in range(WRITE_ATTEMPTS):
@@ -98,17 +135,63 @@ async def get_consent(request: Request) -> Response:
 
 
 @api(
-    "Record consent choices for one or more purposes",
+    "Mint an anonymous subject id with its proof (body and cookie) and its empty consent state",
+    response=MintedConsentOut,
+    tags=["consent"],
+)
+async def mint_subject(request: Request) -> Response:
+    runtime = get_runtime(request)
+    policy = _policy(runtime)
+    subject = ANONYMOUS_PREFIX + secrets.token_urlsafe(16)
+    now = runtime.clock.now()
+    body = _state_body(ConsentState(subject), policy, now)
+    body["subject_proof"] = subject_proof(subject, policy.subject_keys[0])
+    response = json_response(body, status=201, headers={"Cache-Control": "no-store"})
+    response.set_cookie(
+        SUBJECT_COOKIE,
+        subject_cookie(subject, policy.subject_keys[0]),
+        max_age=SUBJECT_COOKIE_MAX_AGE,
+        path="/consent",
+        secure=runtime.settings.env == "production",
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
+@api(
+    "Issue the proof for a subject id of the site's own (admin), for its front end to present",
+    response=SubjectProofOut,
+    tags=["consent", "admin"],
+    admin=True,
+)
+async def admin_subject_proof(request: Request) -> Response:
+    await require_admin(request)
+    subject = _subject(request)
+    policy = _policy(get_runtime(request))
+    return json_response(
+        {"subject": subject, "subject_proof": subject_proof(subject, policy.subject_keys[0])},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@api(
+    "Record consent choices for one or more purposes (needs the subject's proof)",
     body=ChoicesIn,
     response=ConsentOut,
     tags=["consent"],
-    responses={422: "Unknown purpose, value, region or banner version"},
+    responses={
+        401: "No proof for the subject",
+        403: "A proof for another subject",
+        422: "Unknown purpose, value, region or banner version",
+    },
 )
 async def put_consent(request: Request) -> Response:
     subject = _subject(request)
-    body = await parse_body(request, ChoicesIn)
     runtime = get_runtime(request)
     policy = _policy(runtime)
+    _authorize_subject(request, subject, policy)
+    body = await parse_body(request, ChoicesIn)
     now = runtime.clock.now()
 
     async def change(conn: Any) -> ConsentState:
@@ -128,19 +211,21 @@ async def put_consent(request: Request) -> Response:
 
 
 @api(
-    "Withdraw consent (every purpose unless ?purposes= names some); kept in the event log",
+    "Withdraw consent (every purpose unless ?purposes= names some; needs the subject's proof)",
     query=WithdrawQuery,
     response=ConsentOut,
     tags=["consent"],
+    responses={401: "No proof for the subject", 403: "A proof for another subject"},
 )
 async def delete_consent(request: Request) -> Response:
     subject = _subject(request)
+    runtime = get_runtime(request)
+    policy = _policy(runtime)
+    _authorize_subject(request, subject, policy)
     query = parse_query(request, WithdrawQuery)
     purposes = None
     if query.purposes is not None:
         purposes = [part.strip() for part in query.purposes.split(",") if part.strip()]
-    runtime = get_runtime(request)
-    policy = _policy(runtime)
     now = runtime.clock.now()
 
     async def change(conn: Any) -> ConsentState:
@@ -295,6 +380,7 @@ async def setup(runtime: Runtime) -> None:
 
 
 routes: list[BaseRoute] = [
+    Route("/consent", mint_subject, methods=["POST"]),
     Route("/consent/{subject}", get_consent, methods=["GET"]),
     Route("/consent/{subject}", put_consent, methods=["PUT"]),
     Route("/consent/{subject}", delete_consent, methods=["DELETE"]),
@@ -302,4 +388,5 @@ routes: list[BaseRoute] = [
     Route("/admin/consent/export", export_events, methods=["GET"]),
     Route("/admin/consent/verify", verify_events, methods=["GET"]),
     Route("/admin/consent/{subject}", admin_put_consent, methods=["PUT"]),
+    Route("/admin/consent/{subject}/proof", admin_subject_proof, methods=["POST"]),
 ]

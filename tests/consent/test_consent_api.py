@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import delete, update
 
 from core.clock import ManualClock
+from core.consent.subject_proof import derive_subject_key, subject_proof
 from core.consent.token import derive_token_key, verify_token
 from service.db import Database
 from service.db.tables.consent import consent_events
@@ -24,6 +25,11 @@ from .helpers import T0, at
 ADMIN = {"Authorization": "Bearer test-admin-key"}
 COOKIE_SECRET = "consent-tests-cookie-secret-0123456789abcdef"
 MakeClient = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+def proof(subject: str) -> dict[str, str]:
+    """What the site's back end gets from POST /admin/consent/{subject}/proof for its user ids."""
+    return {"X-Consent-Proof": subject_proof(subject, derive_subject_key(COOKIE_SECRET))}
 
 
 @pytest.fixture
@@ -68,6 +74,7 @@ async def test_put_records_choices_and_returns_token(
 ) -> None:
     response = await client.put(
         "/consent/anon-abc",
+        headers=proof("anon-abc"),
         json={
             "choices": {"analytics": "granted", "ads": "granted", "personalization": "denied"},
             "source": "banner",
@@ -112,6 +119,7 @@ async def test_put_records_choices_and_returns_token(
 async def test_old_banner_version_reprompts_touched_purposes(client: httpx.AsyncClient) -> None:
     await client.put(
         "/consent/anon-v",
+        headers=proof("anon-v"),
         json={"choices": {"analytics": "granted", "ads": "denied"}, "banner_version": "1"},
     )
     body = (await client.get("/consent/anon-v")).json()
@@ -121,8 +129,12 @@ async def test_old_banner_version_reprompts_touched_purposes(client: httpx.Async
 
 
 async def test_delete_withdraws_everything_and_keeps_the_log(client: httpx.AsyncClient) -> None:
-    await client.put("/consent/user-7", json={"choices": {"whatsapp": "granted", "ads": "granted"}})
-    response = await client.delete("/consent/user-7")
+    await client.put(
+        "/consent/user-7",
+        json={"choices": {"whatsapp": "granted", "ads": "granted"}},
+        headers=proof("user-7"),
+    )
+    response = await client.delete("/consent/user-7", headers=proof("user-7"))
     assert response.status_code == 200
     body = response.json()
     assert {p["status"] for p in body["purposes"].values()} == {"denied"}
@@ -139,8 +151,14 @@ async def test_delete_withdraws_everything_and_keeps_the_log(client: httpx.Async
 
 
 async def test_partial_withdrawal(client: httpx.AsyncClient) -> None:
-    await client.put("/consent/user-8", json={"choices": {"whatsapp": "granted", "ads": "granted"}})
-    body = (await client.delete("/consent/user-8?purposes=whatsapp")).json()
+    await client.put(
+        "/consent/user-8",
+        json={"choices": {"whatsapp": "granted", "ads": "granted"}},
+        headers=proof("user-8"),
+    )
+    body = (
+        await client.delete("/consent/user-8?purposes=whatsapp", headers=proof("user-8"))
+    ).json()
     assert body["purposes"]["whatsapp"]["status"] == "denied"
     assert body["purposes"]["ads"]["status"] == "granted"
 
@@ -175,7 +193,7 @@ async def test_bad_input_is_a_clear_4xx_and_writes_nothing(
     status: int,
     code: str | None,
 ) -> None:
-    response = await client.request(method, path, json=payload)
+    response = await client.request(method, path, json=payload, headers=proof("anon-1"))
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error["message"]
@@ -186,13 +204,17 @@ async def test_bad_input_is_a_clear_4xx_and_writes_nothing(
 
 
 async def test_unknown_purpose_error_lists_it(client: httpx.AsyncClient) -> None:
-    response = await client.put("/consent/anon-1", json={"choices": {"cookies": "granted"}})
+    response = await client.put(
+        "/consent/anon-1", json={"choices": {"cookies": "granted"}}, headers=proof("anon-1")
+    )
     assert response.json()["error"]["details"]["unknown"] == ["cookies"]
 
 
 async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:
     response = await client.put(
-        "/consent/anon-1", content=b"{not json", headers={"content-type": "application/json"}
+        "/consent/anon-1",
+        content=b"{not json",
+        headers={"content-type": "application/json", **proof("anon-1")},
     )
     assert response.status_code == 400
 
@@ -204,6 +226,7 @@ async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:
         ("GET", "/admin/consent/export?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z"),
         ("GET", "/admin/consent/verify?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z"),
         ("PUT", "/admin/consent/user-1"),
+        ("POST", "/admin/consent/user-1/proof"),
     ],
 )
 async def test_admin_endpoints_need_the_admin_key(
@@ -230,8 +253,12 @@ async def test_admin_record_is_audited_with_source_admin(client: httpx.AsyncClie
 
 
 async def test_events_are_paged(client: httpx.AsyncClient) -> None:
-    await client.put("/consent/user-p", json={"choices": {"ads": "granted", "email": "denied"}})
-    await client.delete("/consent/user-p")
+    await client.put(
+        "/consent/user-p",
+        json={"choices": {"ads": "granted", "email": "denied"}},
+        headers=proof("user-p"),
+    )
+    await client.delete("/consent/user-p", headers=proof("user-p"))
     first = (await client.get("/consent/user-p/events?limit=3", headers=ADMIN)).json()
     assert [e["seq"] for e in first["events"]] == [1, 2, 3]
     assert first["next_after_seq"] == 3
@@ -241,11 +268,13 @@ async def test_events_are_paged(client: httpx.AsyncClient) -> None:
 
 
 async def _seed_two_periods(client: httpx.AsyncClient, clock: ManualClock) -> None:
-    await client.put("/consent/alice", json={"choices": {"analytics": "granted"}})
-    await client.put("/consent/bob", json={"choices": {"ads": "denied"}})
+    await client.put(
+        "/consent/alice", json={"choices": {"analytics": "granted"}}, headers=proof("alice")
+    )
+    await client.put("/consent/bob", json={"choices": {"ads": "denied"}}, headers=proof("bob"))
     clock.set(at(2026, 3, 1))
-    await client.put("/consent/alice", json={"choices": {"ads": "granted"}})
-    await client.delete("/consent/bob?purposes=ads")
+    await client.put("/consent/alice", json={"choices": {"ads": "granted"}}, headers=proof("alice"))
+    await client.delete("/consent/bob?purposes=ads", headers=proof("bob"))
 
 
 JAN = "from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z"
@@ -327,3 +356,117 @@ async def test_openapi_lists_consent_endpoints(client: httpx.AsyncClient) -> Non
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert {"get", "put", "delete"} <= set(paths["/consent/{subject}"])
     assert "/admin/consent/export" in paths
+
+
+async def _events(client: httpx.AsyncClient, subject: str) -> list[dict[str, Any]]:
+    response = await client.get(f"/consent/{subject}/events", headers=ADMIN)
+    events: list[dict[str, Any]] = response.json()["events"]
+    return events
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("PUT", "/consent/victim-1"), ("DELETE", "/consent/victim-1")],
+)
+async def test_writes_without_the_subjects_proof_are_refused(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    await client.put("/consent/victim-1", json=GRANT_ADS, headers=proof("victim-1"))
+    token = (await client.get("/consent/victim-1")).json()["token"]
+    attempts = [
+        ({}, 401, "subject_proof_required"),
+        (proof("attacker"), 403, "subject_proof_invalid"),
+        ({"X-Consent-Proof": "not-a-proof"}, 403, "subject_proof_invalid"),
+        # The consent token is public (GET hands it to anyone): it never proves the subject.
+        ({"X-Consent-Proof": token}, 403, "subject_proof_invalid"),
+        # Other credentials are not a subject proof either; admins use /admin/consent.
+        (ADMIN, 401, "subject_proof_required"),
+    ]
+    for headers, status, code in attempts:
+        response = await client.request(
+            method, path, json={"choices": {"ads": "denied"}}, headers=headers
+        )
+        assert response.status_code == status, (headers, response.text)
+        assert response.json()["error"]["code"] == code
+    state = (await client.get("/consent/victim-1")).json()
+    assert state["purposes"]["ads"]["status"] == "granted"
+    assert [e["action"] for e in await _events(client, "victim-1")] == ["grant"]
+
+
+GRANT_ADS = {"choices": {"ads": "granted"}}
+
+
+async def test_minted_subject_writes_with_its_cookie_or_its_proof(
+    client: httpx.AsyncClient,
+) -> None:
+    minted = await client.post("/consent")
+    assert minted.status_code == 201, minted.text
+    body = minted.json()
+    subject = body["subject"]
+    assert subject.startswith("a-") and len(subject) > 16
+    assert body["needs_prompt"] == ["analytics", "ads", "personalization"]
+    assert minted.headers["cache-control"] == "no-store"
+    set_cookie = minted.headers["set-cookie"].lower()
+    assert (
+        "httponly" in set_cookie and "samesite=lax" in set_cookie and "path=/consent" in set_cookie
+    )
+    assert body["subject_proof"] == proof(subject)["X-Consent-Proof"]
+
+    # The cookie the client now holds proves the minted subject ...
+    response = await client.put(f"/consent/{subject}", json=GRANT_ADS)
+    assert response.status_code == 200, response.text
+    assert response.json()["purposes"]["ads"]["status"] == "granted"
+    # ... and nobody else.
+    other = await client.put("/consent/someone-else", json=GRANT_ADS)
+    assert other.status_code == 401
+    assert (await client.get("/consent/someone-else")).json()["purposes"]["ads"]["status"] == (
+        "unknown"
+    )
+
+    # Without cookies (another origin's front end), the proof from the body does the same.
+    client.cookies.clear()
+    assert (await client.delete(f"/consent/{subject}")).status_code == 401
+    withdrawn = await client.delete(
+        f"/consent/{subject}", headers={"X-Consent-Proof": body["subject_proof"]}
+    )
+    assert withdrawn.status_code == 200
+    assert withdrawn.json()["purposes"]["ads"]["status"] == "denied"
+
+    again = (await client.post("/consent")).json()["subject"]
+    assert again != subject
+
+
+async def test_forged_cookie_is_not_a_proof(client: httpx.AsyncClient) -> None:
+    client.cookies.set("kervan_consent_subject", "victim-2.forgedproof", path="/consent")
+    response = await client.put("/consent/victim-2", json=GRANT_ADS)
+    assert response.status_code == 401
+    assert await _events(client, "victim-2") == []
+
+
+async def test_admin_issues_proofs_for_the_sites_own_user_ids(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/admin/consent/user-42/proof")).status_code == 401
+    issued = await client.post("/admin/consent/user-42/proof", headers=ADMIN)
+    assert issued.status_code == 200
+    assert issued.json() == {
+        "subject": "user-42",
+        "subject_proof": proof("user-42")["X-Consent-Proof"],
+    }
+    bad = await client.post("/admin/consent/bad%20id/proof", headers=ADMIN)
+    assert bad.status_code == 422
+
+
+async def test_cross_origin_front_end_may_send_the_proof_header(
+    make_settings: Callable[..., Settings], make_client: MakeClient
+) -> None:
+    settings = make_settings(allowed_origins="https://shop.example")
+    async with make_client(settings) as http:
+        preflight = await http.options(
+            "/consent/a-1",
+            headers={
+                "Origin": "https://shop.example",
+                "Access-Control-Request-Method": "PUT",
+                "Access-Control-Request-Headers": "content-type, x-consent-proof",
+            },
+        )
+    assert preflight.status_code == 200
+    assert "x-consent-proof" in preflight.headers["access-control-allow-headers"].lower()

@@ -20,7 +20,11 @@ from service.db.tables.foundation import audit_events
 from .helpers import BANNER, REGISTRY, T0, at
 
 POLICY = ConsentPolicy(
-    registry=REGISTRY, banner=BANNER, token_keys=(b"k" * 32,), token_lifetime=3600
+    registry=REGISTRY,
+    banner=BANNER,
+    token_keys=(b"k" * 32,),
+    token_lifetime=3600,
+    subject_keys=(b"s" * 32,),
 )
 
 
