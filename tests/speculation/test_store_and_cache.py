@@ -114,6 +114,20 @@ async def test_instances_share_one_refresh(
     assert d is not None and d.etag == c.etag and first.computed == 1
 
 
+async def test_concurrent_refreshes_on_two_instances_compute_once(
+    make_settings: Callable[..., Settings], sqlite_db: Database, backends: Backends
+) -> None:
+    await store.add_transitions(sqlite_db, SITE, utcnow())
+    settings = make_settings(public_origin="https://example.com", speculation_sims=2000)
+    clock = ManualClock()
+    instances = [CountingCache(settings, sqlite_db, backends, clock) for _ in range(2)]
+    await asyncio.gather(*(cache.refresh("en-d", "montecarlo") for cache in instances))
+    # The instance that lost the race neither computed nor waited for the winner.
+    assert sorted(cache.computed for cache in instances) == [0, 1]
+    lock = f"{keys.SPECULATION_REFRESH_LOCK}:en-d:montecarlo"
+    assert await backends.kv.get(lock) is None
+
+
 async def test_a_held_lock_means_no_second_refresh(
     make_settings: Callable[..., Settings], sqlite_db: Database, backends: Backends
 ) -> None:
