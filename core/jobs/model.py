@@ -44,6 +44,7 @@ class Job:
     lease: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     receipt: str = ""  # backend-specific handle of the claim (stream entry id, row id)
+    timeout: float | None = None  # set at enqueue: overrides the queue's job timeout
 
     @property
     def is_last_attempt(self) -> bool:

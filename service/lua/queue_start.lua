@@ -13,4 +13,4 @@ redis.call('HINCRBY', KEYS[1], 'lease', 1)
 redis.call('HSET', KEYS[1], 'status', 'running', 'entry', ARGV[1], 'worker', ARGV[3],
   'started_at', ARGV[4])
 return redis.call('HMGET', KEYS[1], 'queue', 'payload', 'attempts', 'max_attempts', 'lease',
-  'enqueued_at', 'history')
+  'enqueued_at', 'history', 'timeout')

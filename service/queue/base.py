@@ -64,12 +64,23 @@ def check_job_key(key: str) -> str:
     return key
 
 
+def check_job_timeout(timeout: float | None, config: QueueConfig) -> None:
+    # A job may run only while its lease holds: beyond the visibility timeout another worker
+    # would take it over mid-run and the provider would see it twice.
+    if timeout is not None and not 0 < timeout < config.visibility_timeout:
+        raise ValidationFailed(
+            "a job timeout must be positive and shorter than the visibility timeout",
+            details={"timeout": timeout, "visibility_timeout": config.visibility_timeout},
+        )
+
+
 def check_enqueue(
     queue: str,
     payload: dict[str, Any],
     key: str,
     max_attempts: int | None,
     config: QueueConfig,
+    timeout: float | None = None,
 ) -> int:
     """Validate an enqueue call; returns the job's attempt budget."""
     check_queue_name(queue)
@@ -83,6 +94,7 @@ def check_enqueue(
     attempts = config.default_max_attempts if max_attempts is None else max_attempts
     if attempts < 1:
         raise ValidationFailed("max_attempts must be at least 1")
+    check_job_timeout(timeout, config)
     return attempts
 
 
@@ -104,9 +116,13 @@ class JobQueue(ABC):
         key: str,
         delay: float = 0.0,
         max_attempts: int | None = None,
+        timeout: float | None = None,
         conn: AsyncConnection | None = None,
     ) -> bool:
         """Add a job; False (and nothing changed) when a job with ``key`` is already known.
+
+        ``timeout`` bounds each attempt of this job (instead of the queue's default); it
+        travels with the job and must be shorter than the visibility timeout.
 
         With ``conn`` the job is written in the caller's transaction: it exists if and only if
         the caller's business row commits (transactional outbox).

@@ -146,15 +146,24 @@ class RedisStreamsQueue(JobQueue):
         key: str,
         delay: float = 0.0,
         max_attempts: int | None = None,
+        timeout: float | None = None,
         conn: AsyncConnection | None = None,
     ) -> bool:
-        attempts = check_enqueue(queue, payload, key, max_attempts, self._config)
+        attempts = check_enqueue(queue, payload, key, max_attempts, self._config, timeout)
         if conn is not None:
-            return await self._enqueue_in_transaction(queue, payload, key, delay, attempts, conn)
-        return await self._enqueue_now(queue, payload, key, delay, attempts)
+            return await self._enqueue_in_transaction(
+                queue, payload, key, delay, attempts, timeout, conn
+            )
+        return await self._enqueue_now(queue, payload, key, delay, attempts, timeout)
 
     async def _enqueue_now(
-        self, queue: str, payload: dict[str, Any], key: str, delay: float, attempts: int
+        self,
+        queue: str,
+        payload: dict[str, Any],
+        key: str,
+        delay: float,
+        attempts: int,
+        timeout: float | None,
     ) -> bool:
         await self._ensure_group(queue)
         now = self._clock.now()
@@ -167,6 +176,7 @@ class RedisStreamsQueue(JobQueue):
                 attempts,
                 repr(now),
                 repr(now + max(0, delay)),
+                "" if timeout is None else repr(timeout),
             ],
         )
         if added:
@@ -180,6 +190,7 @@ class RedisStreamsQueue(JobQueue):
         key: str,
         delay: float,
         attempts: int,
+        timeout: float | None,
         conn: AsyncConnection,
     ) -> bool:
         if self.outbox is None:
@@ -187,7 +198,12 @@ class RedisStreamsQueue(JobQueue):
         with redis_errors("queue exists"):
             if await self._r.exists(self._job_key(key)):
                 return False
-        relayed = {"queue": queue, "payload": payload, "max_attempts": attempts}
+        relayed = {
+            "queue": queue,
+            "payload": payload,
+            "max_attempts": attempts,
+            "timeout": timeout,
+        }
         # The relay row becomes due when the job does; the relay then enqueues it without delay.
         return await self.outbox.enqueue(
             RELAY_QUEUE, relayed, key=key, delay=delay, max_attempts=1_000_000, conn=conn
@@ -200,8 +216,14 @@ class RedisStreamsQueue(JobQueue):
         rows = await self.outbox.claim([RELAY_QUEUE], limit, worker_id=worker_id)
         for row in rows:
             body = row.payload
+            timeout = body.get("timeout")  # absent in rows written before per-job timeouts
             await self._enqueue_now(
-                body["queue"], body["payload"], row.key, 0.0, int(body["max_attempts"])
+                body["queue"],
+                body["payload"],
+                row.key,
+                0.0,
+                int(body["max_attempts"]),
+                None if timeout is None else float(timeout),
             )
             await self.outbox.complete(row)
         return len(rows)
@@ -304,7 +326,7 @@ class RedisStreamsQueue(JobQueue):
         for (_queue, entry_id, job_key), reply in zip(entries, replies, strict=True):
             if not reply:
                 continue
-            queue, payload, attempts, max_attempts, lease, enqueued_at, history = reply
+            queue, payload, attempts, max_attempts, lease, enqueued_at, history, timeout = reply
             jobs.append(
                 Job(
                     key=job_key,
@@ -316,6 +338,7 @@ class RedisStreamsQueue(JobQueue):
                     lease=int(lease),
                     history=orjson.loads(history) if history else [],
                     receipt=entry_id,
+                    timeout=float(timeout) if timeout else None,
                 )
             )
         return jobs

@@ -46,6 +46,7 @@ _CLAIM_COLUMNS = (
     T.c.lease,
     T.c.enqueued_at,
     T.c.history,
+    T.c.timeout_seconds,
 )
 
 
@@ -75,9 +76,10 @@ class SqlOutbox(JobQueue):
         key: str,
         delay: float = 0.0,
         max_attempts: int | None = None,
+        timeout: float | None = None,
         conn: AsyncConnection | None = None,
     ) -> bool:
-        attempts = check_enqueue(queue, payload, key, max_attempts, self._config)
+        attempts = check_enqueue(queue, payload, key, max_attempts, self._config, timeout)
         now = self._clock.now()
         row = {
             "job_key": key,
@@ -90,6 +92,7 @@ class SqlOutbox(JobQueue):
             "available_at": now + max(0.0, delay),
             "enqueued_at": now,
             "history": [],
+            "timeout_seconds": timeout,
         }
         if conn is not None:
             try:
@@ -336,6 +339,7 @@ def _job(row: Any, *, claimed: bool) -> Job:
         lease=int(row.lease) + bump,
         history=list(row.history or []),
         receipt=str(row.id),
+        timeout=None if row.timeout_seconds is None else float(row.timeout_seconds),
     )
 
 

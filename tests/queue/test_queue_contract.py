@@ -226,3 +226,30 @@ async def test_finished_jobs_are_forgotten_after_the_retention(qut: QueueUnderTe
     assert await qut.queue.purge_finished(qut.clock.now() - 60) == 0
     assert await qut.queue.purge_finished(qut.clock.now() + 1) == 1
     assert await qut.queue.enqueue(Q, {}, key="old") is True
+
+
+async def test_per_job_timeout_travels_with_the_job(qut: QueueUnderTest) -> None:
+    await qut.queue.enqueue(Q, {}, key="quick", timeout=0.25)
+    await qut.queue.enqueue(Q, {}, key="plain")
+    async with qut.db.begin() as conn:
+        await qut.queue.enqueue(Q, {}, key="quick-tx", timeout=0.125, conn=conn)
+    await _relay(qut)
+    jobs = {j.key: j for j in await qut.queue.claim([Q], 10, worker_id=W1)}
+    assert {k: j.timeout for k, j in jobs.items()} == {
+        "quick": 0.25,
+        "plain": None,
+        "quick-tx": 0.125,
+    }
+    # A retry keeps it: it belongs to the job, not to one attempt.
+    await qut.queue.retry(jobs["quick"], delay=0, consume_attempt=True, error="x", outcome="failed")
+    again = await _claim_one(qut)
+    assert (again.key, again.attempt, again.timeout) == ("quick", 2, 0.25)
+
+
+@pytest.mark.parametrize("timeout", [0.0, -1.0, TEST_CONFIG.visibility_timeout, float("nan")])
+async def test_per_job_timeout_must_fit_in_the_lease(qut: QueueUnderTest, timeout: float) -> None:
+    with pytest.raises(ValidationFailed):
+        await qut.queue.enqueue(Q, {}, key="t", timeout=timeout)
+    async with qut.db.begin() as conn:
+        with pytest.raises(ValidationFailed):
+            await qut.queue.enqueue(Q, {}, key="t", timeout=timeout, conn=conn)

@@ -37,6 +37,8 @@ queue_jobs = Table(
     Column("last_error", Text, nullable=True),
     Column("history", JSONType, nullable=True),
     Column("finished_at", Double, nullable=True),
+    # Per-job attempt timeout given at enqueue; NULL: the queue's default.
+    Column("timeout_seconds", Double, nullable=True),
     Index("ix_queue_jobs_queue_available_at", "queue", "available_at"),
     Index("ix_queue_jobs_status_finished_at", "status", "finished_at"),
 )
