@@ -27,6 +27,10 @@ log = get_logger("kervan.runtime")
 
 
 class Component(Protocol):
+    """Started in order and stopped in reverse; a component that needs longer than
+    ``COMPONENT_STOP_TIMEOUT_SECONDS`` to stop (the queue worker's shutdown grace) says so
+    with a ``stop_timeout`` attribute."""
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
@@ -70,11 +74,12 @@ class Runtime:
             try:
                 # A component that does not stop in time must not keep the process (and a
                 # rolling deploy) hanging; it is reported and the rest still shut down.
-                await asyncio.wait_for(component.stop(), timeout)
+                limit = max(timeout, float(getattr(component, "stop_timeout", 0.0)))
+                await asyncio.wait_for(component.stop(), limit)
             except TimeoutError:
                 log.error(
                     "component did not stop in time",
-                    extra={"component": type(component).__name__, "timeout_s": timeout},
+                    extra={"component": type(component).__name__, "timeout_s": limit},
                 )
 
     async def close(self) -> None:

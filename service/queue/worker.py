@@ -50,6 +50,8 @@ MAX_PACING_SLEEP = 1.0
 NO_HANDLER_DEFER = 30.0
 RELAY_INTERVAL = 0.2
 PURGE_INTERVAL = 3600.0
+#: Time beyond the shutdown grace to release unfinished jobs and flush the ledger.
+STOP_MARGIN = 5.0
 
 
 def _error_text(exc: BaseException) -> str:
@@ -103,6 +105,12 @@ class Worker:
         return self._queues if self._queues is not None else registered_queues()
 
     @property
+    def stop_timeout(self) -> float:
+        """How long the runtime must let ``stop`` run: the grace period plus releasing the
+        unfinished jobs. Cut short, they would stay leased until the visibility timeout."""
+        return self.config.shutdown_grace + STOP_MARGIN
+
+    @property
     def in_flight(self) -> int:
         return len(self._inflight)
 
@@ -120,8 +128,11 @@ class Worker:
         self._stopping.set()
         self._slot_free.set()
         if self._loop_task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+            # asyncio.wait, not a suppressed await: a cancellation of stop() itself must
+            # propagate instead of being swallowed as if it were the loop task's.
+            await asyncio.wait([self._loop_task])
+            if not self._loop_task.cancelled() and self._loop_task.exception() is not None:
+                log.error("the claim loop crashed", exc_info=self._loop_task.exception())
             self._loop_task = None
         if self._inflight:
             _, pending = await asyncio.wait(set(self._inflight), timeout=self.config.shutdown_grace)
@@ -269,9 +280,11 @@ class Worker:
             waited += wait
 
     async def _attempt(self, job: Job, registration: Registration, breaker: Any) -> None:
-        # Never longer than the lease, or a job still running would be handed out again.
+        # The job's own timeout (given at enqueue), else its queue's, else the default - and
+        # never longer than the lease, or a job still running would be handed out again.
         timeout = min(
-            registration.timeout or self.config.job_timeout, self.config.visibility_timeout * 0.9
+            job.timeout or registration.timeout or self.config.job_timeout,
+            self.config.visibility_timeout * 0.9,
         )
         started = self.clock.monotonic()
         status: int | None = None

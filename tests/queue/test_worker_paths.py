@@ -18,6 +18,7 @@ from service.queue.ledger import AttemptLedger
 from service.queue.redis_streams import RedisStreamsQueue
 from service.queue.worker import Worker
 from service.ratelimit.factory import build_rate_limiter
+from service.runtime import Runtime
 from service.settings import Settings
 from tests.queue.conftest import TEST_CONFIG, QueueUnderTest
 from tests.queue.test_worker_telegram import until
@@ -170,3 +171,96 @@ async def test_stop_releases_unfinished_jobs_without_consuming_the_attempt(
     assert await _outcomes(qut, ledger, "long") == ["released:worker shutting down"]
     jobs = await qut.queue.claim([Q], 1, worker_id="after")
     assert [(j.key, j.attempt) for j in jobs] == [("long", 1)]
+
+
+async def test_per_job_timeout_overrides_the_queue_timeout(qut: QueueUnderTest) -> None:
+    release = asyncio.Event()
+    finished: list[str] = []
+
+    async def handler(job: Job) -> None:
+        await release.wait()
+        finished.append(job.key)
+
+    # A generous queue timeout; only the job that asks for less is cut short.
+    config = dataclasses.replace(TEST_CONFIG, job_timeout=4.0, visibility_timeout=5.0)
+    handlers.register_handler(Q, handler, timeout=4.0)
+    ledger = AttemptLedger(qut.db, qut.clock)
+    worker = await _run(Worker(qut.queue, config, qut.clock, queues=[Q], ledger=ledger))
+    try:
+        await qut.queue.enqueue(Q, {}, key="patient")
+        await qut.queue.enqueue(Q, {}, key="hasty", timeout=0.05, max_attempts=1)
+        await until(lambda: qut.queue.get_dead_letter("hasty"))
+        release.set()  # "patient" has run at least as long as "hasty" was allowed
+        await until(lambda: finished == ["patient"])
+    finally:
+        await worker.stop()
+        handlers.unregister_handler(Q)
+    assert await _outcomes(qut, ledger, "hasty") == ["timed_out:timed out after 0.05s"]
+    assert await _outcomes(qut, ledger, "patient") == ["succeeded:"]
+
+
+async def test_runtime_shutdown_waits_for_the_workers_grace(qut: QueueUnderTest) -> None:
+    started, finish = asyncio.Event(), asyncio.Event()
+    done: list[str] = []
+
+    async def slow(job: Job) -> None:
+        started.set()
+        await finish.wait()
+        done.append(job.key)
+
+    handlers.register_handler(Q, slow)
+    ledger = AttemptLedger(qut.db, qut.clock)
+    config = dataclasses.replace(TEST_CONFIG, shutdown_grace=30.0)
+    worker = Worker(qut.queue, config, qut.clock, queues=[Q], ledger=ledger)
+    runtime = Runtime(
+        settings=Settings(_env_file=None),  # type: ignore[call-arg]
+        clock=qut.clock,
+        db=qut.db,
+        backends=memory_backends("grace"),
+    )
+    runtime.add_component(worker)
+    await runtime.start()
+    try:
+        await qut.queue.enqueue(Q, {}, key="inflight")
+        await asyncio.wait_for(started.wait(), 10)
+        # The runtime's own limit is far shorter than the worker's grace period: the job
+        # finishing inside the grace must still be recorded as done, not left leased.
+        stopping = asyncio.create_task(runtime.stop(timeout=0.01))
+        await asyncio.sleep(0.1)
+        assert not stopping.done()  # still inside the worker's grace period
+        finish.set()
+        await asyncio.wait_for(stopping, 10)
+    finally:
+        finish.set()
+        handlers.unregister_handler(Q)
+    assert done == ["inflight"]
+    assert await _outcomes(qut, ledger, "inflight") == ["succeeded:"]
+    assert worker.in_flight == 0
+
+
+@pytest.mark.parametrize("qut", ["sqlite"], indirect=True)
+async def test_runtime_gives_a_component_its_own_stop_timeout(qut: QueueUnderTest) -> None:
+    stopped: list[str] = []
+
+    class Slow:
+        stop_timeout = 30.0
+
+        async def start(self) -> None:
+            return None
+
+        async def stop(self) -> None:
+            await asyncio.sleep(0.2)
+            stopped.append("slow")
+
+    runtime = Runtime(
+        settings=Settings(_env_file=None),  # type: ignore[call-arg]
+        clock=qut.clock,
+        db=qut.db,
+        backends=memory_backends("stop-timeout"),
+    )
+    runtime.add_component(Slow())
+    await runtime.start()
+    await runtime.stop(timeout=0.01)
+    assert stopped == ["slow"]
+    worker = Worker(qut.queue, dataclasses.replace(TEST_CONFIG, shutdown_grace=20.0), qut.clock)
+    assert worker.stop_timeout > 20.0
