@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from core.i18n import Locale, resolve_locale
 
+# The Graph API refuses a text message whose body is longer than this.
+TEXT_MAX_CHARS = 4096
+
 UNSUBSCRIBE_LINE: dict[Locale, str] = {
     "tr": "Bu mesajları artık almak istemiyorsanız: {url}",
     "de": "Wenn Sie diese Nachrichten nicht mehr erhalten möchten: {url}",

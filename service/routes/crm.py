@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from core.errors import BackendUnavailable
+from core.whatsapp.texts import TEXT_MAX_CHARS
 from service.audit import record_audit
 from service.auth import require_admin
 from service.db.types import from_timestamp
@@ -53,7 +54,7 @@ class TemplateIn(Strict):
 
 class SendIn(Strict):
     convo_id: int = Field(ge=1, le=MAX_ID)
-    text: str | None = Field(default=None, min_length=1, max_length=4096)
+    text: str | None = Field(default=None, min_length=1, max_length=TEXT_MAX_CHARS)
     template: TemplateIn | None = None
     #: Marketing texts carry the unsubscribe line in the contact's language.
     marketing: bool = False

@@ -15,7 +15,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.errors import BackendUnavailable
-from core.whatsapp.texts import with_unsubscribe_line
+from core.whatsapp.texts import TEXT_MAX_CHARS, with_unsubscribe_line
 from core.whatsapp.unsubscribe import make_token
 from core.whatsapp.window import window_closes_at, window_open
 from service.db.tables.crm import crm_contacts, crm_convos, crm_messages
@@ -137,6 +137,17 @@ async def queue_outbound(
             body = with_unsubscribe_line(
                 text, recipient.locale, unsubscribe_url(whatsapp, recipient.contact_id)
             )
+            if len(body) > TEXT_MAX_CHARS:
+                # Refused here: the Graph API would refuse it for good after it was queued.
+                raise ApiError(
+                    422,
+                    "text_too_long",
+                    "the text with its unsubscribe line is longer than WhatsApp allows",
+                    {
+                        "max_chars": TEXT_MAX_CHARS,
+                        "max_text_chars": TEXT_MAX_CHARS - (len(body) - len(text)),
+                    },
+                )
         message = text_message(body, reply_to=reply_to)
         kind = "text"
     else:

@@ -5,6 +5,7 @@ import httpx
 import pytest
 
 from core.clock import ManualClock
+from core.whatsapp.texts import TEXT_MAX_CHARS
 from core.whatsapp.unsubscribe import read_token
 from service.consent import store as consent_store
 from service.db.tables.crm import crm_convos, crm_messages
@@ -160,6 +161,25 @@ async def test_marketing_text_carries_the_unsubscribe_link(
     async with runtime.db.connect() as conn:
         assert not await whatsapp_allowed(conn, convo.contact_id, runtime.clock.now())
     assert (await send(client, convo_id=convo_id, text="again")).status_code == 403
+
+
+async def test_marketing_text_too_long_for_its_unsubscribe_line_is_422(
+    client: httpx.AsyncClient,
+) -> None:
+    convo_id = await inbound_convo(client)
+    longest = "x" * TEXT_MAX_CHARS
+    response = await send(client, convo_id=convo_id, text=longest, marketing=True)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "text_too_long"
+    room = error["details"]["max_text_chars"]
+    assert 0 < room < TEXT_MAX_CHARS
+    assert await rows(runtime_of(client).db, crm_messages, crm_messages.c.direction == "out") == []
+    # Exactly the room left for the text fits, line included; plain texts keep the whole limit.
+    fits = await send(client, convo_id=convo_id, text="x" * room, marketing=True)
+    assert fits.status_code == 202, fits.text
+    assert len(fits.json()["body"]) == TEXT_MAX_CHARS
+    assert (await send(client, convo_id=convo_id, text=longest)).status_code == 202
 
 
 async def test_forged_unsubscribe_link_is_404(client: httpx.AsyncClient) -> None:
