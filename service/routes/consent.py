@@ -86,11 +86,15 @@ def _state_response(state: ConsentState, policy: ConsentPolicy, now: float) -> R
     return json_response(_state_body(state, policy, now), headers={"Cache-Control": "no-store"})
 
 
-def _authorize_subject(request: Request, subject: str, policy: ConsentPolicy) -> None:
-    """Writes need the subject's proof (header or kervan's cookie); knowing the id is not enough.
+async def _authorize_subject(
+    request: Request, subject: str, policy: ConsentPolicy, *, admin_may_read: bool = False
+) -> None:
+    """Only the subject (its proof, in a header or kervan's cookie) may read or change its consent.
 
-    A wrong header proof is refused even when a valid cookie is present, so a caller that sends
-    one learns about its mistake instead of silently writing as someone else.
+    Subject ids are not secrets (user ids are guessable), so knowing one is not enough. A wrong
+    header proof is refused even next to a valid cookie, so a caller learns about its mistake
+    instead of acting as someone else. Server-side readers (tagging, back ends) read with the
+    admin key; admins change consent through the audited ``/admin/consent`` route instead.
     """
     presented = request.headers.get(PROOF_HEADER)
     if presented is not None:
@@ -100,11 +104,14 @@ def _authorize_subject(request: Request, subject: str, policy: ConsentPolicy) ->
     cookie = request.cookies.get(SUBJECT_COOKIE)
     if cookie is not None and subject_from_cookie(cookie, policy.subject_keys) == subject:
         return
+    if admin_may_read and ("authorization" in request.headers or "x-api-key" in request.headers):
+        await require_admin(request)
+        return
     raise ApiError(
         401,
         "subject_proof_required",
-        "changing consent needs the subject's proof: the X-Consent-Proof header or the "
-        "cookie issued by POST /consent",
+        "consent of a subject needs its proof: the X-Consent-Proof header or the cookie "
+        "issued by POST /consent",
     )
 
 
@@ -121,17 +128,24 @@ async def _write(runtime: Runtime, change: Callable[[Any], Awaitable[T]]) -> T:
 
 
 @api(
-    "Consent state of a subject, what to ask now, Consent Mode v2 and a signed token",
+    "Consent state of a subject, what to ask now, Consent Mode v2 and a signed token "
+    "(needs the subject's proof, or the admin key for server-side readers)",
     response=ConsentOut,
     tags=["consent"],
+    responses={
+        401: "No proof for the subject (or wrong admin key)",
+        403: "A proof for another subject",
+    },
 )
 async def get_consent(request: Request) -> Response:
     subject = _subject(request)
     runtime = get_runtime(request)
+    policy = _policy(runtime)
+    await _authorize_subject(request, subject, policy, admin_may_read=True)
     async with runtime.db.connect() as conn:
         state = await store.load_state(conn, subject)
     now = runtime.clock.now()
-    return _state_response(state, _policy(runtime), now)
+    return _state_response(state, policy, now)
 
 
 @api(
@@ -190,7 +204,7 @@ async def put_consent(request: Request) -> Response:
     subject = _subject(request)
     runtime = get_runtime(request)
     policy = _policy(runtime)
-    _authorize_subject(request, subject, policy)
+    await _authorize_subject(request, subject, policy)
     body = await parse_body(request, ChoicesIn)
     now = runtime.clock.now()
 
@@ -221,7 +235,7 @@ async def delete_consent(request: Request) -> Response:
     subject = _subject(request)
     runtime = get_runtime(request)
     policy = _policy(runtime)
-    _authorize_subject(request, subject, policy)
+    await _authorize_subject(request, subject, policy)
     query = parse_query(request, WithdrawQuery)
     purposes = None
     if query.purposes is not None:

@@ -56,7 +56,7 @@ async def client(
 
 
 async def test_first_visit_asks_every_banner_purpose(client: httpx.AsyncClient) -> None:
-    response = await client.get("/consent/anon-abc")
+    response = await client.get("/consent/anon-abc", headers=proof("anon-abc"))
     assert response.status_code == 200
     body = response.json()
     assert body["needs_prompt"] == ["analytics", "ads", "personalization"]
@@ -108,12 +108,14 @@ async def test_put_records_choices_and_returns_token(
 
     # Ads lasts 3 months: a second after that, only ads is asked again.
     clock.set(at(2026, 4, 15) + 1)
-    later = (await client.get("/consent/anon-abc")).json()
+    later = (await client.get("/consent/anon-abc", headers=proof("anon-abc"))).json()
     assert later["needs_prompt"] == ["ads"]
     assert later["purposes"]["ads"]["status"] == "expired"
     assert later["consent_mode"]["ad_storage"] == "denied"
     clock.set(at(2026, 4, 15) - 1)
-    assert (await client.get("/consent/anon-abc")).json()["needs_prompt"] == []
+    assert (await client.get("/consent/anon-abc", headers=proof("anon-abc"))).json()[
+        "needs_prompt"
+    ] == []
 
 
 async def test_old_banner_version_reprompts_touched_purposes(client: httpx.AsyncClient) -> None:
@@ -122,7 +124,7 @@ async def test_old_banner_version_reprompts_touched_purposes(client: httpx.Async
         headers=proof("anon-v"),
         json={"choices": {"analytics": "granted", "ads": "denied"}, "banner_version": "1"},
     )
-    body = (await client.get("/consent/anon-v")).json()
+    body = (await client.get("/consent/anon-v", headers=proof("anon-v"))).json()
     # Version 2 touched ads only; personalization was never answered.
     assert body["needs_prompt"] == ["ads", "personalization"]
     assert body["purposes"]["ads"]["stale"] is True
@@ -199,7 +201,7 @@ async def test_bad_input_is_a_clear_4xx_and_writes_nothing(
     assert error["message"]
     if code is not None:
         assert error["code"] == code
-    state = (await client.get("/consent/anon-1")).json()
+    state = (await client.get("/consent/anon-1", headers=proof("anon-1"))).json()
     assert {p["status"] for p in state["purposes"].values()} == {"unknown"}
 
 
@@ -372,7 +374,7 @@ async def test_writes_without_the_subjects_proof_are_refused(
     client: httpx.AsyncClient, method: str, path: str
 ) -> None:
     await client.put("/consent/victim-1", json=GRANT_ADS, headers=proof("victim-1"))
-    token = (await client.get("/consent/victim-1")).json()["token"]
+    token = (await client.get("/consent/victim-1", headers=proof("victim-1"))).json()["token"]
     attempts = [
         ({}, 401, "subject_proof_required"),
         (proof("attacker"), 403, "subject_proof_invalid"),
@@ -388,7 +390,7 @@ async def test_writes_without_the_subjects_proof_are_refused(
         )
         assert response.status_code == status, (headers, response.text)
         assert response.json()["error"]["code"] == code
-    state = (await client.get("/consent/victim-1")).json()
+    state = (await client.get("/consent/victim-1", headers=proof("victim-1"))).json()
     assert state["purposes"]["ads"]["status"] == "granted"
     assert [e["action"] for e in await _events(client, "victim-1")] == ["grant"]
 
@@ -419,9 +421,9 @@ async def test_minted_subject_writes_with_its_cookie_or_its_proof(
     # ... and nobody else.
     other = await client.put("/consent/someone-else", json=GRANT_ADS)
     assert other.status_code == 401
-    assert (await client.get("/consent/someone-else")).json()["purposes"]["ads"]["status"] == (
-        "unknown"
-    )
+    # A server-side reader with the admin key sees that nothing was written.
+    unchanged = await client.get("/consent/someone-else", headers=ADMIN)
+    assert unchanged.json()["purposes"]["ads"]["status"] == "unknown"
 
     # Without cookies (another origin's front end), the proof from the body does the same.
     client.cookies.clear()
@@ -470,3 +472,18 @@ async def test_cross_origin_front_end_may_send_the_proof_header(
         )
     assert preflight.status_code == 200
     assert "x-consent-proof" in preflight.headers["access-control-allow-headers"].lower()
+
+
+async def test_reading_consent_needs_the_proof_or_the_admin_key(client: httpx.AsyncClient) -> None:
+    await client.put("/consent/user-r", json=GRANT_ADS, headers=proof("user-r"))
+    # User ids are guessable: their consent is not public.
+    anonymous = await client.get("/consent/user-r")
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error"]["code"] == "subject_proof_required"
+    assert "token" not in anonymous.text
+    assert (await client.get("/consent/user-r", headers=proof("user-s"))).status_code == 403
+    assert (await client.get("/consent/user-r", headers={"X-API-Key": "nope"})).status_code == 401
+    for headers in (proof("user-r"), ADMIN):
+        response = await client.get("/consent/user-r", headers=headers)
+        assert response.status_code == 200
+        assert response.json()["purposes"]["ads"]["status"] == "granted"
