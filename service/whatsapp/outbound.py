@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.errors import BackendUnavailable
@@ -48,12 +48,20 @@ class Recipient:
 
 
 async def load_recipient(conn: AsyncConnection, convo_id: int) -> Recipient:
+    # WhatsApp's service window belongs to the customer, not to one of our conversations: a
+    # message in a newer conversation opens it for an older, reopened one as well.
+    other = crm_convos.alias("other")
+    last_inbound = (
+        select(func.max(other.c.last_inbound_at))
+        .where(other.c.contact_id == crm_convos.c.contact_id, other.c.channel == CHANNEL_WHATSAPP)
+        .scalar_subquery()
+    )
     row = (
         await conn.execute(
             select(
                 crm_convos.c.id,
                 crm_convos.c.channel,
-                crm_convos.c.last_inbound_at,
+                last_inbound.label("last_inbound_at"),
                 crm_contacts.c.id.label("contact_id"),
                 crm_contacts.c.wa_id,
                 crm_contacts.c.locale,

@@ -113,6 +113,25 @@ async def test_free_text_outside_the_window_needs_a_template(
     }
 
 
+async def test_the_window_belongs_to_the_customer_not_to_one_conversation(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    first = await inbound_convo(client)
+    assert (await client.post(f"/admin/crm/convos/{first}/close", headers=ADMIN)).is_success
+    clock.advance(25 * 3600)
+    again = p.inbound(WA, "Ayşe", p.text(WA, "wamid.IN2", "Tekrar", ts=int(clock.now())))
+    assert (await post_webhook(client, again)).status_code == 200
+    [second] = [c.id for c in await rows(runtime_of(client).db, crm_convos) if c.id != first]
+    assert (await client.post(f"/admin/crm/convos/{second}/close", headers=ADMIN)).is_success
+    assert (await client.post(f"/admin/crm/convos/{first}/reopen", headers=ADMIN)).is_success
+    # The customer wrote an hour ago (in the other conversation): free text is allowed.
+    clock.advance(3600)
+    response = await send(client, convo_id=first, text="Merhaba")
+    assert response.status_code == 202, response.text
+    clock.advance(23 * 3600)
+    assert (await send(client, convo_id=first, text="Hâlâ?")).status_code == 409
+
+
 async def test_invalid_send_bodies_are_422(client: httpx.AsyncClient) -> None:
     bodies: list[dict[str, object]] = [
         {"convo_id": 1},
