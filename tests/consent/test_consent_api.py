@@ -357,6 +357,9 @@ async def test_export_rejects_bad_periods(client: httpx.AsyncClient, query: str)
 async def test_openapi_lists_consent_endpoints(client: httpx.AsyncClient) -> None:
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert {"get", "put", "delete"} <= set(paths["/consent/{subject}"])
+    assert "post" in paths["/consent"]
+    assert "post" in paths["/admin/consent/{subject}/proof"]
+    assert {"401", "403"} <= set(paths["/consent/{subject}"]["put"]["responses"])
     assert "/admin/consent/export" in paths
 
 
