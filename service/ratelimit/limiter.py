@@ -69,21 +69,51 @@ class RateLimiter(StatsSource):
         except BackendUnavailable as error:
             return self._degraded(policy, stats, error)
         if not decision.allowed:
-            if policy.shadow:
-                stats.shadow_refused += 1
-                # One line per policy per interval: a flood must not become a log flood.
-                now = time.monotonic()
-                if now - stats.last_shadow_log >= SHADOW_LOG_INTERVAL:
-                    stats.last_shadow_log = now
-                    log.info(
-                        "shadow policy %s would refuse (%d so far)",
-                        policy.name,
-                        stats.shadow_refused,
-                        extra={"policy": policy.name, "retry_after_us": decision.retry_after},
-                    )
-            else:
-                stats.refused += 1
+            self._count_refusal(policy, stats, decision)
         return decision
+
+    @property
+    def synchronous(self) -> bool:
+        """Whether ``check_now`` is available (the store is in-process)."""
+        return self._check_now is not None
+
+    def check_now(self, policy_name: str, key: str, cost: int = 1) -> Decision:
+        """``check`` without a coroutine, for in-process stores: same answers, same counters,
+        same shadow mode (an in-process store cannot fail, so no failure mode applies).
+
+        Raises ``RuntimeError`` on a store that needs I/O (Redis): use ``await check``.
+        """
+        check_now = self._check_now
+        if check_now is None:
+            raise RuntimeError(f"the {self.kind} rate-limit store has no synchronous check")
+        entry = self._entries.get(policy_name)
+        if entry is None:
+            self.catalog.policy(policy_name)  # raises KeyError naming the policy
+            raise AssertionError("unreachable")  # pragma: no cover
+        policy, stats = entry
+        if type(cost) is not int or not 0 <= cost <= policy.burst:
+            raise ValueError(f"cost must be an int within 0..{policy.burst} for {policy_name!r}")
+        stats.checks += 1
+        decision = check_now(policy, key, cost)
+        if not decision.allowed:
+            self._count_refusal(policy, stats, decision)
+        return decision
+
+    def _count_refusal(self, policy: Policy, stats: PolicyStats, decision: Decision) -> None:
+        if not policy.shadow:
+            stats.refused += 1
+            return
+        stats.shadow_refused += 1
+        # One line per policy per interval: a flood must not become a log flood.
+        now = time.monotonic()
+        if now - stats.last_shadow_log >= SHADOW_LOG_INTERVAL:
+            stats.last_shadow_log = now
+            log.info(
+                "shadow policy %s would refuse (%d so far)",
+                policy.name,
+                stats.shadow_refused,
+                extra={"policy": policy.name, "retry_after_us": decision.retry_after},
+            )
 
     def _degraded(self, policy: Policy, stats: PolicyStats, error: BackendUnavailable) -> Decision:
         stats.failures += 1

@@ -103,3 +103,49 @@ async def test_shadow_policy_counts_but_never_refuses(limiter: RateLimiter) -> N
     results = [await limiter.check("t.shadow", "s") for _ in range(3)]
     assert [d.allowed for d in results] == [True, True, False]
     assert not any(d.refused for d in results)
+
+
+@pytest.mark.parametrize("seed", range(3), ids=lambda s: f"seed={s}")
+async def test_synchronous_check_matches_reference_and_shares_state(
+    limiter: RateLimiter, clock: ManualClock, catalog: Catalog, seed: int
+) -> None:
+    if isinstance(limiter.store, RedisGcraStore):
+        assert not limiter.synchronous
+        with pytest.raises(RuntimeError):
+            limiter.check_now("t.tight", "a")
+        return
+    assert limiter.synchronous
+    rng = random.Random(seed)
+    reference = GcraReference(1_000_000)
+    refused = 0
+    for _ in range(80):
+        policy = catalog.policy(rng.choice(["t.tight", "t.odd"]))
+        key = rng.choice(["a", "b"])
+        cost = rng.randint(0, policy.burst)
+        clock.advance(rng.choice([0, 0, 0.001, 0.3, 1.7]))
+        # Sync and async checks interleave on the same state.
+        if rng.random() < 0.5:
+            decision = limiter.check_now(policy.name, key, cost)
+        else:
+            decision = await limiter.check(policy.name, key, cost)
+        expected = reference.check(
+            f"{policy.name}/{key}", micros(clock), policy.interval, policy.burst, cost
+        )
+        got = (decision.allowed, decision.remaining, decision.retry_after, decision.reset_after)
+        assert got == expected, (policy.name, key, cost)
+        refused += not decision.allowed
+    stats = [limiter.stats["t.tight"], limiter.stats["t.odd"]]
+    assert sum(s.checks for s in stats) == 80
+    assert sum(s.refused for s in stats) == refused
+
+
+@pytest.mark.parametrize("backend_kind", ["memory"], indirect=True)
+async def test_synchronous_check_keeps_shadow_mode_and_validates(limiter: RateLimiter) -> None:
+    results = [limiter.check_now("t.shadow", "s") for _ in range(3)]
+    assert [d.allowed for d in results] == [True, True, False]
+    assert not any(d.refused for d in results)
+    assert (limiter.stats["t.shadow"].shadow_refused, limiter.stats["t.shadow"].refused) == (1, 0)
+    with pytest.raises(ValueError):
+        limiter.check_now("t.tight", "a", 4)
+    with pytest.raises(KeyError):
+        limiter.check_now("no.such.policy", "a")
