@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 from starlette.routing import BaseRoute, Mount, Route
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -78,12 +79,25 @@ def _iter_routes(routes: Iterable[BaseRoute], prefix: str = "") -> Iterable[tupl
             yield prefix + route.path, route
 
 
-def _schema_ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    for name, sub in schema.pop("$defs", {}).items():
-        components[name] = sub
-    components[model.__name__] = schema
-    return {"$ref": f"#/components/schemas/{model.__name__}"}
+def _component_schemas(
+    specs: Iterable[ApiSpec],
+) -> tuple[dict[type[BaseModel], dict[str, Any]], dict[str, Any]]:
+    """References for every body/response model and the component schemas they point into.
+
+    One pydantic pass over all models together: two features may each name a model
+    ``RuleOut``, and pydantic then gives each its own module-qualified component name
+    instead of one silently replacing the other.
+    """
+    models = list(
+        dict.fromkeys(m for spec in specs for m in (spec.body, spec.response) if m is not None)
+    )
+    if not models:
+        return {}, {}
+    refs, top = models_json_schema(
+        [(model, "validation") for model in models],
+        ref_template="#/components/schemas/{model}",
+    )
+    return {model: refs[(model, "validation")] for model in models}, top.get("$defs", {})
 
 
 def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
@@ -103,11 +117,14 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
 
 def build_openapi(routes: Iterable[BaseRoute], *, title: str, version: str) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
-    components: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    documented: list[tuple[str, Route, ApiSpec]] = []
     for path, route in _iter_routes(routes):
         spec: ApiSpec | None = getattr(route.endpoint, "__kervan_api__", None)
-        if spec is None or not route.include_in_schema:
-            continue
+        if spec is not None and route.include_in_schema:
+            documented.append((path, route, spec))
+    refs, schemas = _component_schemas(spec for _, _, spec in documented)
+    components: dict[str, Any] = {"Error": ERROR_SCHEMA, **schemas}
+    for path, route, spec in documented:
         methods = sorted(m for m in (route.methods or {"GET"}) if m != "HEAD")
         path = _CONVERTOR.sub(r"{\1}", path)
         params = [
@@ -128,13 +145,11 @@ def build_openapi(routes: Iterable[BaseRoute], *, title: str, version: str) -> d
             if spec.body is not None:
                 op["requestBody"] = {
                     "required": True,
-                    "content": {"application/json": {"schema": _schema_ref(spec.body, components)}},
+                    "content": {"application/json": {"schema": refs[spec.body]}},
                 }
             ok: dict[str, Any] = {"description": "OK"}
             if spec.response is not None:
-                ok["content"] = {
-                    spec.media_type: {"schema": _schema_ref(spec.response, components)}
-                }
+                ok["content"] = {spec.media_type: {"schema": refs[spec.response]}}
             error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
             responses: dict[str, Any] = {str(spec.status): ok}
             extra = dict(spec.responses)
