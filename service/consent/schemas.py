@@ -12,6 +12,8 @@ from service.consent.export import Period
 from service.errors import ApiError
 
 EVENT_PAGE_MAX = 1000
+#: Event sequence numbers are BIGINT; a larger cursor cannot be bound by the database drivers.
+MAX_SEQ = 2**63 - 1
 
 
 class PurposeOut(BaseModel):
@@ -65,7 +67,7 @@ class WithdrawQuery(BaseModel):
 
 
 class EventsQuery(BaseModel):
-    after_seq: int = Field(default=0, ge=0)
+    after_seq: int = Field(default=0, ge=0, le=MAX_SEQ)
     limit: int = Field(default=100, ge=1, le=EVENT_PAGE_MAX)
 
 
