@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, Field
@@ -38,6 +38,13 @@ _MAX_ALT = 1000
 class UrlIngestIn(BaseModel):
     url: str = Field(min_length=1, max_length=2048)
     alt: str = Field(min_length=1, max_length=_MAX_ALT)
+
+
+class VariantQuery(BaseModel):
+    """Query of a signed variant URL (documentation only; the handler checks it itself)."""
+
+    s: str = Field(description="HMAC signature over the path and the other parameters")
+    stage: Literal["small", "full"] = "full"
 
 
 class StageOut(BaseModel):
@@ -184,6 +191,7 @@ def _parse_variant_name(name: str) -> tuple[int, str]:
 
 @api(
     "A signed image variant (format avif, webp, jpeg, or auto from Accept)",
+    query=VariantQuery,
     tags=["images"],
     media_type="image/*",
     responses={304: "Not modified", 403: "Bad signature", 422: "Bad width or format"},

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hmac
 from html import escape
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -31,6 +32,80 @@ from service.whatsapp.webhook import PayloadRejected
 log = get_logger("kervan.whatsapp.routes")
 
 
+class VerifyQuery(BaseModel):
+    """The handshake Meta sends when the webhook is registered (documentation only)."""
+
+    mode: Literal["subscribe"] = Field(alias="hub.mode")
+    verify_token: str = Field(alias="hub.verify_token")
+    challenge: str = Field(alias="hub.challenge", min_length=1)
+
+
+class _Open(BaseModel):
+    # Meta adds fields over time; the parser skips what it does not know.
+    model_config = ConfigDict(extra="allow")
+
+
+class WaProfile(_Open):
+    name: str | None = None
+
+
+class WaContact(_Open):
+    wa_id: str = Field(max_length=64)
+    profile: WaProfile | None = None
+
+
+class WaText(_Open):
+    body: str
+
+
+class WaMessage(_Open):
+    from_: str = Field(alias="from", max_length=64)
+    id: str = Field(max_length=191)
+    timestamp: str | None = Field(default=None, description="epoch seconds as a decimal string")
+    type: str = Field(max_length=64)
+    text: WaText | None = None
+    context: dict[str, Any] | None = None
+
+
+class WaStatus(_Open):
+    id: str = Field(max_length=191)
+    status: Literal["sent", "delivered", "read", "failed"]
+    timestamp: str | None = None
+    recipient_id: str | None = Field(default=None, max_length=64)
+    errors: list[dict[str, Any]] | None = None
+
+
+class WaMetadata(_Open):
+    phone_number_id: str | None = None
+    display_phone_number: str | None = None
+
+
+class WaValue(_Open):
+    messaging_product: str | None = None
+    metadata: WaMetadata | None = None
+    contacts: list[WaContact] = []
+    messages: list[WaMessage] = []
+    statuses: list[WaStatus] = []
+
+
+class WaChange(_Open):
+    field: str
+    value: WaValue
+
+
+class WaEntry(_Open):
+    id: str | None = None
+    changes: list[WaChange]
+
+
+class WebhookNotificationIn(_Open):
+    """A Cloud API notification (documentation only: the handler checks the signature on the
+    raw bytes, then ``core.whatsapp.parse`` reads it leniently and skips malformed parts)."""
+
+    object: Literal["whatsapp_business_account"]
+    entry: list[WaEntry]
+
+
 class WebhookAck(BaseModel):
     status: str
     event_id: int
@@ -39,7 +114,13 @@ class WebhookAck(BaseModel):
     statuses: int
 
 
-@api("WhatsApp webhook verification handshake", tags=["whatsapp"], media_type="text/plain")
+@api(
+    "WhatsApp webhook verification handshake",
+    query=VerifyQuery,
+    tags=["whatsapp"],
+    media_type="text/plain",
+    responses={400: "hub.challenge missing", 403: "wrong mode or verify token"},
+)
 async def verify_webhook(request: Request) -> Response:
     settings = get_runtime(request).settings
     params = request.query_params
@@ -59,6 +140,7 @@ async def verify_webhook(request: Request) -> Response:
 
 @api(
     "WhatsApp Cloud API notifications (signed with X-Hub-Signature-256)",
+    body=WebhookNotificationIn,
     response=WebhookAck,
     tags=["whatsapp"],
     responses={400: "not a WhatsApp notification", 401: "missing or bad signature"},
