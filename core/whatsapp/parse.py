@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.errors import ValidationFailed
+from core.json_depth import MAX_STORED_DEPTH, json_depth, trim_depth
 from core.whatsapp.events import (
     KNOWN_MESSAGE_TYPES,
     InboundMessage,
@@ -118,6 +119,18 @@ def _content_of(raw_type: str, message: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _storable(
+    value: dict[str, Any] | None, name: str, where: str, issues: list[str]
+) -> dict[str, Any] | None:
+    """``value`` trimmed to a nesting its JSON column accepts (MariaDB refuses 32 levels);
+    the raw delivery keeps the original."""
+    if value is None or json_depth(value) <= MAX_STORED_DEPTH:
+        return value
+    issues.append(f"{where}: {name} nested deeper than {MAX_STORED_DEPTH} levels was trimmed")
+    trimmed: dict[str, Any] = trim_depth(value, MAX_STORED_DEPTH)
+    return trimmed
+
+
 def _parse_message(
     message: dict[str, Any],
     profiles: dict[str, str | None],
@@ -132,8 +145,8 @@ def _parse_message(
         return None
     raw_type = _text(message.get("type"), 64) or "unknown"
     kind = raw_type if raw_type in KNOWN_MESSAGE_TYPES else "unknown"
-    content = _content_of(raw_type, message)
-    context = _dict(message.get("context"))
+    content = _storable(_content_of(raw_type, message), "content", where, issues) or {}
+    context = _storable(_dict(message.get("context")), "context", where, issues)
     reply_to = _identifier(context.get("id"), MAX_PROVIDER_ID) if context else None
     return InboundMessage(
         provider_id=provider_id,
@@ -144,7 +157,7 @@ def _parse_message(
         content=content,
         reply_to=reply_to,
         context=context,
-        referral=_dict(message.get("referral")),
+        referral=_storable(_dict(message.get("referral")), "referral", where, issues),
         profile_name=profiles.get(wa_id),
         phone_number_id=phone_number_id,
         raw_type=raw_type,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from core.errors import BackendUnavailable
+from core.json_depth import MAX_STORED_DEPTH, json_depth
 from core.whatsapp.texts import TEXT_MAX_CHARS
 from service.audit import record_audit
 from service.auth import require_admin
@@ -50,6 +51,14 @@ class TemplateIn(Strict):
     name: str = Field(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$")
     language: str = Field(min_length=2, max_length=15, pattern=r"^[A-Za-z]{2,3}(_[A-Za-z]{2,4})?$")
     components: list[dict[str, Any]] = Field(default_factory=list, max_length=20)
+
+    @field_validator("components")
+    @classmethod
+    def storable(cls, components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Stored in the message's JSON payload, which MariaDB refuses past 32 levels.
+        if json_depth(components) > MAX_STORED_DEPTH:
+            raise ValueError(f"components nest deeper than {MAX_STORED_DEPTH} levels")
+        return components
 
 
 class SendIn(Strict):
