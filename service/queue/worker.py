@@ -353,11 +353,15 @@ class Worker:
                 kept = await self.queue.complete(job)
                 m.SUCCEEDED.labels(job.queue).inc()
             elif decision.kind is DecisionKind.DEAD:
+                # The hook first: if this process dies before the dead letter is recorded, the
+                # lease runs out, the job comes back over budget and the hook runs again (hooks
+                # enqueue under a key derived from the job's, so a repeat is deduplicated).
+                # The other order would lose the alert in that window.
+                await self._on_dead(job, registration, error)
                 kept = await self.queue.dead_letter(job, error=error, outcome=str(outcome))
                 m.FAILED.labels(job.queue).inc()
                 if kept:
                     m.DEAD_LETTERED.labels(job.queue).inc()
-                    await self._on_dead(job, registration, error)
             else:
                 kept = await self.queue.retry(
                     job,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from core.jobs import Job
+from core.jobs import Job, PermanentFailure
 from service.backends import memory_backends
 from service.db.tables.jobs import queue_attempts
 from service.queue import handlers
@@ -264,3 +264,33 @@ async def test_runtime_gives_a_component_its_own_stop_timeout(qut: QueueUnderTes
     assert stopped == ["slow"]
     worker = Worker(qut.queue, dataclasses.replace(TEST_CONFIG, shutdown_grace=20.0), qut.clock)
     assert worker.stop_timeout > 20.0
+
+
+async def test_dead_letter_hook_survives_a_death_between_hook_and_dead_letter(
+    qut: QueueUnderTest,
+) -> None:
+    alerts: list[str] = []
+    dying = [True]
+
+    async def refuse(job: Job) -> None:
+        raise PermanentFailure("invalid recipient")
+
+    async def on_dead(job: Job, error: str) -> None:
+        if dying:
+            dying.clear()
+            # The worker process dies right here (the first time).
+            raise asyncio.CancelledError
+        alerts.append(f"{job.key}:{error}")
+
+    handlers.register_handler(Q, refuse, on_dead=on_dead)
+    worker = await _run(Worker(qut.queue, TEST_CONFIG, qut.clock, queues=[Q]))
+    try:
+        await qut.queue.enqueue(Q, {}, key="doomed", max_attempts=1)
+        # The job comes back once its lease runs out; the hook then runs to the end.
+        await until(lambda: alerts, timeout=15)
+        await until(lambda: qut.queue.get_dead_letter("doomed"))
+    finally:
+        await worker.stop()
+        handlers.unregister_handler(Q)
+    [alert] = alerts
+    assert alert.startswith("doomed:the lease ran out")
