@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, select, update
+from sqlalchemy import Row, and_, delete, event, func, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -99,6 +99,8 @@ class SqlOutbox(JobQueue):
                 inserted = await self._insert(conn, row)
             except SQLAlchemyError as exc:
                 raise StorageError(f"enqueue failed: {type(exc).__name__}") from exc
+            if inserted:
+                self._on_commit(conn, queue, delay)
             return inserted
         async with self._db.begin() as own:
             inserted = await self._insert(own, row)
@@ -107,6 +109,29 @@ class SqlOutbox(JobQueue):
             if delay <= 0:
                 self.wake()
         return inserted
+
+    def _on_commit(self, conn: AsyncConnection, queue: str, delay: float) -> None:
+        """Count the job and wake the workers once the caller's transaction commits (a rolled
+        back business row produced no job, so nothing is counted)."""
+
+        settled = False
+
+        def committed(_: Any) -> None:
+            nonlocal settled
+            if not settled:
+                settled = True
+                ENQUEUED.labels(queue).inc()
+                if delay <= 0:
+                    self.wake()
+
+        def rolled_back(_: Any) -> None:
+            nonlocal settled
+            settled = True  # a later transaction on the same connection is not this job's
+
+        sync_conn = conn.sync_connection
+        if sync_conn is not None:
+            event.listen(sync_conn, "commit", committed)
+            event.listen(sync_conn, "rollback", rolled_back)
 
     async def _insert(self, conn: AsyncConnection, row: dict[str, Any]) -> bool:
         if conn.dialect.name == "sqlite":

@@ -8,7 +8,8 @@ import pytest
 
 from core.errors import ValidationFailed
 from core.jobs import Job
-from service.queue.redis_streams import RedisStreamsQueue
+from service.metrics import REGISTRY
+from service.queue.redis_streams import RELAY_QUEUE, RedisStreamsQueue
 from tests.queue.conftest import TEST_CONFIG, QueueUnderTest
 
 Q = "tests"
@@ -253,3 +254,25 @@ async def test_per_job_timeout_must_fit_in_the_lease(qut: QueueUnderTest, timeou
     async with qut.db.begin() as conn:
         with pytest.raises(ValidationFailed):
             await qut.queue.enqueue(Q, {}, key="t", timeout=timeout, conn=conn)
+
+
+async def test_transactional_enqueue_is_counted_once_committed(qut: QueueUnderTest) -> None:
+    def enqueued(queue: str) -> float:
+        return REGISTRY.get_sample_value("kervan_queue_jobs_enqueued_total", {"queue": queue}) or 0
+
+    counted = "counted-" + qut.kind
+    target = RELAY_QUEUE if isinstance(qut.queue, RedisStreamsQueue) else counted
+
+    class Rollback(Exception):
+        pass
+
+    before = enqueued(target)
+    with pytest.raises(Rollback):
+        async with qut.db.begin() as conn:
+            await qut.queue.enqueue(counted, {}, key="c-rolled-back", conn=conn)
+            raise Rollback
+    assert enqueued(target) == before
+    async with qut.db.begin() as conn:
+        await qut.queue.enqueue(counted, {}, key="c-committed", conn=conn)
+        assert enqueued(target) == before  # not yet: the transaction may still roll back
+    assert enqueued(target) == before + 1
