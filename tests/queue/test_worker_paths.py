@@ -13,6 +13,7 @@ from sqlalchemy import select
 from core.jobs import Job, PermanentFailure
 from service.backends import memory_backends
 from service.db.tables.jobs import queue_attempts
+from service.metrics import REGISTRY
 from service.queue import handlers
 from service.queue.ledger import AttemptLedger
 from service.queue.redis_streams import RedisStreamsQueue
@@ -294,3 +295,36 @@ async def test_dead_letter_hook_survives_a_death_between_hook_and_dead_letter(
         handlers.unregister_handler(Q)
     [alert] = alerts
     assert alert.startswith("doomed:the lease ran out")
+
+
+@pytest.mark.parametrize("qut", ["sqlite", "redis"], indirect=True)
+async def test_outcome_metrics_per_queue(qut: QueueUnderTest) -> None:
+    queue = f"metered-{qut.kind}"
+    runs: dict[str, int] = {}
+
+    async def flaky(job: Job) -> None:
+        runs[job.key] = runs.get(job.key, 0) + 1
+        if job.key == "bad" or runs[job.key] <= 2:
+            raise RuntimeError("provider hiccup")
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"queue": queue, **labels}) or 0.0
+
+    handlers.register_handler(queue, flaky)
+    worker = await _run(Worker(qut.queue, TEST_CONFIG, qut.clock, queues=[queue]))
+    try:
+        await qut.queue.enqueue(queue, {}, key="good")  # fails twice, then succeeds
+        await qut.queue.enqueue(queue, {}, key="bad", max_attempts=2)  # fails twice, dead
+        await until(lambda: value("kervan_queue_jobs_succeeded_total") == 1)
+        await until(lambda: value("kervan_queue_jobs_dead_lettered_total") == 1)
+        await worker.publish_stats()
+    finally:
+        await worker.stop()
+        handlers.unregister_handler(queue)
+    assert value("kervan_queue_jobs_enqueued_total") == 2
+    assert value("kervan_queue_jobs_failed_total") == 4
+    assert value("kervan_queue_jobs_retried_total", kind="retry") == 3
+    assert value("kervan_queue_job_duration_seconds_count") == 5
+    assert value("kervan_queue_start_delay_seconds_count") == 2
+    assert value("kervan_queue_dead_jobs") == 1
+    assert value("kervan_queue_backlog_jobs") == 0
