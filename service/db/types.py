@@ -5,13 +5,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime
+from sqlalchemy import JSON, DateTime, String
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 #: JSON document column (MariaDB's JSON is LONGTEXT with a validity check; SQLite stores text).
 JSONType = JSON().with_variant(mysql.JSON(), "mysql", "mariadb")
+
+
+def ExactString(length: int) -> String:
+    """VARCHAR compared byte for byte on both databases.
+
+    MariaDB's default utf8mb4 collations ignore case (and NUL), so identifiers such as
+    ``alice`` and ``Alice`` would be one key there and two on SQLite.
+    """
+    return String(length).with_variant(
+        mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, UniqueConstraint
 
 from service.db.metadata import metadata
-from service.db.types import JSONType, UTCDateTime
+from service.db.types import ExactString, JSONType, UTCDateTime
 
 # BIGINT on MariaDB, but SQLite only auto-increments an INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -13,7 +13,7 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 consent_state = Table(
     "consent_state",
     metadata,
-    Column("subject", String(64), primary_key=True),
+    Column("subject", ExactString(64), primary_key=True),
     Column("region", String(8), nullable=True),
     Column("purposes", JSONType, nullable=False),
     # Head of the subject's event chain, so truncating the log is detectable.
@@ -26,7 +26,7 @@ consent_events = Table(
     "consent_events",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("subject", String(64), nullable=False),
+    Column("subject", ExactString(64), nullable=False),
     Column("seq", Integer, nullable=False),
     # Whole milliseconds: the exact integers the event hash covers.
     Column("ts_ms", BigInteger, nullable=False),
