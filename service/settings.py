@@ -327,6 +327,8 @@ class Settings(BaseSettings):
     # Pacing in the rate-limit syntax of service/ratelimit: the whole bot, and each chat.
     queue_telegram_pacing: str = "5/second burst 5"
     queue_telegram_chat_pacing: str = "1/second burst 1"
+    # Cloud API throughput is per business phone number (80 messages/s by default).
+    queue_whatsapp_pacing: str = "80/second burst 80"
     telegram_bot_token: SecretStr | None = None
     telegram_chat_id: str | None = None
     telegram_base_url: str = "https://api.telegram.org"
@@ -345,7 +347,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL")
         return value.strip()
 
-    @field_validator("queue_telegram_pacing", "queue_telegram_chat_pacing")
+    @field_validator("queue_telegram_pacing", "queue_telegram_chat_pacing", "queue_whatsapp_pacing")
     @classmethod
     def _check_queue_pacing(cls, value: str) -> str:
         from core.errors import ValidationFailed

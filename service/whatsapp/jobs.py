@@ -19,7 +19,7 @@ from service.db.tables.crm import crm_contacts, crm_convos, crm_messages
 from service.db.types import from_timestamp
 from service.errors import ApiError
 from service.logging import get_logger
-from service.queue.handlers import register_handler
+from service.queue.handlers import register_handler, register_pacing_policy
 from service.whatsapp import live
 from service.whatsapp.consent import opt_in, opt_out, whatsapp_allowed
 from service.whatsapp.facility import WhatsApp
@@ -31,6 +31,8 @@ from service.whatsapp.store import StoredInbound, record_failure, record_sent
 log = get_logger("kervan.whatsapp.jobs")
 #: Back-off after a 429 from Graph (throttling is not the message's fault: no attempt used).
 THROTTLE_DELAY_SECONDS = 30.0
+#: Pacing policy of the Graph API calls, keyed by the sender's phone-number id.
+PHONE_PACING = "whatsapp.phone"
 
 
 def _message_id(job: Job) -> int:
@@ -227,6 +229,13 @@ def register_whatsapp_handlers(whatsapp: WhatsApp) -> None:
     async def reply(job: Job) -> None:
         await auto_reply(whatsapp, job)
 
-    register_handler(SEND_QUEUE, send, provider="whatsapp")
-    register_handler(READ_QUEUE, read, provider="whatsapp")
+    # Sends and read receipts share the sender number's Cloud API throughput.
+    register_pacing_policy(PHONE_PACING, whatsapp.settings.queue_whatsapp_pacing)
+    sender = whatsapp.settings.whatsapp_phone_number_id or "default"
+
+    def per_phone_number(job: Job) -> list[tuple[str, str]]:
+        return [(PHONE_PACING, sender)]
+
+    register_handler(SEND_QUEUE, send, provider="whatsapp", pacing=per_phone_number)
+    register_handler(READ_QUEUE, read, provider="whatsapp", pacing=per_phone_number)
     register_handler(AUTOREPLY_QUEUE, reply)
