@@ -276,3 +276,23 @@ async def test_transactional_enqueue_is_counted_once_committed(qut: QueueUnderTe
         await qut.queue.enqueue(counted, {}, key="c-committed", conn=conn)
         assert enqueued(target) == before  # not yet: the transaction may still roll back
     assert enqueued(target) == before + 1
+
+
+@pytest.mark.parametrize("qut", ["redis"], indirect=True)
+async def test_stream_length_is_the_backlog(qut: QueueUnderTest) -> None:
+    # KEDA scales on XLEN of the stream: finished attempts must leave no entry behind.
+    assert isinstance(qut.queue, RedisStreamsQueue)
+    redis, stream = qut.queue._r, qut.queue._stream(Q)
+    for key in ("x-done", "x-retry", "x-dead", "x-waiting"):
+        await qut.queue.enqueue(Q, {}, key=key)
+    jobs = {j.key: j for j in await qut.queue.claim([Q], 3, worker_id=W1)}
+    assert set(jobs) == {"x-done", "x-retry", "x-dead"}
+    assert await redis.xlen(stream) == 4  # three in flight, one ready
+    await qut.queue.complete(jobs["x-done"])
+    await qut.queue.dead_letter(jobs["x-dead"], error="bad", outcome="permanent")
+    await qut.queue.retry(
+        jobs["x-retry"], delay=60, consume_attempt=True, error="later", outcome="failed"
+    )
+    assert await redis.xlen(stream) == 1  # only x-waiting; x-retry waits in the delayed set
+    [stats] = await qut.queue.stats([Q])
+    assert (stats.ready, stats.delayed, stats.running, stats.dead) == (1, 1, 0, 1)
