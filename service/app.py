@@ -9,12 +9,12 @@ from types import ModuleType
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from core.clock import SYSTEM_CLOCK, Clock
 from service.errors import EXCEPTION_HANDLERS
 from service.logging import get_logger
+from service.middleware.cors import EnvelopeCORSMiddleware
 from service.middleware.request_context import RequestContextMiddleware
 from service.middleware.security import SecurityHeadersMiddleware
 from service.ratelimit import RateLimitMiddleware
@@ -59,7 +59,7 @@ def create_app(
         Middleware(SecurityHeadersMiddleware, hsts=settings.env == "production"),
         Middleware(RequestContextMiddleware, trusted_proxies=settings.trusted_proxies),
         Middleware(
-            CORSMiddleware,
+            EnvelopeCORSMiddleware,
             allow_origins=settings.allowed_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=[
