@@ -30,6 +30,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
+from core.consent.subject_proof import derive_subject_key, subject_proof
 from core.whatsapp.signature import sign_body
 from service.settings import Settings
 from tests.conftest import running_client
@@ -37,6 +38,7 @@ from tests.conftest import running_client
 ADMIN = {"Authorization": "Bearer test-admin-key"}
 WA_SECRET = "fuzz-app-secret"
 WA_VERIFY_TOKEN = "fuzz-verify-token"
+COOKIE_SECRET = "fuzz-cookie-secret-0123456789abcdef0123"
 EXAMPLES_PER_OPERATION = 6
 # Pages a person opens from a link (WhatsApp unsubscribe): they refuse with a localized HTML
 # page rather than JSON, still with a 4xx status.
@@ -103,6 +105,11 @@ def _sign(app: Any, path: str, kwargs: dict[str, Any]) -> None:
         kwargs["headers"]["X-Hub-Signature-256"] = sign_body(
             WA_SECRET, body.encode() if isinstance(body, str) else body
         )
+    elif path == "/consent/{subject}":
+        # The subject's own proof, so writes get past the proof check into validation.
+        subject = unquote(urlsplit(kwargs["url"]).path).removeprefix("/consent/")
+        key = derive_subject_key(COOKIE_SECRET)
+        kwargs["headers"]["X-Consent-Proof"] = subject_proof(subject, key)
     elif path == "/img/{image_id}/{name}":
         params = dict(kwargs["params"] or {})
         if all(isinstance(v, str) for v in params.values()):
@@ -196,7 +203,11 @@ async def _assert_seed_intact(client: httpx.AsyncClient, seeded: Any) -> None:
 async def test_every_operation_answers_fuzzed_input_without_5xx(
     make_settings: Callable[..., Settings], mode: GenerationMode
 ) -> None:
-    configured = make_settings(whatsapp_app_secret=WA_SECRET, whatsapp_verify_token=WA_VERIFY_TOKEN)
+    configured = make_settings(
+        whatsapp_app_secret=WA_SECRET,
+        whatsapp_verify_token=WA_VERIFY_TOKEN,
+        cookie_secret=COOKIE_SECRET,
+    )
     async with running_client(configured) as client:
         seeded = await _seed(client)
         sent, problems = await _fuzz(client, mode)
