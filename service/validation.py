@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, TypeVar
 
 import orjson
@@ -11,6 +13,12 @@ from starlette.requests import Request
 from service.errors import ApiError
 
 M = TypeVar("M", bound=BaseModel)
+
+# orjson parses an integer literal outside [-2**63, 2**64 - 1] as a float, silently changing
+# it (2**64 arrives as 1.8446744073709552e19). Such a literal has at least 19 digits; only a
+# body with a digit run that long is parsed again, exactly, so the models' bounds see the
+# real number and name the field.
+_LONG_DIGITS = re.compile(rb"\d{19}")
 
 
 def validation_details(exc: ValidationError, root: str) -> list[dict[str, Any]]:
@@ -22,6 +30,15 @@ def validation_details(exc: ValidationError, root: str) -> list[dict[str, Any]]:
         }
         for err in exc.errors(include_url=False, include_input=False)
     ]
+
+
+def _exact_json(body: bytes, parsed: Any) -> Any:
+    if _LONG_DIGITS.search(body) is None:
+        return parsed
+    try:
+        return json.loads(body)
+    except ValueError:  # orjson accepted it; keep orjson's reading
+        return parsed
 
 
 async def read_body(request: Request, limit: int | None = None) -> bytes:
@@ -47,9 +64,10 @@ async def parse_json(request: Request, limit: int | None = None) -> Any:
     if not body:
         raise ApiError(400, "bad_request", "a JSON body is required")
     try:
-        return orjson.loads(body)
+        data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    return _exact_json(body, data)
 
 
 def validate(model: type[M], data: Any, root: str = "body") -> M:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.requests import Request
 from starlette.responses import Response
@@ -58,6 +59,11 @@ class TemplateIn(Strict):
         # Stored in the message's JSON payload, which MariaDB refuses past 32 levels.
         if json_depth(components) > MAX_STORED_DEPTH:
             raise ValueError(f"components nest deeper than {MAX_STORED_DEPTH} levels")
+        try:
+            # What storage and the send job do with them: orjson has no integers beyond 64 bits.
+            orjson.dumps(components)
+        except orjson.JSONEncodeError:
+            raise ValueError("components hold a number outside the 64-bit range") from None
         return components
 
 

@@ -81,3 +81,18 @@ async def test_template_components_nested_too_deeply_are_422(client: httpx.Async
     response = await send(client, convo_id=convo_id, template=template)
     assert response.status_code == 202, response.text
     assert await count(db, crm_messages) == before + 1
+
+
+async def test_template_numbers_outside_64_bits_are_422(client: httpx.AsyncClient) -> None:
+    """The JSON parser turned such integers into floats, stored altered (and beyond reach of
+    the send job's orjson had they arrived exact): a 422 before anything is stored."""
+    convo_id = await inbound_convo(client)
+    db = runtime_of(client).db
+    before = await count(db, crm_messages)
+    for number in (2**64, -(2**63) - 1, 10**30):
+        components = [{"type": "body", "parameters": [{"type": "text", "n": number}]}]
+        template = {"name": "order_update", "language": "tr", "components": components}
+        response = await send(client, convo_id=convo_id, template=template)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["details"][0]["field"] == "body.template.components"
+    assert await count(db, crm_messages) == before
