@@ -31,7 +31,6 @@ import hmac
 import itertools
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,16 +43,15 @@ from typing import Any
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.loadgen import drive, free_port, read_response, wait_ready  # noqa: E402
+
 APP_SECRET = "bench-app-secret"
 ADMIN_KEY = "bench-admin-key"
 CUSTOMERS = 200
 RUN = uuid.uuid4().hex[:8]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def signed_request(body: bytes, secret: str = APP_SECRET) -> bytes:
@@ -146,80 +144,6 @@ SCENARIOS: list[tuple[str, Callable[[], bytes], int, int]] = [
 ]
 
 
-async def read_response(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    for line in head.split(b"\r\n"):
-        if line[:15].lower() == b"content-length:":
-            length = int(line[15:])
-            if length:
-                await reader.readexactly(length)
-    return status
-
-
-async def connection_loop(
-    port: int,
-    make: Callable[[], bytes],
-    expected: int,
-    stop_at: float,
-    latencies: list[float],
-    errors: list[int],
-) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        while time.perf_counter() < stop_at:
-            request = make()
-            started = time.perf_counter()
-            writer.write(request)
-            status = await read_response(reader)
-            if status == expected:
-                latencies.append(time.perf_counter() - started)
-            else:
-                errors.append(status)
-    finally:
-        writer.close()
-
-
-async def drive(
-    port: int, make: Callable[[], bytes], expected: int, seconds: float, connections: int
-) -> dict[str, Any]:
-    await asyncio.gather(
-        *(
-            connection_loop(port, make, expected, time.perf_counter() + 0.5, [], [])
-            for _ in range(2)
-        )
-    )
-    latencies: list[float] = []
-    errors: list[int] = []
-    started = time.perf_counter()
-    stop_at = started + seconds
-    await asyncio.gather(
-        *(
-            connection_loop(port, make, expected, stop_at, latencies, errors)
-            for _ in range(connections)
-        )
-    )
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        if not latencies:
-            return float("nan")
-        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
-
-    return {
-        "requests": len(latencies),
-        "seconds": elapsed,
-        "webhooks_per_second": len(latencies) / elapsed,
-        "p50_ms": pct(50),
-        "p90_ms": pct(90),
-        "p99_ms": pct(99),
-        "max_ms": latencies[-1] * 1000 if latencies else float("nan"),
-        "errors": len(errors),
-        "error_statuses": sorted(set(errors))[:5],
-    }
-
-
 async def prime(port: int) -> None:
     """Every pool customer writes once, so ``text`` measures returning customers."""
     pending = iter(range(CUSTOMERS))
@@ -235,21 +159,6 @@ async def prime(port: int) -> None:
             writer.close()
 
     await asyncio.gather(*(sender() for _ in range(4)))
-
-
-async def wait_ready(port: int, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            status = await read_response(reader)
-            writer.close()
-            if status == 200:
-                return
-        except OSError:
-            pass
-        await asyncio.sleep(0.2)
-    raise RuntimeError("the server did not become ready in time")
 
 
 def mariadb_database(base_url: str) -> tuple[str, Callable[[], None]]:
@@ -308,7 +217,8 @@ async def run_database(label: str, database_url: str, args: argparse.Namespace) 
         await prime(port)
         rows = []
         for name, make, expected, per_request in SCENARIOS:
-            result = await drive(port, make, expected, args.seconds, args.connections)
+            result = await drive(port, make, (expected,), args.seconds, args.connections)
+            result["webhooks_per_second"] = result.pop("per_second")
             result["messages_per_second"] = result["webhooks_per_second"] * per_request
             rows.append({"database": label, "scenario": name, **result})
             print(

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import platform
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,13 +31,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.loadgen import drive, free_port, wait_ready  # noqa: E402
+
 ADMIN_KEY = "bench-admin-key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def synthetic_edges(seed: int, pages: int = 2000, edges: int = 10_000) -> list[dict[str, Any]]:
@@ -71,71 +70,6 @@ async def request_once(
     status = int(lines[0].split()[1])
     parsed = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
     return status, parsed, content
-
-
-async def wait_ready(port: int, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        try:
-            status, _, _ = await request_once(port, "GET", "/health")
-            if status == 200:
-                return
-        except OSError:
-            pass
-        await asyncio.sleep(0.2)
-    raise RuntimeError("the server did not become ready in time")
-
-
-async def connection_loop(
-    port: int, request: bytes, stop_at: float, latencies: list[float], errors: list[int]
-) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        while time.perf_counter() < stop_at:
-            started = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            if length:
-                await reader.readexactly(length)
-            latencies.append(time.perf_counter() - started)
-            if status not in (200, 304):
-                errors.append(status)
-    finally:
-        writer.close()
-
-
-async def drive(port: int, request: bytes, seconds: float, connections: int) -> dict[str, Any]:
-    warm: list[float] = []
-    await asyncio.gather(
-        *(connection_loop(port, request, time.perf_counter() + 0.5, warm, []) for _ in range(4))
-    )
-    latencies: list[float] = []
-    errors: list[int] = []
-    started = time.perf_counter()
-    stop_at = started + seconds
-    await asyncio.gather(
-        *(connection_loop(port, request, stop_at, latencies, errors) for _ in range(connections))
-    )
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
-
-    return {
-        "requests": len(latencies),
-        "seconds": elapsed,
-        "requests_per_second": len(latencies) / elapsed,
-        "p50_ms": pct(50),
-        "p90_ms": pct(90),
-        "p99_ms": pct(99),
-        "max_ms": latencies[-1] * 1000,
-        "errors": len(errors),
-    }
 
 
 def get_request(path: str, extra: str = "") -> bytes:
@@ -196,7 +130,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         rows = []
         for name, request in scenarios.items():
-            result = await drive(port, request, args.seconds, args.connections)
+            result = await drive(
+                port,
+                itertools.repeat(request).__next__,
+                (200, 304),
+                args.seconds,
+                args.connections,
+                warm_connections=4,
+            )
+            result["requests_per_second"] = result.pop("per_second")
+            result.pop("error_statuses")
             rows.append({"scenario": name, **result})
         return {
             "bench": "speculation_load",
