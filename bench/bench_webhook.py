@@ -31,7 +31,6 @@ import hmac
 import itertools
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.loadgen import drive, free_port, read_response, wait_ready  # noqa: E402
+from bench.loadgen import drive, free_port, kervan_server, read_response  # noqa: E402
 
 APP_SECRET = "bench-app-secret"
 ADMIN_KEY = "bench-admin-key"
@@ -190,30 +189,14 @@ def mariadb_database(base_url: str) -> tuple[str, Callable[[], None]]:
 async def run_database(label: str, database_url: str, args: argparse.Namespace) -> list[Any]:
     port = free_port()
     tmp = Path(tempfile.mkdtemp(prefix="kervan-wa-bench-"))
-    env = {
-        **os.environ,
-        "KERVAN_HOST": "127.0.0.1",
-        "KERVAN_PORT": str(port),
-        "KERVAN_WORKERS": "1",
-        "KERVAN_DATABASE_URL": database_url,
-        "KERVAN_DATA_DIR": str(tmp / "data"),
-        "KERVAN_ADMIN_API_KEY": ADMIN_KEY,
-        "KERVAN_PUBLIC_ORIGIN": "https://example.com",
-        "KERVAN_LOG_LEVEL": "WARNING",
-        "KERVAN_RATELIMIT_DEFAULT_POLICY": "",
-        "KERVAN_WHATSAPP_APP_SECRET": APP_SECRET,
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("KERVAN_REDIS_URL", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--migrate"],
-        cwd=tmp,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        await wait_ready(port, time.monotonic() + 90)
+    async with kervan_server(
+        port,
+        tmp,
+        database_url=database_url,
+        admin_key=ADMIN_KEY,
+        root=ROOT,
+        extra_env={"KERVAN_WHATSAPP_APP_SECRET": APP_SECRET},
+    ):
         await prime(port)
         rows = []
         for name, make, expected, per_request in SCENARIOS:
@@ -228,15 +211,6 @@ async def run_database(label: str, database_url: str, args: argparse.Namespace) 
                 flush=True,
             )
         return rows
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        if server.returncode not in (0, -15) and server.stderr is not None:
-            sys.stderr.write(server.stderr.read().decode(errors="replace")[-3000:])
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

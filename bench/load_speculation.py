@@ -23,7 +23,6 @@ import itertools
 import os
 import platform
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.loadgen import drive, free_port, wait_ready  # noqa: E402
+from bench.loadgen import drive, free_port, kervan_server  # noqa: E402
 
 ADMIN_KEY = "bench-admin-key"
 
@@ -81,29 +80,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     port = free_port()
     tmp = Path(tempfile.mkdtemp(prefix="kervan-load-"))
-    env = {
-        **os.environ,
-        "KERVAN_HOST": "127.0.0.1",
-        "KERVAN_PORT": str(port),
-        "KERVAN_WORKERS": "1",
-        "KERVAN_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'kervan.db'}",
-        "KERVAN_DATA_DIR": str(tmp / "data"),
-        "KERVAN_ADMIN_API_KEY": ADMIN_KEY,
-        "KERVAN_PUBLIC_ORIGIN": "https://example.com",
-        "KERVAN_LOG_LEVEL": "WARNING",
-        "KERVAN_RATELIMIT_DEFAULT_POLICY": "",
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("KERVAN_REDIS_URL", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--migrate"],
-        cwd=tmp,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        await wait_ready(port, time.monotonic() + 90)
+    async with kervan_server(
+        port,
+        tmp,
+        database_url=f"sqlite+aiosqlite:///{tmp / 'kervan.db'}",
+        admin_key=ADMIN_KEY,
+        root=ROOT,
+    ):
         body = orjson.dumps({"seg": "en-d", "replace": True, "edges": synthetic_edges(1)})
         status, _, text = await request_once(
             port, "POST", "/flows/edges", body, {"X-API-Key": ADMIN_KEY}
@@ -155,15 +138,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "python": platform.python_version(),
             },
         }
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        if server.returncode not in (0, -15) and server.stderr is not None:
-            sys.stderr.write(server.stderr.read().decode(errors="replace")[-2000:])
 
 
 def main() -> None:

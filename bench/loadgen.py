@@ -7,9 +7,14 @@ the server it measures; every loop is bounded in time and stops by itself.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Container
+from collections.abc import AsyncIterator, Callable, Container
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 
@@ -113,3 +118,53 @@ async def drive(
         "errors": len(errors),
         "error_statuses": sorted(set(errors))[:5],
     }
+
+
+@asynccontextmanager
+async def kervan_server(
+    port: int,
+    workdir: Path,
+    *,
+    database_url: str,
+    admin_key: str,
+    root: Path,
+    extra_env: dict[str, str] | None = None,
+) -> AsyncIterator[None]:
+    """``kervan serve --migrate`` (granian, one worker, embedded backends) until the block ends.
+
+    The app-wide per-IP rate limit is off: one loopback client would be throttled at once.
+    """
+    env = {
+        **os.environ,
+        "KERVAN_HOST": "127.0.0.1",
+        "KERVAN_PORT": str(port),
+        "KERVAN_WORKERS": "1",
+        "KERVAN_DATABASE_URL": database_url,
+        "KERVAN_DATA_DIR": str(workdir / "data"),
+        "KERVAN_ADMIN_API_KEY": admin_key,
+        "KERVAN_PUBLIC_ORIGIN": "https://example.com",
+        "KERVAN_LOG_LEVEL": "WARNING",
+        "KERVAN_RATELIMIT_DEFAULT_POLICY": "",
+        "PYTHONPATH": str(root),
+        **(extra_env or {}),
+    }
+    env.pop("KERVAN_REDIS_URL", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--migrate"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        await wait_ready(port, time.monotonic() + 90)
+        yield
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        if server.returncode not in (0, -15) and server.stderr is not None:
+            sys.stderr.write(server.stderr.read().decode(errors="replace")[-3000:])
