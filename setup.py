@@ -42,6 +42,7 @@ def kernel(name: str) -> Extension:
 
 EXTENSIONS = [
     kernel("_gcra"),
+    kernel("_limiter"),
     kernel("_blurhash"),
 ]
 

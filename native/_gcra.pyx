@@ -21,14 +21,8 @@ from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free, malloc, qsort
 
-cdef struct Slot:
-    PyObject* key
-    Py_hash_t hash
-    int64_t tat
-
 cdef Py_ssize_t MIN_SLOTS = 16
-#: Bound of every time and duration (about 146,000 years of microseconds).
-cdef int64_t MAX_MICROS = (<int64_t>1) << 62
+cdef int64_t MAX_MICROS = max_micros()
 
 
 cdef int _cmp_int64(const void* a, const void* b) noexcept nogil:
@@ -39,12 +33,6 @@ cdef int _cmp_int64(const void* a, const void* b) noexcept nogil:
 
 cdef class GcraTable:
     """Per-key theoretical arrival times with bounded size; see the module docstring."""
-
-    cdef Slot* slots
-    cdef Py_ssize_t nslots
-    cdef Py_ssize_t size
-    cdef readonly Py_ssize_t capacity
-    cdef readonly Py_ssize_t evictions
 
     def __cinit__(self, Py_ssize_t capacity):
         if capacity < 1:
@@ -152,6 +140,36 @@ cdef class GcraTable:
         self.size += 1
         return 0
 
+    cdef int run(
+        self, object key, int64_t now, int64_t interval, int64_t burst, int64_t cost, Outcome* out
+    ) except -1:
+        """One GCRA check of ``key`` (a ``str``) into ``out``; callers have range-checked the
+        arguments (``now`` and ``interval`` within 0..MAX_MICROS, ``burst * interval`` too,
+        ``cost`` within 0..burst), so no sum below can overflow."""
+        cdef Py_hash_t h = PyObject_Hash(key)
+        cdef Py_ssize_t i = self._find(key, h)
+        cdef int64_t tat = now
+        cdef int64_t tau = interval * burst
+        cdef int64_t new_tat, allow_at, remaining
+        if self.slots[i].key != NULL and self.slots[i].tat > now:
+            tat = self.slots[i].tat
+        new_tat = tat + cost * interval
+        allow_at = new_tat - tau
+        if allow_at > now:
+            remaining = now + tau - tat
+            out.allowed = False
+            out.remaining = (remaining if remaining > 0 else 0) // interval
+            out.retry_after = allow_at - now
+            out.reset_after = tat - now
+            return 0
+        if new_tat > now:
+            self._store(key, h, i, new_tat, now)
+        out.allowed = True
+        out.remaining = (now + tau - new_tat) // interval
+        out.retry_after = 0
+        out.reset_after = new_tat - now
+        return 0
+
     def check(self, str key not None, int64_t now, int64_t interval, int64_t burst, int64_t cost):
         """One GCRA check; returns ``(allowed, remaining, retry_after, reset_after)``.
 
@@ -159,10 +177,7 @@ cdef class GcraTable:
         range-checked here, in C, where it costs nothing on the hot path; ``native.gcra`` is the
         public entry point.
         """
-        cdef Py_hash_t h
-        cdef Py_ssize_t i
-        cdef int64_t tat = now
-        cdef int64_t tau, new_tat, allow_at, remaining
+        cdef Outcome out
         # Range guards in C cost nothing and keep every later sum far from int64 overflow.
         if now < 0 or now > MAX_MICROS:
             raise ValueError(f"now must be within 0..{MAX_MICROS}, got {now}")
@@ -172,21 +187,8 @@ cdef class GcraTable:
             raise ValueError(f"burst must be within 1..{MAX_MICROS // interval}, got {burst}")
         if cost < 0 or cost > burst:
             raise ValueError(f"cost must be within 0..{burst}, got {cost}")
-        h = PyObject_Hash(key)
-        i = self._find(key, h)
-        tau = interval * burst
-        if self.slots[i].key != NULL and self.slots[i].tat > now:
-            tat = self.slots[i].tat
-        new_tat = tat + cost * interval
-        allow_at = new_tat - tau
-        if allow_at > now:
-            remaining = now + tau - tat
-            if remaining < 0:
-                remaining = 0
-            return (False, remaining // interval, allow_at - now, tat - now)
-        if new_tat > now:
-            self._store(key, h, i, new_tat, now)
-        return (True, (now + tau - new_tat) // interval, 0, new_tat - now)
+        self.run(key, now, interval, burst, cost, &out)
+        return (out.allowed, out.remaining, out.retry_after, out.reset_after)
 
     def get(self, str key not None, int64_t now):
         """The stored TAT of ``key`` if it is still in the future, else ``now``."""

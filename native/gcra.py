@@ -27,7 +27,7 @@ class GcraResult(NamedTuple):
 _new_result = tuple.__new__
 
 
-def _check_range(name: str, value: int, low: int, high: int) -> None:
+def check_range(name: str, value: int, low: int, high: int) -> None:
     if type(value) is not int:
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if not low <= value <= high:
@@ -40,7 +40,7 @@ class GcraTable:
     __slots__ = ("_check", "_table", "check_trusted")
 
     def __init__(self, capacity: int) -> None:
-        _check_range("capacity", capacity, 1, MAX_CAPACITY)
+        check_range("capacity", capacity, 1, MAX_CAPACITY)
         self._table = _gcra.GcraTable(capacity)
         self._check = self._table.check
         #: The kernel's check returning a plain ``(allowed, remaining, retry_after, reset_after)``
@@ -53,6 +53,11 @@ class GcraTable:
     @property
     def capacity(self) -> int:
         return self._table.capacity
+
+    @property
+    def kernel(self) -> _gcra.GcraTable:
+        """The compiled table itself, for compiled callers (``native.limiter``)."""
+        return self._table
 
     @property
     def evictions(self) -> int:
@@ -80,7 +85,7 @@ class GcraTable:
 
     def tat(self, key: str, now: int) -> int:
         """The theoretical arrival time of ``key`` (``now`` when it has no live state)."""
-        _check_range("now", now, 0, MAX_MICROS)
+        check_range("now", now, 0, MAX_MICROS)
         return self._table.get(key, now)
 
     def remove(self, key: str) -> bool:
@@ -88,7 +93,7 @@ class GcraTable:
 
     def sweep(self, now: int) -> int:
         """Drop expired entries; returns how many were dropped."""
-        _check_range("now", now, 0, MAX_MICROS)
+        check_range("now", now, 0, MAX_MICROS)
         return self._table.sweep(now)
 
     def items(self) -> list[tuple[str, int]]:

@@ -17,6 +17,7 @@ from core.errors import BackendUnavailable
 from core.ratelimit import Catalog, Decision, FailureMode, Policy, degraded_decision
 from service.logging import get_logger
 from service.ratelimit.base import GcraStore
+from service.ratelimit.memory import MemoryGcraStore
 from service.ratelimit.metrics import COLLECTOR, PolicyStats, StatsSource
 
 if TYPE_CHECKING:
@@ -31,6 +32,13 @@ class RateLimiter(StatsSource):
     #: Failure-counting lockouts in the same backend, attached by ``factory.build_rate_limiter``.
     lockouts: Lockouts
 
+    #: ``check`` without a coroutine, for in-process stores: same answers, same counters, same
+    #: shadow mode (an in-process store cannot fail, so no failure mode applies). It is the
+    #: compiled front (``native.limiter``): policy lookup, clock, GCRA, counters and the
+    #: ``Decision`` in one C call. Raises ``RuntimeError`` on a store that needs I/O (Redis):
+    #: use ``await check`` there.
+    check_now: Callable[..., Decision]
+
     def __init__(self, catalog: Catalog, store: GcraStore) -> None:
         self.catalog = catalog
         self.store = store
@@ -41,10 +49,14 @@ class RateLimiter(StatsSource):
         self._entries = {
             name: (policy, self.stats[name]) for name, policy in catalog.policies.items()
         }
-        # The in-process store answers synchronously; calling it directly saves a coroutine.
-        self._check_now: Callable[[Policy, str, int], Decision] | None = getattr(
-            store, "check_now", None
-        )
+        self._front: Callable[..., Decision] | None = None
+        if isinstance(store, MemoryGcraStore):
+            self._front = store.front(
+                self._entries.values(),
+                self.catalog.policy,  # raises KeyError naming the unknown policy
+                self._log_shadow,
+            ).check
+        self.check_now = self._front if self._front is not None else self._no_synchronous_check
         COLLECTOR.add(self)
 
     @property
@@ -53,6 +65,8 @@ class RateLimiter(StatsSource):
 
     async def check(self, policy_name: str, key: str, cost: int = 1) -> Decision:
         """Consume ``cost`` units of ``policy_name`` for ``key`` (0 only reads the state)."""
+        if self._front is not None:
+            return self._front(policy_name, key, cost)
         entry = self._entries.get(policy_name)
         if entry is None:
             self.catalog.policy(policy_name)  # raises KeyError naming the policy
@@ -62,49 +76,30 @@ class RateLimiter(StatsSource):
             raise ValueError(f"cost must be an int within 0..{policy.burst} for {policy_name!r}")
         stats.checks += 1
         try:
-            if self._check_now is not None:
-                decision = self._check_now(policy, key, cost)
-            else:
-                decision = await self.store.check(policy, key, cost)
+            decision = await self.store.check(policy, key, cost)
         except BackendUnavailable as error:
             return self._degraded(policy, stats, error)
         if not decision.allowed:
-            self._count_refusal(policy, stats, decision)
+            if policy.shadow:
+                stats.shadow_refused += 1
+                self._log_shadow(decision)
+            else:
+                stats.refused += 1
         return decision
 
     @property
     def synchronous(self) -> bool:
         """Whether ``check_now`` is available (the store is in-process)."""
-        return self._check_now is not None
+        return self._front is not None
 
-    def check_now(self, policy_name: str, key: str, cost: int = 1) -> Decision:
-        """``check`` without a coroutine, for in-process stores: same answers, same counters,
-        same shadow mode (an in-process store cannot fail, so no failure mode applies).
+    def _no_synchronous_check(self, policy_name: str, key: str, cost: int = 1) -> Decision:
+        raise RuntimeError(f"the {self.kind} rate-limit store has no synchronous check")
 
-        Raises ``RuntimeError`` on a store that needs I/O (Redis): use ``await check``.
-        """
-        check_now = self._check_now
-        if check_now is None:
-            raise RuntimeError(f"the {self.kind} rate-limit store has no synchronous check")
-        entry = self._entries.get(policy_name)
-        if entry is None:
-            self.catalog.policy(policy_name)  # raises KeyError naming the policy
-            raise AssertionError("unreachable")  # pragma: no cover
-        policy, stats = entry
-        if type(cost) is not int or not 0 <= cost <= policy.burst:
-            raise ValueError(f"cost must be an int within 0..{policy.burst} for {policy_name!r}")
-        stats.checks += 1
-        decision = check_now(policy, key, cost)
-        if not decision.allowed:
-            self._count_refusal(policy, stats, decision)
-        return decision
-
-    def _count_refusal(self, policy: Policy, stats: PolicyStats, decision: Decision) -> None:
-        if not policy.shadow:
-            stats.refused += 1
-            return
-        stats.shadow_refused += 1
-        # One line per policy per interval: a flood must not become a log flood.
+    def _log_shadow(self, decision: Decision) -> None:
+        """A shadow policy would have refused (already counted): one log line per policy per
+        interval, so a flood does not become a log flood."""
+        policy = decision.policy
+        stats = self.stats[policy.name]
         now = time.monotonic()
         if now - stats.last_shadow_log >= SHADOW_LOG_INTERVAL:
             stats.last_shadow_log = now

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from core.clock import Clock, SystemClock
 from core.ratelimit import (
@@ -15,6 +15,7 @@ from core.ratelimit import (
     record_success,
 )
 from native.gcra import GcraTable
+from native.limiter import Counters, LimiterFront
 from service.ratelimit.base import ActiveLock, LockoutOutcome, to_micros
 
 _new_decision = tuple.__new__
@@ -31,6 +32,7 @@ class MemoryGcraStore:
 
     def __init__(self, clock: Clock, capacity: int) -> None:
         # The system clock's method only wraps time.time; calling the builtin saves a frame.
+        self._clock = clock
         self._now: Callable[[], float] = time.time if isinstance(clock, SystemClock) else clock.now
         self._capacity = capacity
         self.tables: dict[str, GcraTable] = {}
@@ -59,6 +61,32 @@ class MemoryGcraStore:
 
     async def check(self, policy: Policy, key: str, cost: int) -> Decision:
         return self.check_now(policy, key, cost)
+
+    def front(
+        self,
+        policies: Iterable[tuple[Policy, Counters]],
+        on_unknown: Callable[[str], object],
+        on_shadow: Callable[[Decision], object],
+    ) -> LimiterFront[Decision]:
+        """A compiled front over this store's tables (same state as ``check``): the limiter's
+        whole synchronous check in one C call, reading the system clock in C."""
+        front = LimiterFront(
+            Decision,
+            None if isinstance(self._clock, SystemClock) else self._clock.now,
+            on_unknown,
+            on_shadow,
+        )
+        for policy, counters in policies:
+            front.add(
+                policy.name,
+                policy,
+                interval=policy.interval,
+                burst=policy.burst,
+                shadow=policy.shadow,
+                table=self._table(policy),
+                counters=counters,
+            )
+        return front
 
     async def reset(self, policy: Policy, key: str) -> None:
         self._table(policy).remove(key)

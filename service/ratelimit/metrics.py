@@ -13,28 +13,19 @@ from prometheus_client import Counter, Gauge
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from native.limiter import Counters
 from service.metrics import REGISTRY
 
 
-class PolicyStats:
-    """Counts of one policy in one limiter."""
+class PolicyStats(Counters):
+    """Counts of one policy in one limiter (``checks``, ``refused``, ``shadow_refused`` and
+    ``failures`` are C integers the compiled in-process check increments itself)."""
 
-    __slots__ = (
-        "checks",
-        "failure_mode",
-        "failures",
-        "last_shadow_log",
-        "refused",
-        "shadow_refused",
-    )
+    __slots__ = ("failure_mode", "last_shadow_log")
 
     def __init__(self, failure_mode: str) -> None:
         self.failure_mode = failure_mode
         self.last_shadow_log = float("-inf")
-        self.checks = 0
-        self.refused = 0
-        self.shadow_refused = 0
-        self.failures = 0
 
 
 class _LimiterCollector(Collector):
