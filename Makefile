@@ -9,7 +9,7 @@ KERVAN_DATABASE_URL ?= sqlite+aiosqlite:///./var/kervan.db
 export KERVAN_DATABASE_URL
 
 # Re-install when the lock files or the kernel sources change.
-KERNEL_SOURCES := $(wildcard native/*.pyx) setup.py
+KERNEL_SOURCES := $(wildcard native/*.pyx native/*.pxd) setup.py
 INSTALLED := $(VENV)/.installed
 
 .PHONY: run test check bench install build clean lock format
@@ -21,6 +21,11 @@ $(PY):
 
 $(INSTALLED): $(PY) requirements.lock requirements-dev.lock pyproject.toml $(KERNEL_SOURCES)
 	$(UV) pip install -q --python $(PY) -r requirements-dev.lock
+	# Two BlurHash baselines, `blurhash` (pure Python) and `blurhash-python` (C), both ship
+	# blurhash/__init__.py and a parallel install lets either win. The C one must own it (its
+	# public encode is compared; the pure one stays reachable as blurhash.blurhash).
+	$(UV) pip install -q --python $(PY) --reinstall --no-deps \
+		"$$(grep -m1 '^blurhash-python==' requirements-dev.lock)"
 	$(UV) pip install -q --python $(PY) --no-deps --no-build-isolation -e .
 	$(PY) setup.py -q build_ext --inplace
 	touch $(INSTALLED)

@@ -26,9 +26,16 @@ from native._gcra cimport GcraTable, Outcome, max_micros
 cdef extern from *:
     """
     /* Allocates an instance of a tuple subclass with n empty items (what tuple.__new__ does
-       for a subclass, minus the intermediate tuple). */
+       for a subclass, minus the intermediate tuple). From 3.14 tuples cache their hash, and
+       "not computed yet" is -1, not the 0 tp_alloc leaves. */
     static PyObject* kervan_alloc_tuple_of(PyTypeObject* type, Py_ssize_t n) {
-        return type->tp_alloc(type, n);
+        PyObject* op = type->tp_alloc(type, n);
+    #if PY_VERSION_HEX >= 0x030E0000
+        if (op != NULL) {
+            ((PyTupleObject*)op)->ob_hash = -1;
+        }
+    #endif
+        return op;
     }
     """
     object kervan_alloc_tuple_of(PyTypeObject* type, Py_ssize_t n)

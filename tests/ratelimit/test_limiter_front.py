@@ -162,6 +162,17 @@ def test_decisions_hold_their_references_exactly() -> None:
     assert sys.getrefcount(policy) == base
 
 
+def test_decisions_built_in_place_behave_like_constructed_ones() -> None:
+    front, _, _, _ = build(ManualClock(), 8)
+    built = front.check("p.odd", "k", 2)
+    constructed = Decision(*built)
+    assert built == constructed and hash(built) == hash(constructed)
+    assert {built: 1}[constructed] == 1
+    assert built._replace(remaining=0) == constructed._replace(remaining=0)
+    interval = CATALOG.policy("p.odd").interval
+    assert len(built) == 6 and built[1:] == (True, 2, 0, 2 * interval, False)
+
+
 @pytest.mark.parametrize(
     "decision_type",
     [tuple, dict, type("Plain", (tuple,), {})],
