@@ -1,10 +1,13 @@
 """Batches concurrent GCRA checks from one process into one EVALSHA round trip.
 
 When nothing is in flight a check is sent at once. Otherwise the caller enqueues it and awaits
-a future; a drain task sends everything queued by then as ONE call of ``service/lua/gcra.lua``
-(which loops over its keys), so 64 concurrent checks cost one round trip and one reply instead
-of 64. At most ``max_inflight`` calls are in flight; checks queued meanwhile go in the next one.
-A NOSCRIPT answer (a restarted or failed-over server) loads the script and retries once.
+a future; drain tasks send what is queued, shared among the free call slots, each share as ONE
+call of ``service/lua/gcra.lua`` (which loops over its keys), so 64 concurrent checks cost a
+few round trips instead of 64. At most ``max_inflight`` calls (of at most ``max_batch`` checks)
+are in flight; checks queued meanwhile go in the next ones. Calls use the batcher's own
+connections with one deadline per call; a connection whose call timed out or broke is dropped,
+never reused (its late reply would be read as the next call's). A NOSCRIPT answer (a restarted
+or failed-over server) loads the script and retries once.
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
+import hiredis
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
 
 from core.errors import StateBackendError
 from service.backends.errors import redis_errors
@@ -45,6 +51,14 @@ class GcraBatcher:
         self._inflight = 0
         self._drain_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._idle: list[AbstractConnection] = []
+        pool = client.connection_pool
+        # The batcher's own connections (at most max_inflight), made like the pool's but
+        # without a per-socket timeout: redis-py runs each timed write as a separate task,
+        # which cost more than the rest of a batched call. One deadline covers the whole call.
+        self._connection_class = pool.connection_class
+        self._connection_kwargs = {**pool.connection_kwargs, "socket_timeout": None}
+        self._deadline = pool.connection_kwargs.get("socket_timeout") or 5.0
         self.calls_sent = 0
 
     async def check(self, key: str, params: str) -> tuple[int, int, int]:
@@ -78,8 +92,14 @@ class GcraBatcher:
         self._inflight += 1
         try:
             while self._pending:
-                batch = self._pending[: self._max_batch]
-                del self._pending[: self._max_batch]
+                # Share what is queued among the free call slots: several smaller calls in
+                # flight let the server work on one while this process handles another's
+                # replies, instead of both sides taking turns with two large ones.
+                free = self._max_inflight - self._inflight + 1
+                size = min(self._max_batch, -(-len(self._pending) // free))
+                batch = self._pending[:size]
+                del self._pending[:size]
+                self._schedule_drain()
                 await self._run(batch)
         finally:
             self._inflight -= 1
@@ -109,16 +129,44 @@ class GcraBatcher:
 
     async def _call(self, keys: list[str], args: tuple[str, str, str]) -> Any:
         self.calls_sent += 1
+        # hiredis packs in C; its stub types the argument as a 1-tuple.
+        command = hiredis.pack_command(
+            ("EVALSHA", self._sha, len(keys), *keys, *args)  # type: ignore[arg-type]
+        )
+        if self._idle:
+            try:
+                return await self._send(self._idle.pop(), command)
+            except StateBackendError as error:
+                # A kept connection the server has closed meanwhile (restart, idle timeout)
+                # fails before anything ran: one retry on a new connection.
+                if not isinstance(error.__cause__, RedisConnectionError):
+                    raise
+        return await self._send(self._connection_class(**self._connection_kwargs), command)
+
+    async def _send(self, conn: AbstractConnection, command: bytes) -> Any:
         try:
             with redis_errors("EVALSHA gcra"):
-                return await self._client.execute_command(
-                    "EVALSHA", self._sha, len(keys), *keys, *args
-                )
+                async with asyncio.timeout(self._deadline):
+                    await conn.send_packed_command(command, check_health=False)
+                    reply = await conn.read_response()
         except StateBackendError as error:
-            if isinstance(error.__cause__, NoScriptError):
-                raise error.__cause__ from None
+            if isinstance(error.__cause__, ResponseError):
+                self._idle.append(conn)  # a whole error reply was read: still in step
+                if isinstance(error.__cause__, NoScriptError):
+                    raise error.__cause__ from None
+            else:
+                # Timed out or broken: a reply may still be on its way, never reuse it (redis-py
+                # drops a connection interrupted mid-read too; this does not rely on it).
+                await conn.disconnect(nowait=True)
             raise
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            raise
+        self._idle.append(conn)
+        return reply
 
     async def close(self) -> None:
         for task in list(self._tasks):
             await asyncio.gather(task, return_exceptions=True)
+        while self._idle:
+            await self._idle.pop().disconnect()

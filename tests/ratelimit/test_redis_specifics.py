@@ -50,6 +50,61 @@ async def test_script_reloaded_after_flush(
     assert decision.allowed and decision.remaining == 1 and not decision.degraded
 
 
+async def test_timed_out_call_never_leaves_a_stale_reply(
+    redis_url: str, redis_namespace: str, catalog: Catalog
+) -> None:
+    """A call cut off by its deadline can still be answered later: the next calls must get
+    their own replies, not that late one. Redis is paused past the deadline to cut one."""
+    client = create_redis_client(redis_url, max_connections=4, timeout=0.2)
+    admin = create_redis_client(redis_url, max_connections=2, timeout=5.0)
+    limiter = RateLimiter(catalog, RedisGcraStore(client, redis_namespace))
+    try:
+        assert (await limiter.check("t.slow", "a")).remaining == 19
+        await admin.execute_command("CLIENT", "PAUSE", 700, "ALL")
+        cut = await limiter.check("t.slow", "a")
+        assert cut.degraded and cut.allowed  # t.slow fails open
+        await asyncio.sleep(1.0)  # the pause is over
+        fresh = [await limiter.check("t.slow", "b") for _ in range(2)]
+        assert [(d.remaining, d.degraded) for d in fresh] == [(19, False), (18, False)]
+        assert 0 < fresh[0].reset_after <= 600_000
+    finally:
+        await admin.execute_command("CLIENT", "UNPAUSE")
+        await limiter.stop()
+        await client.aclose()
+        await admin.aclose()
+
+
+async def test_kept_connection_closed_by_the_server_is_replaced(
+    client: Redis, redis_url: str, redis_namespace: str, catalog: Catalog
+) -> None:
+    admin = create_redis_client(redis_url, max_connections=2, timeout=5.0)
+    limiter = RateLimiter(catalog, RedisGcraStore(client, redis_namespace))
+    try:
+        assert (await limiter.check("t.slow", "a")).remaining == 19
+        # Closes every other client's connection, the limiter's kept one included.
+        assert await admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        again = await limiter.check("t.slow", "a")
+        assert (again.remaining, again.degraded) == (18, False)
+    finally:
+        await limiter.stop()
+        await admin.aclose()
+
+
+async def test_concurrent_checks_share_the_call_slots(
+    client: Redis, redis_namespace: str, catalog: Catalog
+) -> None:
+    store = RedisGcraStore(client, redis_namespace, max_batch=10, max_inflight=3)
+    limiter = RateLimiter(catalog, store)
+    try:
+        decisions = await asyncio.gather(*(limiter.check("t.slow", f"k{i}") for i in range(50)))
+        assert all(d.allowed and d.remaining == 19 for d in decisions)
+        # One call at once for the first, the rest in shares of at most 10: at least 6 calls,
+        # and far fewer than one per check.
+        assert 6 <= store.round_trips <= 12
+    finally:
+        await limiter.stop()
+
+
 @pytest.fixture
 async def dead_client() -> AsyncIterator[Redis]:
     # A real client to a port nothing listens on: the genuine connection-refused path.
