@@ -156,7 +156,11 @@ class Settings(BaseSettings):
         default=256, ge=1, le=10_000, description="Most checks per batched EVALSHA on Redis."
     )
     ratelimit_redis_max_inflight: int = Field(
-        default=4, ge=1, le=64, description="Batched rate-limit calls in flight per process."
+        default=4,
+        ge=1,
+        le=64,
+        description="Batched rate-limit calls in flight per process, each on one of the "
+        "limiter's own Redis connections (beside the KERVAN_REDIS_POOL_SIZE pool).",
     )
 
     @model_validator(mode="after")
