@@ -6,7 +6,6 @@ writes its id and the time into one hash; readiness asks whether any beat is fre
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import socket
@@ -18,6 +17,7 @@ from core.errors import KervanError
 from service.backends import Backends
 from service.backends.keys import WORKER_HEARTBEAT, WORKER_HEARTBEAT_TTL
 from service.logging import get_logger
+from service.periodic import Periodic
 
 log = get_logger("kervan.heartbeat")
 
@@ -26,17 +26,18 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-class WorkerHeartbeat:
+class WorkerHeartbeat(Periodic):
     """A component that beats every ``interval`` seconds while it runs."""
+
+    name = "worker-heartbeat"
 
     def __init__(
         self, backends: Backends, clock: Clock, *, ident: str | None = None, interval: float = 5.0
     ) -> None:
+        super().__init__(interval)
         self.backends = backends
         self.clock = clock
         self.ident = ident or worker_id()
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
 
     async def beat(self) -> None:
         await self.backends.hashes.set(
@@ -45,23 +46,15 @@ class WorkerHeartbeat:
             ttl=WORKER_HEARTBEAT_TTL,
         )
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.beat()
-            except KervanError as exc:
-                log.warning("heartbeat failed: %s", exc.message)
-            await asyncio.sleep(self.interval)
+    async def step(self) -> None:
+        await self.beat()
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="worker-heartbeat")
+    def on_error(self, error: Exception) -> None:
+        message = error.message if isinstance(error, KervanError) else repr(error)
+        log.warning("heartbeat failed: %s", message)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await super().stop()
         with contextlib.suppress(KervanError):
             await self.backends.hashes.delete(WORKER_HEARTBEAT, self.ident)
 

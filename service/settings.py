@@ -430,6 +430,8 @@ class Settings(BaseSettings):
     images_tile_min_pixels: int = Field(default=4_000_000, ge=1)  # IIIF tiles from this size
     images_tile_size: int = Field(default=512, ge=64, le=4096)
     images_tile_quality: int = Field(default=80, ge=1, le=100)
+    images_cache_max_bytes: int = Field(default=2 * 1024**3, ge=0)  # 0 = no disk budget
+    images_cache_sweep_seconds: float = Field(default=300.0, ge=1, le=86_400)
 
     @field_validator("images_widths", "images_input_formats", "images_source_hosts", mode="before")
     @classmethod

@@ -59,4 +59,7 @@ NOTES: dict[str, str] = {
     "images_preview_width": "Width of the tiny inline preview.",
     "images_tile_size": "IIIF tile size in pixels.",
     "images_tile_quality": "JPEG quality of IIIF tiles.",
+    "images_cache_max_bytes": "Disk budget of rendered variants and tile pyramids (made again "
+    "on demand); above it the least recently used go, down to 90%. 0 = unbounded.",
+    "images_cache_sweep_seconds": "How often the image caches are measured against their budget.",
 }

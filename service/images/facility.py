@@ -24,6 +24,7 @@ from service.audit import record_audit
 from service.db import Database
 from service.db.tables.images import images
 from service.db.types import utcnow
+from service.images.cache_budget import CacheJanitor
 from service.images.fetcher import FetchLimits, SafeFetcher
 from service.images.ingest import ImageFactsDraft, IngestSettings, inspect_image
 from service.images.metrics import IMAGE_INGESTS
@@ -81,6 +82,14 @@ class ImagesFacility:
             tile_size=settings.images_tile_size,
             quality=settings.images_tile_quality,
         )
+        self.janitor: CacheJanitor | None = None
+        if settings.images_cache_max_bytes:
+            self.janitor = CacheJanitor(
+                self.root / "variants",
+                self.root / "tiles",
+                budget=settings.images_cache_max_bytes,
+                interval=settings.images_cache_sweep_seconds,
+            )
         self.fetcher = SafeFetcher(
             SourcePolicy.of(settings.images_source_hosts),
             FetchLimits(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from service.metrics import REGISTRY
 
@@ -23,5 +23,16 @@ IMAGE_INGESTS = Counter(
     "kervan_image_ingests_total",
     "Image ingests by outcome (stored, or the refusal code).",
     ["outcome"],
+    registry=REGISTRY,
+)
+IMAGE_CACHE_BYTES = Gauge(
+    "kervan_image_cache_bytes",
+    "Bytes of rendered variants and tile pyramids on disk after the last sweep.",
+    registry=REGISTRY,
+)
+IMAGE_CACHE_EVICTIONS = Counter(
+    "kervan_image_cache_evictions_total",
+    "Cache entries dropped to keep the image caches within their disk budget, by kind.",
+    ["kind"],
     registry=REGISTRY,
 )

@@ -7,6 +7,7 @@ import asyncio
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pyvips
 
 from core.errors import NotFound
 from core.images.errors import ImageRejected
+from service.images.cache_budget import PYRAMID_DIR, touch_if_stale
 
 OriginalLoader = Callable[[str], Awaitable[bytes]]
 
@@ -24,7 +26,18 @@ _SIZE = re.compile(r"^(max|\d{1,6},\d{0,6}|,\d{1,6})$")
 _ROTATION = re.compile(r"^0$")
 _QUALITY = "default"
 _FORMAT = "jpg"
-_DIR_NAME = "iiif"
+_DIR_NAME = PYRAMID_DIR
+
+
+def _built(pyramid: Path) -> bool:
+    """Whether the pyramid exists; a hit marks it recently used for the disk budget."""
+    info = pyramid / "info.json"
+    try:
+        mtime = info.stat().st_mtime
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    touch_if_stale(info, mtime, time.time())
+    return True
 
 
 class TileStore:
@@ -43,7 +56,7 @@ class TileStore:
 
     async def ensure(self, content_key: str, load_original: OriginalLoader) -> Path:
         target = self._dir(content_key)
-        if await asyncio.to_thread((target / "info.json").exists):
+        if await asyncio.to_thread(_built, target):
             return target
         task = self._in_flight.get(content_key)
         if task is None:
@@ -112,9 +125,16 @@ class TileStore:
             or quality_format != f"{_QUALITY}.{_FORMAT}"
         ):
             raise NotFound("level 0 serves only the published tiles")
+        relative = Path(region) / size / rotation / quality_format
         directory = await self.ensure(content_key, load_original)
-        path = directory / region / size / rotation / quality_format
         try:
-            return await asyncio.to_thread(path.read_bytes)
+            return await asyncio.to_thread((directory / relative).read_bytes)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            if await asyncio.to_thread((directory / "info.json").exists):
+                raise NotFound("no such tile", details={"region": region, "size": size}) from exc
+        # The pyramid was dropped by the cache budget in between: build it again, once.
+        directory = await self.ensure(content_key, load_original)
+        try:
+            return await asyncio.to_thread((directory / relative).read_bytes)
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise NotFound("no such tile", details={"region": region, "size": size}) from exc

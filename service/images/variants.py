@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.images.formats import OutputFormat
+from service.images.cache_budget import touch_if_stale
 from service.images.metrics import IMAGE_RENDER_SECONDS, IMAGE_RENDERS
 from service.images.render import EncodeOptions, libvips_version, render_variant
 
@@ -76,10 +77,15 @@ class VariantCache:
         return data
 
     def _read(self, key: VariantKey) -> bytes | None:
+        path = self.path(key)
         try:
-            return self.path(key).read_bytes()
+            with path.open("rb") as fh:
+                data = fh.read()
+                mtime = os.fstat(fh.fileno()).st_mtime
         except FileNotFoundError:
             return None
+        touch_if_stale(path, mtime, time.time())  # a hit: recently used for the disk budget
+        return data
 
     def _write(self, key: VariantKey, data: bytes) -> None:
         path = self.path(key)

@@ -28,6 +28,7 @@ from core.jobs import (
 )
 from service.heartbeat import worker_id as new_worker_id
 from service.logging import get_logger
+from service.periodic import Periodic
 from service.queue import metrics as m
 from service.queue.base import JobQueue
 from service.queue.breakers import BreakerBoard
@@ -448,29 +449,18 @@ async def publish_queue_stats(queue: JobQueue, queues: Sequence[str]) -> None:
         m.OLDEST_AGE.labels(s.queue).set(s.oldest_ready_age)
 
 
-class QueueStatsPublisher:
+class QueueStatsPublisher(Periodic):
     """Keeps the backlog gauges fresh in processes without a worker (scaled-mode API pods),
     so the backlog stays visible while the worker deployment is scaled to zero."""
 
+    name = "queue-stats"
+
     def __init__(self, queue: JobQueue, interval: float) -> None:
+        super().__init__(interval)
         self.queue = queue
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
 
-    async def _run(self) -> None:
-        while True:
-            await publish_queue_stats(self.queue, registered_queues())
-            await asyncio.sleep(self.interval)
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="queue-stats")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def step(self) -> None:
+        await publish_queue_stats(self.queue, registered_queues())
 
 
 # --- ``kervan worker`` --------------------------------------------------------------------

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from core.clock import Clock, SystemClock
 from core.ratelimit import Catalog, build_catalog, parse_assignments
 from service.backends import Backends
+from service.periodic import Periodic
 from service.ratelimit.limiter import RateLimiter
 from service.ratelimit.lockouts import AuditSink, Lockouts
 from service.ratelimit.memory import MemoryGcraStore, MemoryLockoutStore
@@ -55,26 +53,19 @@ def build_rate_limiter(
     return limiter
 
 
-class LockGaugeRefresher:
+class LockGaugeRefresher(Periodic):
     """Keeps ``kervan_lockouts_active`` current (locks expire without any event to count)."""
 
+    name = "lockout-gauge"
+
     def __init__(self, lockouts: Lockouts, interval: float = GAUGE_REFRESH_SECONDS) -> None:
+        super().__init__(interval)
         self._lockouts = lockouts
-        self._interval = interval
-        self._task: asyncio.Task[None] | None = None
 
-    async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(Exception):
-                await self._lockouts.refresh_gauge()
-            await asyncio.sleep(self._interval)
+    async def step(self) -> None:
+        await self._lockouts.refresh_gauge()
 
-    async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    def on_error(self, error: Exception) -> None:
+        # The backend's outage is reported by /ready and the limiter's failure counters; a
+        # gauge refresh every few seconds would only repeat it.
+        return None

@@ -353,7 +353,10 @@ The box is reserved by width/height, so nothing moves.</p>
 
 async def setup(runtime: Runtime) -> None:
     ImagesFacility.harden_libvips()
-    runtime.extras["images"] = ImagesFacility(runtime.settings, runtime.db)
+    facility = ImagesFacility(runtime.settings, runtime.db)
+    runtime.extras["images"] = facility
+    if facility.janitor is not None:
+        runtime.add_component(facility.janitor)
 
 
 routes: list[BaseRoute] = [

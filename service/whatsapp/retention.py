@@ -7,8 +7,6 @@ batches so that a large backlog never holds long locks beside live webhook traff
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -19,6 +17,7 @@ from service.db import Database
 from service.db.tables.crm import crm_pending_statuses, wa_webhook_events
 from service.db.types import from_timestamp
 from service.logging import get_logger
+from service.periodic import Periodic
 from service.runtime import Runtime
 
 log = get_logger("kervan.whatsapp.retention")
@@ -61,12 +60,14 @@ async def purge(
     return events, pending
 
 
-class RetentionTask:
+class RetentionTask(Periodic):
     """Purges once at start and then every hour (idempotent, so several processes may run it)."""
 
+    name = "whatsapp-retention"
+
     def __init__(self, runtime: Runtime) -> None:
+        super().__init__(PURGE_INTERVAL_SECONDS)
         self._runtime = runtime
-        self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> tuple[int, int]:
         settings = self._runtime.settings
@@ -77,23 +78,10 @@ class RetentionTask:
             pending_days=settings.whatsapp_pending_status_retention_days,
         )
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                removed = await self.run_once()
-                if any(removed):
-                    log.info("whatsapp retention purge removed %d events, %d statuses", *removed)
-            except Exception as exc:  # a failed purge must not end the loop
-                log.warning("whatsapp retention purge failed: %s", type(exc).__name__)
-            await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+    async def step(self) -> None:
+        removed = await self.run_once()
+        if any(removed):
+            log.info("whatsapp retention purge removed %d events, %d statuses", *removed)
 
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="whatsapp-retention")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    def on_error(self, error: Exception) -> None:
+        log.warning("whatsapp retention purge failed: %s", type(error).__name__)
