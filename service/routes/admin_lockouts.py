@@ -130,6 +130,7 @@ async def lift_lockout(request: Request) -> Response:
     tags=["ratelimit", "admin"],
     admin=True,
 )
+@rate_limited(("admin", by_admin))
 async def list_policies(request: Request) -> Response:
     await require_admin(request)
     limiter = limiter_of(request.app)

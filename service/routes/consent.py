@@ -41,6 +41,7 @@ from service.consent.schemas import (
 )
 from service.errors import ApiError
 from service.openapi import api
+from service.ratelimit import by_admin, rate_limited
 from service.responses import json_response
 from service.runtime import Runtime, get_runtime
 from service.validation import parse_body, parse_query
@@ -179,6 +180,7 @@ async def mint_subject(request: Request) -> Response:
     tags=["consent", "admin"],
     admin=True,
 )
+@rate_limited(("admin", by_admin))
 async def admin_subject_proof(request: Request) -> Response:
     await require_admin(request)
     subject = _subject(request)
@@ -258,6 +260,7 @@ async def delete_consent(request: Request) -> Response:
     tags=["consent", "admin"],
     admin=True,
 )
+@rate_limited(("admin", by_admin))
 async def list_events(request: Request) -> Response:
     await require_admin(request)
     subject = _subject(request)
@@ -295,6 +298,7 @@ async def list_events(request: Request) -> Response:
     tags=["consent", "admin"],
     admin=True,
 )
+@rate_limited(("admin", by_admin))
 async def admin_put_consent(request: Request) -> Response:
     principal = await require_admin(request)
     subject = _subject(request)
@@ -327,6 +331,7 @@ async def admin_put_consent(request: Request) -> Response:
     tags=["consent", "admin"],
     admin=True,
 )
+@rate_limited(("admin", by_admin))
 async def verify_events(request: Request) -> Response:
     await require_admin(request)
     period = parse_query(request, PeriodQuery).period()
@@ -345,6 +350,7 @@ async def verify_events(request: Request) -> Response:
     admin=True,
     media_type="text/csv",
 )
+@rate_limited(("admin", by_admin))
 async def export_events(request: Request) -> Response:
     principal = await require_admin(request)
     query = parse_query(request, PeriodQuery)

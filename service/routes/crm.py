@@ -18,6 +18,7 @@ from service.auth import require_admin
 from service.db.types import from_timestamp
 from service.errors import ApiError
 from service.openapi import api
+from service.ratelimit import by_admin, rate_limited
 from service.responses import json_response
 from service.runtime import get_runtime
 from service.validation import parse_body, parse_query
@@ -107,6 +108,7 @@ def _id(request: Request, name: str) -> int:
 
 
 @api("List conversations (latest activity first)", query=ConvoQuery, tags=["crm"], admin=True)
+@rate_limited(("admin", by_admin))
 async def list_convos(request: Request) -> Response:
     await require_admin(request)
     query = parse_query(request, ConvoQuery)
@@ -123,6 +125,7 @@ async def list_convos(request: Request) -> Response:
 
 
 @api("One conversation with its contact card", tags=["crm"], admin=True)
+@rate_limited(("admin", by_admin))
 async def get_convo(request: Request) -> Response:
     await require_admin(request)
     runtime = get_runtime(request)
@@ -138,6 +141,7 @@ async def get_convo(request: Request) -> Response:
 
 
 @api("Messages of a conversation (cursor pages)", query=MessageQuery, tags=["crm"], admin=True)
+@rate_limited(("admin", by_admin))
 async def list_messages(request: Request) -> Response:
     await require_admin(request)
     query = parse_query(request, MessageQuery)
@@ -169,16 +173,19 @@ async def _set_status(request: Request, status: str) -> Response:
 
 
 @api("Close a conversation", tags=["crm"], admin=True)
+@rate_limited(("admin", by_admin))
 async def close_convo(request: Request) -> Response:
     return await _set_status(request, "closed")
 
 
 @api("Reopen a conversation", tags=["crm"], admin=True)
+@rate_limited(("admin", by_admin))
 async def reopen_convo(request: Request) -> Response:
     return await _set_status(request, "open")
 
 
 @api("Mark a conversation read (sends the WhatsApp read receipt)", tags=["crm"], admin=True)
+@rate_limited(("admin", by_admin))
 async def read_convo(request: Request) -> Response:
     await require_admin(request)
     runtime = get_runtime(request)
@@ -196,6 +203,7 @@ async def read_convo(request: Request) -> Response:
 
 
 @api("Send a WhatsApp text or template", body=SendIn, status=202, tags=["crm"], admin=True)
+@rate_limited(("admin", by_admin))
 async def send(request: Request) -> Response:
     principal = await require_admin(request)
     body = await parse_body(request, SendIn)
@@ -230,6 +238,7 @@ async def send(request: Request) -> Response:
 
 
 @api("Process a stored WhatsApp webhook delivery again", tags=["crm"], admin=True)
+@rate_limited(("admin", by_admin))
 async def replay_event(request: Request) -> Response:
     principal = await require_admin(request)
     runtime = get_runtime(request)
@@ -258,6 +267,7 @@ async def replay_event(request: Request) -> Response:
 
 
 @api("Search contacts by name, phone or e-mail", query=SearchQuery, tags=["crm"], admin=True)
+@rate_limited(("admin", by_admin))
 async def search_contacts(request: Request) -> Response:
     await require_admin(request)
     query = parse_query(request, SearchQuery)
@@ -267,6 +277,7 @@ async def search_contacts(request: Request) -> Response:
 
 
 @api("Update a contact", body=ContactPatch, tags=["crm"], admin=True)
+@rate_limited(("admin", by_admin))
 async def patch_contact(request: Request) -> Response:
     principal = await require_admin(request)
     body = await parse_body(request, ContactPatch)
@@ -290,6 +301,7 @@ async def patch_contact(request: Request) -> Response:
 
 
 @api("Delete a contact (soft)", status=204, tags=["crm"], admin=True)
+@rate_limited(("admin", by_admin))
 async def delete_contact(request: Request) -> Response:
     principal = await require_admin(request)
     runtime = get_runtime(request)
@@ -308,6 +320,7 @@ async def delete_contact(request: Request) -> Response:
 
 
 @api("Add a note to a contact", body=NoteIn, status=201, tags=["crm"], admin=True)
+@rate_limited(("admin", by_admin))
 async def add_note(request: Request) -> Response:
     principal = await require_admin(request)
     body = await parse_body(request, NoteIn)
@@ -321,6 +334,7 @@ async def add_note(request: Request) -> Response:
 
 
 @api("Notes of a contact (newest first)", tags=["crm"], admin=True)
+@rate_limited(("admin", by_admin))
 async def list_notes(request: Request) -> Response:
     await require_admin(request)
     contact_id = _id(request, "contact_id")
@@ -330,6 +344,7 @@ async def list_notes(request: Request) -> Response:
 
 
 @api("Delete a note (soft)", status=204, tags=["crm"], admin=True)
+@rate_limited(("admin", by_admin))
 async def delete_note(request: Request) -> Response:
     await require_admin(request)
     runtime = get_runtime(request)

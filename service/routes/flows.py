@@ -24,7 +24,7 @@ from service.auth import require_admin
 from service.db.types import utcnow
 from service.errors import ApiError
 from service.openapi import api
-from service.ratelimit import by_client_ip, rate_limited
+from service.ratelimit import by_admin, by_client_ip, rate_limited
 from service.responses import json_response
 from service.routes.speculation import speculation_cache
 from service.runtime import get_runtime
@@ -204,6 +204,7 @@ def _parse_import(body: Any, settings: Settings) -> tuple[str, bool, dict[tuple[
     tags=["flows"],
     admin=True,
 )
+@rate_limited(("admin", by_admin))
 async def import_edges(request: Request) -> Response:
     await require_admin(request)
     runtime = get_runtime(request)
@@ -216,6 +217,7 @@ async def import_edges(request: Request) -> Response:
 
 
 @api("List a segment's edges", query=EdgesQuery, response=EdgesOut, tags=["flows"], admin=True)
+@rate_limited(("admin", by_admin))
 async def list_edges(request: Request) -> Response:
     await require_admin(request)
     runtime = get_runtime(request)

@@ -25,6 +25,7 @@ from service.images.facility import ImagesFacility, StoredImage
 from service.images.markup import preload_link, progressive_img
 from service.middleware.security import csp_nonce
 from service.openapi import api
+from service.ratelimit import by_admin, rate_limited
 from service.responses import json_response
 from service.runtime import Runtime, get_runtime
 from service.validation import read_body, validate
@@ -127,6 +128,7 @@ async def _form_from(request: Request, limit: int) -> tuple[bytes, str]:
     responses={413: "Image too large", 415: "Unsupported content type", 422: "Bad image"},
     admin=True,
 )
+@rate_limited(("admin", by_admin))
 async def ingest(request: Request) -> Response:
     principal = await require_admin(request)
     facility = _facility(request)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from types import SimpleNamespace
@@ -32,6 +33,7 @@ from service.ratelimit.keyfuncs import api_key_digest, normalize_phone
 from service.ratelimit.memory import MemoryGcraStore
 from service.ratelimit.redis_store import RedisGcraStore
 from service.responses import json_response
+from service.routes import ROUTE_MODULES
 from service.settings import Settings
 from service.validation import parse_json
 
@@ -262,3 +264,20 @@ async def test_app_wide_policy_is_mounted_and_spares_probes(
     assert answers[0].headers["RateLimit-Policy"] == '"public.ip";q=3;w=60'
     assert answers[3].json()["error"]["code"] == "rate_limited"
     assert all(p.status_code == 200 for p in probes)
+
+
+def test_every_admin_route_is_paced_by_the_admin_policy() -> None:
+    """Admin routes run costly reads and writes (exports, replays, imports): a leaked or
+    scripted key must meet the ``admin`` policy on every one of them, not only some."""
+    checked, unpaced = 0, []
+    for name in ROUTE_MODULES:
+        for route in importlib.import_module(name).routes:
+            if not isinstance(route, Route):
+                continue
+            spec = getattr(route.endpoint, "__kervan_api__", None)
+            if spec is None or not spec.admin:
+                continue
+            checked += 1
+            if "admin" not in getattr(route.endpoint, "__kervan_rate_limits__", ()):
+                unpaced.append(route.path)
+    assert checked >= 30 and unpaced == []
