@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,10 @@ from service.images.storage import DiskOriginalStore, OriginalStore
 from service.images.tiles import TileStore
 from service.images.variants import VariantCache, VariantKey
 from service.settings import Settings
+
+
+IMAGE_ID_BYTES = 12
+_IMAGE_ID = re.compile(f"[0-9a-f]{{{2 * IMAGE_ID_BYTES}}}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +148,7 @@ class ImagesFacility:
     ) -> StoredImage:
         draft = await self.inspect(data)
         content_key = await self.originals.put(data)
-        image_id = secrets.token_hex(12)
+        image_id = secrets.token_hex(IMAGE_ID_BYTES)
         row: dict[str, Any] = {
             "id": image_id,
             "content_key": content_key,
@@ -171,6 +176,10 @@ class ImagesFacility:
         return _stored(row)
 
     async def get(self, image_id: str) -> StoredImage:
+        # Ids are minted lower-case hex. Checking the form first keeps lookups byte-exact on
+        # every database: MariaDB's default collation would match "ABC..." to "abc...".
+        if not _IMAGE_ID.fullmatch(image_id):
+            raise NotFound("no such image", details={"id": image_id})
         async with self.db.connect() as conn:
             row = (
                 (await conn.execute(select(images).where(images.c.id == image_id)))

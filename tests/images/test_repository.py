@@ -39,3 +39,7 @@ async def test_ingest_and_read_back(
     assert [row[0] for row in audit] == ["image.ingest"]
     with pytest.raises(NotFound):
         await facility.get("0" * 24)
+    # Byte-exact on both databases (MariaDB's default collation ignores case).
+    for variant in (stored.facts.image_id.upper(), stored.facts.image_id + " ", "x" * 24):
+        with pytest.raises(NotFound):
+            await facility.get(variant)
