@@ -35,7 +35,6 @@ from service.images.tiles import TileStore
 from service.images.variants import VariantCache, VariantKey
 from service.settings import Settings
 
-
 IMAGE_ID_BYTES = 12
 _IMAGE_ID = re.compile(f"[0-9a-f]{{{2 * IMAGE_ID_BYTES}}}")
 
