@@ -1,4 +1,4 @@
-"""Batches concurrent GCRA checks from one process into one EVALSHA round trip.
+"""Batches concurrent GCRA checks from one process into a few EVALSHA round trips.
 
 When nothing is in flight a check is sent at once. Otherwise the caller enqueues it and awaits
 a future; drain tasks send what is queued, shared among the free call slots, each share as ONE
