@@ -18,6 +18,7 @@ import httpx
 import pymysql
 import pytest
 import redis as sync_redis
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import delete
 from sqlalchemy.engine import make_url
 
@@ -28,6 +29,13 @@ from service.db.metadata import metadata
 from service.db.migrate import migrate
 from service.settings import Settings
 from tests.settings import TEST_ENV
+
+# Property tests are derandomized by default: every run (and CI) tries the same examples, so a
+# red run reproduces and a green one does not hide a flake. `--hypothesis-profile=explore`
+# searches with fresh random examples instead.
+hypothesis_settings.register_profile("kervan", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile("kervan")
 
 RUN_ID = uuid.uuid4().hex[:10]
 _counter = iter(range(1_000_000))
