@@ -47,7 +47,8 @@ class MemoryGcraStore:
         return table
 
     def check_now(self, policy: Policy, key: str, cost: int) -> Decision:
-        """The check itself; synchronous, so the limiter can skip a coroutine."""
+        """One check of any ``Policy`` (the queue's pacing policies, which are not in the
+        catalog); the limiter's catalog policies go through the compiled ``front`` instead."""
         check = self._checks.get(policy.name)
         if check is None:
             check = self._table(policy).check_trusted
