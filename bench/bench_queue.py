@@ -48,9 +48,9 @@ from core.jobs import Job  # noqa: E402
 from service.backends.redis import create_redis_client  # noqa: E402
 from service.db import Database  # noqa: E402
 from service.db.migrate import migrate  # noqa: E402
-from service.queue import handlers  # noqa: E402
 from service.queue.base import JobQueue  # noqa: E402
 from service.queue.config import QueueConfig  # noqa: E402
+from service.queue.handlers import HandlerRegistry  # noqa: E402
 from service.queue.ledger import AttemptLedger  # noqa: E402
 from service.queue.redis_streams import RedisStreamsQueue  # noqa: E402
 from service.queue.sql import SqlOutbox  # noqa: E402
@@ -146,7 +146,8 @@ async def run_kervan(
         probe.started(job.payload["t"])
         probe.completed()
 
-    handlers.register_handler(QUEUE, noop)
+    handlers = HandlerRegistry()
+    handlers.register(QUEUE, noop)
     run = uuid.uuid4().hex[:8]
     if not wake and isinstance(queue, SqlOutbox):
         queue.wake = lambda: None  # type: ignore[method-assign]  # a producer in another process
@@ -155,14 +156,18 @@ async def run_kervan(
         await queue.enqueue(QUEUE, {"t": t}, key=f"{run}:{i}")
 
     worker = Worker(
-        queue, config(poll), SYSTEM_CLOCK, queues=[QUEUE], ledger=AttemptLedger(db, SYSTEM_CLOCK)
+        queue,
+        config(poll),
+        SYSTEM_CLOCK,
+        handlers=handlers,
+        queues=[QUEUE],
+        ledger=AttemptLedger(db, SYSTEM_CLOCK),
     )
     await worker.start()
     try:
         return await measure(enqueue, probe, jobs, latency_jobs)
     finally:
         await worker.stop()
-        handlers.unregister_handler(QUEUE)
 
 
 async def run_saq(redis_url: str, jobs: int, latency_jobs: int) -> dict[str, float]:

@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute
 
 from core.clock import SYSTEM_CLOCK, Clock
 from service.errors import EXCEPTION_HANDLERS
+from service.features import setup_features
 from service.logging import get_logger
 from service.middleware.cors import EnvelopeCORSMiddleware
 from service.middleware.request_context import RequestContextMiddleware
@@ -32,19 +33,15 @@ def _route_modules() -> list[ModuleType]:
 def create_app(
     settings: Settings, *, clock: Clock | None = None, runtime: Runtime | None = None
 ) -> Starlette:
-    """Build the app; the runtime (database, backends, components) starts in the lifespan."""
-    modules = _route_modules()
-    routes: list[BaseRoute] = [route for module in modules for route in module.routes]
+    """Build the app; the runtime (database, backends, features) starts in the lifespan."""
+    routes: list[BaseRoute] = [route for module in _route_modules() for route in module.routes]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         rt = runtime or build_runtime(settings, clock or SYSTEM_CLOCK)
         app.state.runtime = rt
         try:
-            for module in modules:
-                setup = getattr(module, "setup", None)
-                if setup is not None:
-                    await setup(rt)
+            await setup_features(rt)
             await rt.start()
             log.info(
                 "kervan started",

@@ -84,12 +84,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings({})
     configure_logging(settings.log_level)
-    try:
-        from service.queue.worker import run_worker  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        print("kervan worker: the outbound queue is not part of this build", file=sys.stderr)
-        return 1
-    return int(run_worker(settings, args.queue or None))
+    from service.worker_process import run_worker
+
+    return run_worker(settings, args.queue or None)
 
 
 def _comment_descriptions() -> dict[str, str]:

@@ -1,17 +1,16 @@
-"""OpenAPI 3.1 generated from the pydantic models that endpoints declare with ``@api``."""
+"""OpenAPI 3.1 generated from the pydantic models that endpoints declare with ``@api``
+(``service/endpoint.py``)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.routing import BaseRoute, Mount, Route
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -35,35 +34,14 @@ class ApiSpec:
     summary: str
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
+    #: Constraints of the path parameters (patterns, lengths), one field per parameter.
+    path: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
     tags: list[str] = field(default_factory=list)
     responses: dict[int, str] = field(default_factory=dict)
     media_type: str = "application/json"
     admin: bool = False
-
-
-def api(
-    summary: str,
-    *,
-    body: type[BaseModel] | None = None,
-    query: type[BaseModel] | None = None,
-    response: type[BaseModel] | None = None,
-    status: int = 200,
-    tags: Iterable[str] = (),
-    responses: dict[int, str] | None = None,
-    media_type: str = "application/json",
-    admin: bool = False,
-) -> Callable[[F], F]:
-    """Attach the request/response models of an endpoint for the OpenAPI document."""
-
-    def mark(fn: F) -> F:
-        fn.__kervan_api__ = ApiSpec(  # type: ignore[attr-defined]
-            summary, body, query, response, status, list(tags), responses or {}, media_type, admin
-        )
-        return fn
-
-    return mark
 
 
 # Starlette writes typed path parameters as {name:int}; OpenAPI wants {name} plus a schema.
@@ -127,12 +105,14 @@ def build_openapi(routes: Iterable[BaseRoute], *, title: str, version: str) -> d
     for path, route, spec in documented:
         methods = sorted(m for m in (route.methods or {"GET"}) if m != "HEAD")
         path = _CONVERTOR.sub(r"{\1}", path)
+        declared = spec.path.model_json_schema().get("properties", {}) if spec.path else {}
         params = [
             {
                 "name": name,
                 "in": "path",
                 "required": True,
-                "schema": {"type": _CONVERTOR_TYPES.get(type(conv).__name__, "string")},
+                "schema": declared.get(name)
+                or {"type": _CONVERTOR_TYPES.get(type(conv).__name__, "string")},
             }
             for name, conv in route.param_convertors.items()
         ]

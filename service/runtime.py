@@ -1,8 +1,10 @@
 """What a running kervan process holds: settings, clock, database, backends and components.
 
 Built once in the app's lifespan (or by ``kervan worker``) and reached from handlers with
-``get_runtime(request)``. Feature modules attach their long-lived parts here instead of using
-module globals, so tests can run several isolated apps in one process.
+``get_runtime(request)``. Each feature's ``setup(runtime)`` (``service/features.py``) attaches
+its long-lived parts here instead of using module globals, so tests can run several isolated
+apps in one process: the queue and the rate limiter as typed attributes, every other facility
+in a registry keyed by its class (``runtime.facility(ImagesFacility)``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from starlette.requests import HTTPConnection
 
@@ -18,8 +20,15 @@ from core.clock import Clock
 from service.backends import Backends
 from service.db import Database
 from service.logging import get_logger
+from service.queue.handlers import HandlerRegistry
 from service.settings import Settings
 
+if TYPE_CHECKING:
+    from service.queue.base import JobQueue
+    from service.queue.worker import Worker
+    from service.ratelimit.limiter import RateLimiter
+
+T = TypeVar("T")
 ReadinessCheck = Callable[[], Awaitable[None]]
 ReadinessInfo = Callable[[], Awaitable[Any]]
 COMPONENT_STOP_TIMEOUT_SECONDS = 10.0
@@ -46,13 +55,39 @@ class Runtime:
     readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)
     #: Shown by /ready without deciding it (e.g. circuit breaker states).
     readiness_info: dict[str, ReadinessInfo] = field(default_factory=dict)
-    #: The outbound job queue (issue 6) once its module's setup ran.
-    queue: Any = None
-    #: The rate-limiting facility (issue 3) once its module's setup ran.
-    ratelimiter: Any = None
-    #: Feature-owned objects keyed by feature name, for what has no slot above.
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: The outbound job queue, once the queue feature's setup ran.
+    queue: JobQueue | None = None
+    #: The rate-limiting facility, once its feature's setup ran.
+    ratelimiter: RateLimiter | None = None
+    #: Which coroutine runs the jobs of which queue; features register in their setup.
+    handlers: HandlerRegistry = field(default_factory=HandlerRegistry)
+    #: Run a queue worker in this process whatever the embedded setting says (``kervan
+    #: worker``), limited to these queues when given.
+    worker_wanted: bool = False
+    worker_queues: list[str] | None = None
+    #: The queue worker of this process, when one runs here.
+    worker: Worker | None = None
+    _facilities: dict[type[Any], Any] = field(default_factory=dict)
     _started: list[Component] = field(default_factory=list)
+
+    def provide(self, kind: type[T], facility: T) -> T:
+        """Make ``facility`` the one ``kind`` of this runtime (a feature's setup calls this)."""
+        if kind in self._facilities:
+            raise RuntimeError(f"{kind.__name__} is already provided")
+        self._facilities[kind] = facility
+        return facility
+
+    def facility(self, kind: type[T]) -> T:
+        """The ``kind`` a feature's setup provided; a missing one is a wiring error."""
+        try:
+            found: T = self._facilities[kind]
+        except KeyError:
+            raise LookupError(f"no {kind.__name__}: its feature was not set up") from None
+        return found
+
+    def find(self, kind: type[T]) -> T | None:
+        found: T | None = self._facilities.get(kind)
+        return found
 
     def add_component(self, component: Component) -> None:
         self.components.append(component)

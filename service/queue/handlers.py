@@ -32,43 +32,46 @@ class Registration:
     timeout: float | None = None  # None: the queue's default job timeout
 
 
-_REGISTRY: dict[str, Registration] = {}
-_PACING_POLICIES: dict[str, str] = {}
+class HandlerRegistry:
+    """The handlers and pacing policies of one runtime (a process may hold several in tests).
 
+    Features register into the registry of their runtime in their ``setup``; the worker of that
+    runtime reads it. Registering a queue again replaces its handler.
+    """
 
-def register_pacing_policy(name: str, spec: str) -> None:
-    """Declare a pacing policy (rate-limit syntax, e.g. ``"80/second burst 80"``)."""
-    from core.ratelimit.policy import parse_policy
+    def __init__(self) -> None:
+        self._handlers: dict[str, Registration] = {}
+        self._pacing: dict[str, str] = {}
 
-    parse_policy(name, spec)  # fail at registration, not on the first job
-    _PACING_POLICIES[name] = spec
+    def register_pacing_policy(self, name: str, spec: str) -> None:
+        """Declare a pacing policy (rate-limit syntax, e.g. ``"80/second burst 80"``)."""
+        from core.ratelimit.policy import parse_policy
 
+        parse_policy(name, spec)  # fail at registration, not on the first job
+        self._pacing[name] = spec
 
-def pacing_policies() -> dict[str, str]:
-    return dict(_PACING_POLICIES)
+    def pacing_policies(self) -> dict[str, str]:
+        return dict(self._pacing)
 
+    def register(
+        self,
+        queue: str,
+        handler: Handler,
+        *,
+        provider: str | None = None,
+        on_dead: DeadLetterHook | None = None,
+        pacing: Pacing | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Route the jobs of ``queue`` to ``handler``."""
+        check_queue_name(queue)
+        self._handlers[queue] = Registration(queue, handler, provider, on_dead, pacing, timeout)
 
-def register_handler(
-    queue: str,
-    handler: Handler,
-    *,
-    provider: str | None = None,
-    on_dead: DeadLetterHook | None = None,
-    pacing: Pacing | None = None,
-    timeout: float | None = None,
-) -> None:
-    """Route the jobs of ``queue`` to ``handler`` (registering again replaces the handler)."""
-    check_queue_name(queue)
-    _REGISTRY[queue] = Registration(queue, handler, provider, on_dead, pacing, timeout)
+    def unregister(self, queue: str) -> None:
+        self._handlers.pop(queue, None)
 
+    def get(self, queue: str) -> Registration | None:
+        return self._handlers.get(queue)
 
-def unregister_handler(queue: str) -> None:
-    _REGISTRY.pop(queue, None)
-
-
-def get_registration(queue: str) -> Registration | None:
-    return _REGISTRY.get(queue)
-
-
-def registered_queues() -> list[str]:
-    return sorted(_REGISTRY)
+    def queues(self) -> list[str]:
+        return sorted(self._handlers)

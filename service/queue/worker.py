@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import random
-import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,15 +31,9 @@ from service.queue import metrics as m
 from service.queue.base import JobQueue
 from service.queue.breakers import BreakerBoard
 from service.queue.config import QueueConfig
-from service.queue.handlers import (
-    Registration,
-    get_registration,
-    pacing_policies,
-    registered_queues,
-)
+from service.queue.handlers import HandlerRegistry, Registration
 from service.queue.ledger import AttemptLedger, AttemptRecord
 from service.queue.pacing import Pacer
-from service.settings import Settings
 
 log = get_logger("kervan.queue.worker")
 
@@ -75,6 +67,7 @@ class Worker:
         config: QueueConfig,
         clock: Clock = SYSTEM_CLOCK,
         *,
+        handlers: HandlerRegistry,
         queues: Sequence[str] | None = None,
         worker_id: str | None = None,
         ledger: AttemptLedger | None = None,
@@ -83,6 +76,7 @@ class Worker:
         rng: random.Random | None = None,
     ) -> None:
         self.queue = queue
+        self.handlers = handlers
         self.config = config
         self.clock = clock
         self.worker_id = worker_id or new_worker_id()
@@ -103,7 +97,7 @@ class Worker:
 
     @property
     def queues(self) -> list[str]:
-        return self._queues if self._queues is not None else registered_queues()
+        return self._queues if self._queues is not None else self.handlers.queues()
 
     @property
     def stop_timeout(self) -> float:
@@ -118,7 +112,7 @@ class Worker:
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         limiter = self._limiter_source() if self._limiter_source else None
-        self._pacer = Pacer(limiter, pacing_policies())
+        self._pacer = Pacer(limiter, self.handlers.pacing_policies())
         if self._ledger is not None:
             await self._ledger.start()
         self._stopping.clear()
@@ -218,7 +212,7 @@ class Worker:
     async def _process(self, job: Job) -> None:
         if job.attempt == 1:
             m.START_DELAY.labels(job.queue).observe(max(0.0, self.clock.now() - job.enqueued_at))
-        registration = get_registration(job.queue)
+        registration = self.handlers.get(job.queue)
         if registration is None:
             await self._settle(
                 job,
@@ -455,46 +449,10 @@ class QueueStatsPublisher(Periodic):
 
     name = "queue-stats"
 
-    def __init__(self, queue: JobQueue, interval: float) -> None:
+    def __init__(self, queue: JobQueue, handlers: HandlerRegistry, interval: float) -> None:
         super().__init__(interval)
         self.queue = queue
+        self.handlers = handlers
 
     async def step(self) -> None:
-        await publish_queue_stats(self.queue, registered_queues())
-
-
-# --- ``kervan worker`` --------------------------------------------------------------------
-WORKER_EXTRA = "queue.worker"
-
-
-def run_worker(settings: Settings, queues: list[str] | None = None) -> int:
-    """Run the outbound worker until SIGTERM/SIGINT; returns the process exit code."""
-    return asyncio.run(_serve(settings, queues))
-
-
-async def _serve(settings: Settings, queues: list[str] | None) -> int:
-    from service.routes import ROUTE_MODULES
-    from service.runtime import build_runtime
-
-    runtime = build_runtime(settings, SYSTEM_CLOCK)
-    # Tells the queue module's setup to run a worker here whatever the embedded setting says.
-    runtime.extras[WORKER_EXTRA] = {"queues": queues}
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        # Every feature's setup runs so that every feature's handlers get registered.
-        for name in ROUTE_MODULES:
-            setup = getattr(importlib.import_module(name), "setup", None)
-            if setup is not None:
-                await setup(runtime)
-        await runtime.start()
-        await stop.wait()
-        log.info("worker stopping on signal")
-    except KervanError as exc:
-        log.error("worker failed: %s", exc.message)
-        return 1
-    finally:
-        await runtime.close()
-    return 0
+        await publish_queue_stats(self.queue, self.handlers.queues())

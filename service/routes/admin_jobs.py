@@ -1,7 +1,6 @@
 """Operators' view of the outbound job queue: dead letters (list, replay, discard) and status.
 
-``setup(runtime)`` builds the queue (``runtime.queue``), registers the Telegram handlers and,
-in the embedded default or under ``kervan worker``, runs the worker as a runtime component.
+The queue and the worker are set up by the queue feature (``service/queue/feature.py``).
 """
 
 from __future__ import annotations
@@ -16,25 +15,15 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from service.audit import record_audit
-from service.auth import require_admin
+from service.endpoint import admin_principal, api
 from service.errors import ApiError
-from service.heartbeat import WorkerHeartbeat, worker_readiness_check
-from service.openapi import api
 from service.queue.base import DeadLetter, JobQueue
-from service.queue.config import QueueConfig
-from service.queue.factory import build_queue
-from service.queue.handlers import registered_queues
-from service.queue.ledger import AttemptLedger, attempts_of
-from service.queue.worker import WORKER_EXTRA, QueueStatsPublisher, Worker
-from service.ratelimit.http import rate_limited
-from service.ratelimit.keyfuncs import by_admin
+from service.queue.ledger import attempts_of
 from service.responses import json_response
-from service.runtime import Runtime, get_runtime
-from service.telegram import jobs as telegram_jobs
+from service.runtime import get_runtime
 from service.validation import parse_body, parse_query
 
 NO_STORE = {"Cache-Control": "no-store"}
-WORKER_INSTANCE = "queue.worker.instance"
 
 
 class DeadLettersQuery(BaseModel):
@@ -113,7 +102,7 @@ def _queue(request: Request) -> JobQueue:
     queue = get_runtime(request).queue
     if queue is None:
         raise ApiError(503, "backend_unavailable", "the job queue is not set up")
-    return queue  # type: ignore[no-any-return]
+    return queue
 
 
 def _dead_out(letter: DeadLetter) -> dict[str, Any]:
@@ -145,9 +134,7 @@ def _dead_out(letter: DeadLetter) -> dict[str, Any]:
     tags=["queue", "admin"],
     admin=True,
 )
-@rate_limited(("admin", by_admin))
 async def list_dead_letters(request: Request) -> Response:
-    await require_admin(request)
     query = parse_query(request, DeadLettersQuery)
     letters = await _queue(request).dead_letters(
         queue=query.queue, limit=query.limit, offset=query.offset
@@ -163,9 +150,7 @@ async def list_dead_letters(request: Request) -> Response:
     responses={404: "No dead letter with this key"},
     admin=True,
 )
-@rate_limited(("admin", by_admin))
 async def get_dead_letter(request: Request) -> Response:
-    await require_admin(request)
     query = parse_query(request, DeadLetterQuery)
     letter = await _queue(request).get_dead_letter(query.key)
     if letter is None:
@@ -177,7 +162,7 @@ async def get_dead_letter(request: Request) -> Response:
 async def _act_on_dead_letter(
     request: Request, action: str, act: Callable[[JobQueue, str], Awaitable[bool]]
 ) -> Response:
-    principal = await require_admin(request)
+    principal = admin_principal(request)
     body = await parse_body(request, KeyIn)
     if not await act(_queue(request), body.key):
         raise ApiError(404, "not_found", "no dead letter with this key")
@@ -194,7 +179,6 @@ async def _act_on_dead_letter(
     responses={404: "No dead letter with this key"},
     admin=True,
 )
-@rate_limited(("admin", by_admin))
 async def replay_dead_letter(request: Request) -> Response:
     return await _act_on_dead_letter(request, "queue.dead_letter.replay", lambda q, k: q.replay(k))
 
@@ -207,7 +191,6 @@ async def replay_dead_letter(request: Request) -> Response:
     responses={404: "No dead letter with this key"},
     admin=True,
 )
-@rate_limited(("admin", by_admin))
 async def discard_dead_letter(request: Request) -> Response:
     return await _act_on_dead_letter(
         request, "queue.dead_letter.discard", lambda q, k: q.discard(k)
@@ -220,13 +203,11 @@ async def discard_dead_letter(request: Request) -> Response:
     tags=["queue", "admin"],
     admin=True,
 )
-@rate_limited(("admin", by_admin))
 async def queue_status(request: Request) -> Response:
-    await require_admin(request)
     runtime = get_runtime(request)
     queue = _queue(request)
-    worker: Worker | None = runtime.extras.get(WORKER_INSTANCE)
-    stats = await queue.stats(worker.queues if worker else registered_queues())
+    worker = runtime.worker
+    stats = await queue.stats(worker.queues if worker else runtime.handlers.queues())
     worker_info = None
     if worker is not None:
         worker_info = {
@@ -253,55 +234,6 @@ async def queue_status(request: Request) -> Response:
         },
         headers=NO_STORE,
     )
-
-
-async def setup(runtime: Runtime) -> None:
-    settings = runtime.settings
-    config = QueueConfig.from_settings(settings)
-    queue = build_queue(settings, runtime.db, runtime.backends, runtime.clock, config)
-    runtime.queue = queue
-    telegram_jobs.install(runtime)
-    worker_options: dict[str, Any] | None = runtime.extras.get(WORKER_EXTRA)
-    embedded = (
-        settings.queue_embedded_worker
-        if settings.queue_embedded_worker is not None
-        else settings.embedded
-    )
-    if worker_options is not None or embedded:
-        worker = Worker(
-            queue,
-            config,
-            runtime.clock,
-            queues=(worker_options or {}).get("queues"),
-            ledger=AttemptLedger(runtime.db, runtime.clock),
-            limiter_source=lambda: runtime.ratelimiter,
-        )
-        runtime.extras[WORKER_INSTANCE] = worker
-        runtime.add_component(worker)
-        runtime.add_component(
-            WorkerHeartbeat(
-                runtime.backends,
-                runtime.clock,
-                ident=worker.worker_id,
-                interval=config.heartbeat_interval,
-            )
-        )
-
-        async def breaker_states() -> dict[str, str]:
-            return worker.breakers.publish()
-
-        # Shown, not decisive: a provider outage must not take the API out of service.
-        runtime.add_readiness_info("circuit_breakers", breaker_states)
-        # Only where a worker runs: API pods of the scaled mode stay ready while the separate
-        # worker deployment scales (to zero, even) on the backlog.
-        runtime.add_readiness_check(
-            "worker",
-            worker_readiness_check(
-                runtime.backends, runtime.clock, settings.worker_heartbeat_max_age_seconds
-            ),
-        )
-    else:
-        runtime.add_component(QueueStatsPublisher(queue, config.heartbeat_interval))
 
 
 routes: list[BaseRoute] = [

@@ -1,13 +1,12 @@
 """Operators' view of rate limiting: list and lift lockouts (audited), list the policies.
 
-``setup(runtime)`` builds the rate-limiting facility and stores it on ``runtime.ratelimiter``;
-every other feature reaches it there.
+The limiter is set up by the rate-limiting feature (``service/ratelimit/feature.py``) on
+``runtime.ratelimiter``; every other feature reaches it there.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from pydantic import BaseModel, Field
 from starlette.requests import Request
@@ -15,15 +14,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from core.ratelimit.decision import ceil_seconds
-from service.audit import record_audit
-from service.auth import require_admin
+from service.endpoint import admin_principal, api
 from service.errors import ApiError
-from service.openapi import api
-from service.ratelimit.factory import LockGaugeRefresher, build_rate_limiter
-from service.ratelimit.http import limiter_of, rate_limited
-from service.ratelimit.keyfuncs import by_admin
+from service.ratelimit.http import limiter_of
 from service.responses import json_response
-from service.runtime import Runtime
 from service.validation import parse_body, parse_query
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -82,9 +76,7 @@ class PoliciesOut(BaseModel):
     tags=["ratelimit", "admin"],
     admin=True,
 )
-@rate_limited(("admin", by_admin))
 async def list_lockouts(request: Request) -> Response:
-    await require_admin(request)
     query = parse_query(request, LockoutsQuery)
     locks, now = await limiter_of(request.app).lockouts.active_locks(query.limit)
     items = [
@@ -107,9 +99,8 @@ async def list_lockouts(request: Request) -> Response:
     responses={404: "No active lock for this rule and key"},
     admin=True,
 )
-@rate_limited(("admin", by_admin))
 async def lift_lockout(request: Request) -> Response:
-    principal = await require_admin(request)
+    principal = admin_principal(request)
     body = await parse_body(request, LiftIn)
     lockouts = limiter_of(request.app).lockouts
     if body.rule not in lockouts.catalog.lockouts:
@@ -130,9 +121,7 @@ async def lift_lockout(request: Request) -> Response:
     tags=["ratelimit", "admin"],
     admin=True,
 )
-@rate_limited(("admin", by_admin))
 async def list_policies(request: Request) -> Response:
-    await require_admin(request)
     limiter = limiter_of(request.app)
     return json_response(
         {
@@ -154,17 +143,6 @@ async def list_policies(request: Request) -> Response:
         },
         headers=NO_STORE,
     )
-
-
-async def setup(runtime: Runtime) -> None:
-    async def audit(actor: str, action: str, subject: str, details: dict[str, Any]) -> None:
-        async with runtime.db.begin() as conn:
-            await record_audit(conn, actor=actor, action=action, subject=subject, details=details)
-
-    limiter = build_rate_limiter(runtime.settings, runtime.backends, runtime.clock, audit)
-    runtime.ratelimiter = limiter
-    runtime.add_component(limiter)
-    runtime.add_component(LockGaugeRefresher(limiter.lockouts))
 
 
 routes: list[BaseRoute] = [

@@ -26,7 +26,7 @@ from service.audit import record_audit
 from service.auth import require_admin
 from service.consent import export, store
 from service.consent.metrics import CONSENT_CHAIN_BREAKS
-from service.consent.policy import ConsentPolicy, install_policy, policy_from_settings
+from service.consent.policy import ConsentPolicy
 from service.consent.schemas import (
     AdminChoicesIn,
     ChoicesIn,
@@ -39,9 +39,8 @@ from service.consent.schemas import (
     VerificationOut,
     WithdrawQuery,
 )
+from service.endpoint import admin_principal, api
 from service.errors import ApiError
-from service.openapi import api
-from service.ratelimit import by_admin, rate_limited
 from service.responses import json_response
 from service.runtime import Runtime, get_runtime
 from service.validation import parse_body, parse_query
@@ -58,7 +57,7 @@ ANONYMOUS_PREFIX = "a-"
 
 
 def _policy(runtime: Runtime) -> ConsentPolicy:
-    policy: ConsentPolicy = runtime.extras["consent"]
+    policy = runtime.facility(ConsentPolicy)
     return policy
 
 
@@ -180,9 +179,7 @@ async def mint_subject(request: Request) -> Response:
     tags=["consent", "admin"],
     admin=True,
 )
-@rate_limited(("admin", by_admin))
 async def admin_subject_proof(request: Request) -> Response:
-    await require_admin(request)
     subject = _subject(request)
     policy = _policy(get_runtime(request))
     return json_response(
@@ -260,9 +257,7 @@ async def delete_consent(request: Request) -> Response:
     tags=["consent", "admin"],
     admin=True,
 )
-@rate_limited(("admin", by_admin))
 async def list_events(request: Request) -> Response:
-    await require_admin(request)
     subject = _subject(request)
     query = parse_query(request, EventsQuery)
     runtime = get_runtime(request)
@@ -298,9 +293,8 @@ async def list_events(request: Request) -> Response:
     tags=["consent", "admin"],
     admin=True,
 )
-@rate_limited(("admin", by_admin))
 async def admin_put_consent(request: Request) -> Response:
-    principal = await require_admin(request)
+    principal = admin_principal(request)
     subject = _subject(request)
     body = await parse_body(request, AdminChoicesIn)
     runtime = get_runtime(request)
@@ -331,9 +325,7 @@ async def admin_put_consent(request: Request) -> Response:
     tags=["consent", "admin"],
     admin=True,
 )
-@rate_limited(("admin", by_admin))
 async def verify_events(request: Request) -> Response:
-    await require_admin(request)
     period = parse_query(request, PeriodQuery).period()
     runtime = get_runtime(request)
     async with runtime.db.connect() as conn:
@@ -350,9 +342,8 @@ async def verify_events(request: Request) -> Response:
     admin=True,
     media_type="text/csv",
 )
-@rate_limited(("admin", by_admin))
 async def export_events(request: Request) -> Response:
-    principal = await require_admin(request)
+    principal = admin_principal(request)
     query = parse_query(request, PeriodQuery)
     period = query.period()
     runtime = get_runtime(request)
@@ -390,13 +381,6 @@ async def export_events(request: Request) -> Response:
             "X-Consent-Exported": str(verification.exported),
         },
     )
-
-
-async def setup(runtime: Runtime) -> None:
-    policy = policy_from_settings(runtime.settings)
-    runtime.extras["consent"] = policy
-    # Store calls made outside a request (WhatsApp STOP, workers) use the same policy.
-    install_policy(policy)
 
 
 routes: list[BaseRoute] = [

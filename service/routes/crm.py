@@ -14,11 +14,9 @@ from core.errors import BackendUnavailable
 from core.json_depth import MAX_STORED_DEPTH, json_depth
 from core.whatsapp.texts import TEXT_MAX_CHARS
 from service.audit import record_audit
-from service.auth import require_admin
 from service.db.types import from_timestamp
+from service.endpoint import admin_principal, api
 from service.errors import ApiError
-from service.openapi import api
-from service.ratelimit import by_admin, rate_limited
 from service.responses import json_response
 from service.runtime import get_runtime
 from service.validation import parse_body, parse_query
@@ -108,9 +106,7 @@ def _id(request: Request, name: str) -> int:
 
 
 @api("List conversations (latest activity first)", query=ConvoQuery, tags=["crm"], admin=True)
-@rate_limited(("admin", by_admin))
 async def list_convos(request: Request) -> Response:
-    await require_admin(request)
     query = parse_query(request, ConvoQuery)
     runtime = get_runtime(request)
     async with runtime.db.connect() as conn:
@@ -125,9 +121,7 @@ async def list_convos(request: Request) -> Response:
 
 
 @api("One conversation with its contact card", tags=["crm"], admin=True)
-@rate_limited(("admin", by_admin))
 async def get_convo(request: Request) -> Response:
-    await require_admin(request)
     runtime = get_runtime(request)
     convo_id = _id(request, "convo_id")
     now = runtime.clock.now()
@@ -141,9 +135,7 @@ async def get_convo(request: Request) -> Response:
 
 
 @api("Messages of a conversation (cursor pages)", query=MessageQuery, tags=["crm"], admin=True)
-@rate_limited(("admin", by_admin))
 async def list_messages(request: Request) -> Response:
-    await require_admin(request)
     query = parse_query(request, MessageQuery)
     runtime = get_runtime(request)
     convo_id = _id(request, "convo_id")
@@ -156,7 +148,7 @@ async def list_messages(request: Request) -> Response:
 
 
 async def _set_status(request: Request, status: str) -> Response:
-    principal = await require_admin(request)
+    principal = admin_principal(request)
     runtime = get_runtime(request)
     convo_id = _id(request, "convo_id")
     async with runtime.db.begin() as conn:
@@ -173,39 +165,35 @@ async def _set_status(request: Request, status: str) -> Response:
 
 
 @api("Close a conversation", tags=["crm"], admin=True)
-@rate_limited(("admin", by_admin))
 async def close_convo(request: Request) -> Response:
     return await _set_status(request, "closed")
 
 
 @api("Reopen a conversation", tags=["crm"], admin=True)
-@rate_limited(("admin", by_admin))
 async def reopen_convo(request: Request) -> Response:
     return await _set_status(request, "open")
 
 
 @api("Mark a conversation read (sends the WhatsApp read receipt)", tags=["crm"], admin=True)
-@rate_limited(("admin", by_admin))
 async def read_convo(request: Request) -> Response:
-    await require_admin(request)
     runtime = get_runtime(request)
     convo_id = _id(request, "convo_id")
     now = from_timestamp(runtime.clock.now())
+    queue = runtime.queue
     async with runtime.db.begin() as conn:
         latest = await crm.mark_read(conn, convo_id, now)
-        receipt = latest is not None and runtime.queue is not None
-        if receipt:
+        receipt = latest is not None and queue is not None
+        if latest is not None and queue is not None:
             # WhatsApp marks every earlier message of the chat read with the newest one.
-            await runtime.queue.enqueue(
+            await queue.enqueue(
                 READ_QUEUE, {"provider_id": latest}, key=f"wa-read-{latest}", conn=conn
             )
     return json_response({"convo_id": convo_id, "unread": 0, "receipt_queued": receipt})
 
 
 @api("Send a WhatsApp text or template", body=SendIn, status=202, tags=["crm"], admin=True)
-@rate_limited(("admin", by_admin))
 async def send(request: Request) -> Response:
-    principal = await require_admin(request)
+    principal = admin_principal(request)
     body = await parse_body(request, SendIn)
     runtime = get_runtime(request)
     whatsapp = get_whatsapp(runtime)
@@ -238,9 +226,8 @@ async def send(request: Request) -> Response:
 
 
 @api("Process a stored WhatsApp webhook delivery again", tags=["crm"], admin=True)
-@rate_limited(("admin", by_admin))
 async def replay_event(request: Request) -> Response:
-    principal = await require_admin(request)
+    principal = admin_principal(request)
     runtime = get_runtime(request)
     event_id = _id(request, "event_id")
     try:
@@ -267,9 +254,7 @@ async def replay_event(request: Request) -> Response:
 
 
 @api("Search contacts by name, phone or e-mail", query=SearchQuery, tags=["crm"], admin=True)
-@rate_limited(("admin", by_admin))
 async def search_contacts(request: Request) -> Response:
-    await require_admin(request)
     query = parse_query(request, SearchQuery)
     async with get_runtime(request).db.connect() as conn:
         items = await crm.search_contacts(conn, query.q, query.limit)
@@ -277,9 +262,8 @@ async def search_contacts(request: Request) -> Response:
 
 
 @api("Update a contact", body=ContactPatch, tags=["crm"], admin=True)
-@rate_limited(("admin", by_admin))
 async def patch_contact(request: Request) -> Response:
-    principal = await require_admin(request)
+    principal = admin_principal(request)
     body = await parse_body(request, ContactPatch)
     runtime = get_runtime(request)
     contact_id = _id(request, "contact_id")
@@ -301,9 +285,8 @@ async def patch_contact(request: Request) -> Response:
 
 
 @api("Delete a contact (soft)", status=204, tags=["crm"], admin=True)
-@rate_limited(("admin", by_admin))
 async def delete_contact(request: Request) -> Response:
-    principal = await require_admin(request)
+    principal = admin_principal(request)
     runtime = get_runtime(request)
     contact_id = _id(request, "contact_id")
     now = from_timestamp(runtime.clock.now())
@@ -320,9 +303,8 @@ async def delete_contact(request: Request) -> Response:
 
 
 @api("Add a note to a contact", body=NoteIn, status=201, tags=["crm"], admin=True)
-@rate_limited(("admin", by_admin))
 async def add_note(request: Request) -> Response:
-    principal = await require_admin(request)
+    principal = admin_principal(request)
     body = await parse_body(request, NoteIn)
     runtime = get_runtime(request)
     contact_id = _id(request, "contact_id")
@@ -334,9 +316,7 @@ async def add_note(request: Request) -> Response:
 
 
 @api("Notes of a contact (newest first)", tags=["crm"], admin=True)
-@rate_limited(("admin", by_admin))
 async def list_notes(request: Request) -> Response:
-    await require_admin(request)
     contact_id = _id(request, "contact_id")
     async with get_runtime(request).db.connect() as conn:
         notes = await crm.list_notes(conn, contact_id)
@@ -344,9 +324,7 @@ async def list_notes(request: Request) -> Response:
 
 
 @api("Delete a note (soft)", status=204, tags=["crm"], admin=True)
-@rate_limited(("admin", by_admin))
 async def delete_note(request: Request) -> Response:
-    await require_admin(request)
     runtime = get_runtime(request)
     note_id = _id(request, "note_id")
     async with runtime.db.begin() as conn:

@@ -20,11 +20,10 @@ from core.errors import ValidationFailed
 from core.flows.events import MAX_BATCH, PageView, pair_page_views, parse_batch
 from core.flows.paths import MAX_PATH_LENGTH, normalize_path
 from core.flows.segments import validate_segment
-from service.auth import require_admin
 from service.db.types import utcnow
+from service.endpoint import api
 from service.errors import ApiError
-from service.openapi import api
-from service.ratelimit import by_admin, by_client_ip, rate_limited
+from service.ratelimit import by_client_ip
 from service.responses import json_response
 from service.routes.speculation import speculation_cache
 from service.runtime import get_runtime
@@ -123,8 +122,8 @@ def _items(body: Any, key: str, limit: int) -> list[Any]:
     response=EventsOut,
     tags=["flows"],
     responses={429: "Rate limited"},
+    limits=[("ingest.ip", by_client_ip)],
 )
-@rate_limited(("ingest.ip", by_client_ip))
 async def ingest_events(request: Request) -> Response:
     runtime = get_runtime(request)
     settings = runtime.settings
@@ -204,9 +203,7 @@ def _parse_import(body: Any, settings: Settings) -> tuple[str, bool, dict[tuple[
     tags=["flows"],
     admin=True,
 )
-@rate_limited(("admin", by_admin))
 async def import_edges(request: Request) -> Response:
-    await require_admin(request)
     runtime = get_runtime(request)
     limit = max(runtime.settings.max_body_bytes, 8 * 1024 * 1024)
     seg, replace, edges = _parse_import(await parse_json(request, limit), runtime.settings)
@@ -217,9 +214,7 @@ async def import_edges(request: Request) -> Response:
 
 
 @api("List a segment's edges", query=EdgesQuery, response=EdgesOut, tags=["flows"], admin=True)
-@rate_limited(("admin", by_admin))
 async def list_edges(request: Request) -> Response:
-    await require_admin(request)
     runtime = get_runtime(request)
     query = parse_query(request, EdgesQuery)
     seg = validate_segment(query.seg, runtime.settings.speculation_segments)

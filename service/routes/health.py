@@ -14,9 +14,9 @@ from starlette.routing import BaseRoute, Route
 
 from core.errors import KervanError
 from service.clientip import client_ip
+from service.endpoint import api
 from service.errors import ApiError
 from service.metrics import BACKEND_ERRORS, READY, render_metrics
-from service.openapi import api
 from service.responses import json_response
 from service.runtime import Runtime, get_runtime
 

@@ -19,15 +19,13 @@ from core.images.errors import ImageTooLarge
 from core.images.formats import OutputFormat
 from core.images.manifest import FULL_STAGE, STAGES, build_manifest
 from core.images.negotiation import negotiate
-from service.auth import require_admin
+from service.endpoint import admin_principal, api
 from service.errors import ApiError
 from service.images.facility import ImagesFacility, StoredImage
 from service.images.markup import preload_link, progressive_img
 from service.middleware.security import csp_nonce
-from service.openapi import api
-from service.ratelimit import by_admin, rate_limited
 from service.responses import json_response
-from service.runtime import Runtime, get_runtime
+from service.runtime import get_runtime
 from service.validation import read_body, validate
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -76,7 +74,7 @@ class ManifestOut(BaseModel):
 
 
 def _facility(request: Request) -> ImagesFacility:
-    facility: ImagesFacility = get_runtime(request).extras["images"]
+    facility = get_runtime(request).facility(ImagesFacility)
     return facility
 
 
@@ -128,9 +126,8 @@ async def _form_from(request: Request, limit: int) -> tuple[bytes, str]:
     responses={413: "Image too large", 415: "Unsupported content type", 422: "Bad image"},
     admin=True,
 )
-@rate_limited(("admin", by_admin))
 async def ingest(request: Request) -> Response:
-    principal = await require_admin(request)
+    principal = admin_principal(request)
     facility = _facility(request)
     limit = facility.settings.images_max_bytes
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -351,14 +348,6 @@ The box is reserved by width/height, so nothing moves.</p>
 <script nonce="{nonce}" src="/static/progressive-image.js"></script>
 </body></html>"""
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
-
-
-async def setup(runtime: Runtime) -> None:
-    ImagesFacility.harden_libvips()
-    facility = ImagesFacility(runtime.settings, runtime.db)
-    runtime.extras["images"] = facility
-    if facility.janitor is not None:
-        runtime.add_component(facility.janitor)
 
 
 routes: list[BaseRoute] = [

@@ -14,14 +14,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from core.flows.segments import validate_segment
-from service.openapi import api
+from service.endpoint import api
 from service.runtime import Runtime, get_runtime
 from service.speculation.cache import SpeculationCache
 from service.speculation.metrics import RESPONSES, RULES_SERVED
 from service.validation import parse_query
 
 MEDIA_TYPE = "application/speculationrules+json"
-_EXTRA_KEY = "speculation"
 
 
 class SpeculationQuery(BaseModel):
@@ -53,8 +52,7 @@ def _etag_matches(header: str | None, etag: str) -> bool:
 
 
 def speculation_cache(runtime: Runtime) -> SpeculationCache:
-    cache: SpeculationCache = runtime.extras[_EXTRA_KEY]
-    return cache
+    return runtime.facility(SpeculationCache)
 
 
 @api(
@@ -82,12 +80,6 @@ async def dynamic_rules(request: Request) -> Response:
     RULES_SERVED.labels(seg, "prerender").inc(answer.prerender)
     RULES_SERVED.labels(seg, "prefetch").inc(answer.prefetch)
     return Response(answer.body, media_type=MEDIA_TYPE, headers=headers)
-
-
-async def setup(runtime: Runtime) -> None:
-    cache = SpeculationCache(runtime.settings, runtime.db, runtime.backends, runtime.clock)
-    runtime.extras[_EXTRA_KEY] = cache
-    runtime.add_component(cache)
 
 
 routes: list[BaseRoute] = [

@@ -16,16 +16,14 @@ from core.i18n import Locale, from_accept_language
 from core.whatsapp.signature import verify_signature
 from core.whatsapp.texts import INVALID_LINK_PAGE, UNSUBSCRIBED_PAGE
 from core.whatsapp.unsubscribe import read_token
+from service.endpoint import api
 from service.errors import ApiError
 from service.logging import get_logger
-from service.openapi import api
 from service.responses import json_response
-from service.runtime import Runtime, get_runtime
+from service.runtime import get_runtime
 from service.validation import read_body
 from service.whatsapp.facility import get_whatsapp
-from service.whatsapp.jobs import register_whatsapp_handlers
 from service.whatsapp.metrics import WEBHOOK_DELIVERIES
-from service.whatsapp.retention import RetentionTask
 from service.whatsapp.unsubscribe import unsubscribe_contact
 from service.whatsapp.webhook import PayloadRejected
 
@@ -195,13 +193,6 @@ async def unsubscribe(request: Request) -> Response:
             return _page(found, title, text, 200)
     title, text = INVALID_LINK_PAGE[locale]
     return _page(locale, title, text, 404)
-
-
-async def setup(runtime: Runtime) -> None:
-    whatsapp = get_whatsapp(runtime)
-    runtime.add_component(whatsapp)
-    runtime.add_component(RetentionTask(runtime))
-    register_whatsapp_handlers(whatsapp)
 
 
 routes: list[BaseRoute] = [

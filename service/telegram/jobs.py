@@ -18,7 +18,7 @@ from core.errors import ProviderError
 from core.jobs import Job, PermanentFailure, RetryLater
 from service.logging import get_logger
 from service.queue.base import JobQueue
-from service.queue.handlers import register_handler, register_pacing_policy
+from service.runtime import Runtime
 from service.settings import Settings
 from service.telegram.client import FailureKind, TelegramClient, TelegramError
 from service.telegram.messages import Language, fallback_text, new_customer_text
@@ -134,9 +134,9 @@ class _Closer:
             await item.aclose()
 
 
-def install(runtime: Any) -> bool:
-    """Register the Telegram handlers on this process; False when no bot token is set."""
-    settings: Settings = runtime.settings
+def install(runtime: Runtime) -> bool:
+    """Register the Telegram handlers on this runtime; False when no bot token is set."""
+    settings = runtime.settings
     if settings.telegram_bot_token is None:
         log.info("Telegram notifications are off: KERVAN_TELEGRAM_BOT_TOKEN is not set")
         return False
@@ -147,9 +147,10 @@ def install(runtime: Any) -> bool:
     )
     webhook_http = httpx.AsyncClient(timeout=httpx.Timeout(settings.telegram_timeout_seconds))
     runtime.add_component(_Closer(client, webhook_http))
-    register_pacing_policy(BOT_PACING, settings.queue_telegram_pacing)
-    register_pacing_policy(CHAT_PACING, settings.queue_telegram_chat_pacing)
-    register_handler(
+    handlers = runtime.handlers
+    handlers.register_pacing_policy(BOT_PACING, settings.queue_telegram_pacing)
+    handlers.register_pacing_policy(CHAT_PACING, settings.queue_telegram_chat_pacing)
+    handlers.register(
         SEND_QUEUE,
         send_handler(client),
         provider=PROVIDER,
@@ -157,7 +158,7 @@ def install(runtime: Any) -> bool:
         pacing=chat_pacing,
     )
     if settings.telegram_fallback_webhook_url:
-        register_handler(
+        handlers.register(
             FALLBACK_QUEUE,
             fallback_handler(webhook_http, settings.telegram_fallback_webhook_url),
             provider="fallback-webhook",

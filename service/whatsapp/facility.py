@@ -1,7 +1,8 @@
 """The WhatsApp facility of a running process: Graph client, webhook processor, link secret.
 
-Built by the route module's ``setup`` and kept in ``runtime.extras["whatsapp"]``; the worker
-builds the same object from its runtime, so handlers never touch module globals.
+Built by the feature's ``setup`` (``service/whatsapp/feature.py``) and provided on the runtime
+(``runtime.facility(WhatsApp)``), in the API process and in the worker alike, so handlers never
+touch module globals.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from service.runtime import Runtime
 from service.settings import Settings
 from service.whatsapp.graph import GraphClient, GraphConfig
 from service.whatsapp.webhook import WebhookProcessor
-
-EXTRAS_KEY = "whatsapp"
 
 
 @dataclass
@@ -60,19 +59,9 @@ def build_whatsapp(runtime: Runtime) -> WhatsApp:
     )
     processor = WebhookProcessor(runtime.db, runtime.backends, runtime.clock)
     faq = FaqResponder(settings.whatsapp_faq) if settings.whatsapp_auto_reply else None
-    made = WhatsApp(runtime, graph, processor, unsubscribe_secret(settings), faq)
-    # Imported here: the hook module needs this one (it sends through the facility).
-    from service.whatsapp.jobs import inbound_hook
-
-    processor.hooks.append(inbound_hook(made))
-    return made
+    return WhatsApp(runtime, graph, processor, unsubscribe_secret(settings), faq)
 
 
 def get_whatsapp(runtime: Runtime) -> WhatsApp:
-    """The facility of this runtime (built on first use, e.g. in a worker process)."""
-    existing = runtime.extras.get(EXTRAS_KEY)
-    if isinstance(existing, WhatsApp):
-        return existing
-    made = build_whatsapp(runtime)
-    runtime.extras[EXTRAS_KEY] = made
-    return made
+    """The facility of this runtime."""
+    return runtime.facility(WhatsApp)

@@ -19,7 +19,7 @@ from service.db.tables.crm import crm_contacts, crm_convos, crm_messages
 from service.db.types import from_timestamp
 from service.errors import ApiError
 from service.logging import get_logger
-from service.queue.handlers import register_handler, register_pacing_policy
+from service.queue.handlers import HandlerRegistry
 from service.whatsapp import live
 from service.whatsapp.consent import opt_in, opt_out, whatsapp_allowed
 from service.whatsapp.facility import WhatsApp
@@ -217,8 +217,8 @@ async def on_inbound(
     return events
 
 
-def register_whatsapp_handlers(whatsapp: WhatsApp) -> None:
-    """Routes the WhatsApp queues to this facility (the registry is per process)."""
+def register_whatsapp_handlers(whatsapp: WhatsApp, handlers: HandlerRegistry) -> None:
+    """Routes the WhatsApp queues of ``handlers`` (its runtime's registry) to this facility."""
 
     async def send(job: Job) -> None:
         await send_message(whatsapp, job)
@@ -230,12 +230,12 @@ def register_whatsapp_handlers(whatsapp: WhatsApp) -> None:
         await auto_reply(whatsapp, job)
 
     # Sends and read receipts share the sender number's Cloud API throughput.
-    register_pacing_policy(PHONE_PACING, whatsapp.settings.queue_whatsapp_pacing)
+    handlers.register_pacing_policy(PHONE_PACING, whatsapp.settings.queue_whatsapp_pacing)
     sender = whatsapp.settings.whatsapp_phone_number_id or "default"
 
     def per_phone_number(job: Job) -> list[tuple[str, str]]:
         return [(PHONE_PACING, sender)]
 
-    register_handler(SEND_QUEUE, send, provider="whatsapp", pacing=per_phone_number)
-    register_handler(READ_QUEUE, read, provider="whatsapp", pacing=per_phone_number)
-    register_handler(AUTOREPLY_QUEUE, reply)
+    handlers.register(SEND_QUEUE, send, provider="whatsapp", pacing=per_phone_number)
+    handlers.register(READ_QUEUE, read, provider="whatsapp", pacing=per_phone_number)
+    handlers.register(AUTOREPLY_QUEUE, reply)

@@ -235,7 +235,8 @@ async def test_ready_fails_when_no_worker_beats(
 def test_openapi_writes_typed_path_parameters_the_openapi_way() -> None:
     from starlette.responses import PlainTextResponse
 
-    from service.openapi import api, build_openapi
+    from service.endpoint import api
+    from service.openapi import build_openapi
 
     @api("One thing")
     async def thing(request: Request) -> Any:

@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 
 from core.consent.subject_proof import derive_subject_key, subject_proof
 from core.whatsapp.signature import sign_body
+from service.images.facility import ImagesFacility
 from service.settings import Settings
 from tests.conftest import running_client
 
@@ -113,7 +114,7 @@ def _sign(app: Any, path: str, kwargs: dict[str, Any]) -> None:
     elif path == "/img/{image_id}/{name}":
         params = dict(kwargs["params"] or {})
         if all(isinstance(v, str) for v in params.values()):
-            signer = app.state.runtime.extras["images"].signer
+            signer = app.state.runtime.facility(ImagesFacility).signer
             url_path = unquote(urlsplit(kwargs["url"]).path)
             params["s"] = signer.signature(url_path, params)
             kwargs["params"] = params

@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service.openapi import api, build_openapi
+from service.endpoint import api
+from service.openapi import build_openapi
 
 
 def _resolve(document: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:

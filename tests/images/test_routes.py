@@ -41,7 +41,7 @@ async def client(
 
 
 def _facility(client: httpx.AsyncClient) -> ImagesFacility:
-    facility: ImagesFacility = client.app.state.runtime.extras["images"]  # type: ignore[attr-defined]
+    facility = client.app.state.runtime.facility(ImagesFacility)  # type: ignore[attr-defined]
     return facility
 
 

@@ -9,23 +9,22 @@ from typing import Any
 import httpx
 import pytest
 
+from service import features
 from service.telegram.jobs import notify_new_customer
 from tests.fakes.telegram_server import FakeTelegram
 
 ADMIN = {"Authorization": "Bearer test-admin-key"}
-#: The modules this feature needs in the app: readiness and metrics, the rate-limit facility
-#: (pacing, admin limits) and the queue itself. Other features' components stay out, so that
+#: The features these tests need in the app: the rate-limit facility (pacing, admin limits),
+#: Telegram's handlers and the queue itself. Other features' components stay out, so that
 #: these tests exercise the queue and are not slowed or stalled by unrelated background work.
-QUEUE_APP_MODULES = [
-    "service.routes.health",
-    "service.routes.admin_lockouts",
-    "service.routes.admin_jobs",
-]
+QUEUE_APP_FEATURES = ("ratelimit", "telegram", "queue")
 
 
 @pytest.fixture(autouse=True)
 def queue_app_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("service.app.ROUTE_MODULES", QUEUE_APP_MODULES)
+    wanted = tuple(f for f in features.FEATURES if f[0] in QUEUE_APP_FEATURES)
+    assert [name for name, _ in wanted] == list(QUEUE_APP_FEATURES)
+    monkeypatch.setattr(features, "FEATURES", wanted)
 
 
 async def _eventually(fetch: Callable[[], Any], timeout: float = 10.0) -> Any:
@@ -129,7 +128,7 @@ async def test_dead_letter_lifecycle_through_the_admin_api(
         ready = await client.get("/ready")
         assert ready.json()["components"]["worker"] == "ok"
 
-        await runtime.extras["queue.worker.instance"].publish_stats()
+        await runtime.worker.publish_stats()
         exposition = (await client.get("/metrics")).text
         assert 'kervan_queue_backlog_jobs{queue="telegram"} 0.0' in exposition
         assert 'kervan_queue_breaker_state{provider="telegram"} 0.0' in exposition
@@ -190,7 +189,7 @@ async def test_scaled_api_without_worker_still_reports_the_backlog(
     )
     async with make_client(settings) as client:
         runtime = client.app.state.runtime
-        assert "queue.worker.instance" not in runtime.extras
+        assert runtime.worker is None
         for i in range(3):
             await runtime.queue.enqueue("telegram", {"chat_id": 1, "text": "x"}, key=f"b{i}")
 

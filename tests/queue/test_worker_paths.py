@@ -14,7 +14,7 @@ from core.jobs import Job, PermanentFailure
 from service.backends import memory_backends
 from service.db.tables.jobs import queue_attempts
 from service.metrics import REGISTRY
-from service.queue import handlers
+from service.queue.handlers import HandlerRegistry
 from service.queue.ledger import AttemptLedger
 from service.queue.redis_streams import RedisStreamsQueue
 from service.queue.worker import Worker
@@ -37,9 +37,13 @@ class Calls:
 
 @pytest.fixture
 async def calls() -> AsyncIterator[Calls]:
-    recorder = Calls()
-    yield recorder
-    handlers.unregister_handler(Q)
+    yield Calls()
+
+
+@pytest.fixture
+def handlers() -> HandlerRegistry:
+    """Each test's own registry, as each runtime has its own."""
+    return HandlerRegistry()
 
 
 async def _outcomes(qut: QueueUnderTest, ledger: AttemptLedger, key: str) -> list[str]:
@@ -60,7 +64,7 @@ async def _run(worker: Worker) -> Worker:
 
 @pytest.mark.parametrize("qut", ["sqlite"], indirect=True)
 async def test_pacing_through_the_rate_limit_facility_defers_without_running(
-    qut: QueueUnderTest, calls: Calls
+    qut: QueueUnderTest, calls: Calls, handlers: HandlerRegistry
 ) -> None:
     async def audit(actor: str, action: str, subject: str, details: dict[str, Any]) -> None:
         return None
@@ -68,13 +72,14 @@ async def test_pacing_through_the_rate_limit_facility_defers_without_running(
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     limiter = build_rate_limiter(settings, memory_backends("pace"), qut.clock, audit)
     handlers.register_pacing_policy("test.pace", "1/hour burst 1")
-    handlers.register_handler(Q, calls, pacing=lambda job: [("test.pace", job.payload["chat"])])
+    handlers.register(Q, calls, pacing=lambda job: [("test.pace", job.payload["chat"])])
     ledger = AttemptLedger(qut.db, qut.clock)
     worker = await _run(
         Worker(
             qut.queue,
             TEST_CONFIG,
             qut.clock,
+            handlers=handlers,
             queues=[Q],
             ledger=ledger,
             limiter_source=lambda: limiter,
@@ -96,16 +101,18 @@ async def test_pacing_through_the_rate_limit_facility_defers_without_running(
 
 
 async def test_final_attempt_whose_worker_died_is_dead_lettered(
-    qut: QueueUnderTest, calls: Calls
+    qut: QueueUnderTest, calls: Calls, handlers: HandlerRegistry
 ) -> None:
-    handlers.register_handler(Q, calls)
+    handlers.register(Q, calls)
     await qut.queue.enqueue(Q, {}, key="ghost", max_attempts=1)
     [claimed] = await qut.queue.claim([Q], 1, worker_id="host:1:dead")  # never reports back
     assert claimed.attempt == 1
     await asyncio.sleep(TEST_CONFIG.visibility_timeout + 0.05)
     qut.clock.advance(2)
     ledger = AttemptLedger(qut.db, qut.clock)
-    worker = await _run(Worker(qut.queue, TEST_CONFIG, qut.clock, queues=[Q], ledger=ledger))
+    worker = await _run(
+        Worker(qut.queue, TEST_CONFIG, qut.clock, handlers=handlers, queues=[Q], ledger=ledger)
+    )
     try:
         await until(lambda: qut.queue.get_dead_letter("ghost"))
     finally:
@@ -117,11 +124,17 @@ async def test_final_attempt_whose_worker_died_is_dead_lettered(
     assert (await _outcomes(qut, ledger, "ghost"))[0].startswith("expired:")
 
 
-async def test_queue_without_a_handler_waits_for_one(qut: QueueUnderTest) -> None:
-    handlers.unregister_handler("nobody")
+async def test_queue_without_a_handler_waits_for_one(
+    qut: QueueUnderTest, handlers: HandlerRegistry
+) -> None:
+    handlers.unregister("nobody")
     await qut.queue.enqueue("nobody", {}, key="orphan")
     ledger = AttemptLedger(qut.db, qut.clock)
-    worker = await _run(Worker(qut.queue, TEST_CONFIG, qut.clock, queues=["nobody"], ledger=ledger))
+    worker = await _run(
+        Worker(
+            qut.queue, TEST_CONFIG, qut.clock, handlers=handlers, queues=["nobody"], ledger=ledger
+        )
+    )
     try:
         await until(lambda: _outcomes(qut, ledger, "orphan"))
     finally:
@@ -134,11 +147,11 @@ async def test_queue_without_a_handler_waits_for_one(qut: QueueUnderTest) -> Non
 
 @pytest.mark.parametrize("qut", ["redis"], indirect=True)
 async def test_worker_relays_transactional_enqueues_onto_redis(
-    qut: QueueUnderTest, calls: Calls
+    qut: QueueUnderTest, calls: Calls, handlers: HandlerRegistry
 ) -> None:
     assert isinstance(qut.queue, RedisStreamsQueue)
-    handlers.register_handler(Q, calls)
-    worker = await _run(Worker(qut.queue, TEST_CONFIG, qut.clock, queues=[Q]))
+    handlers.register(Q, calls)
+    worker = await _run(Worker(qut.queue, TEST_CONFIG, qut.clock, handlers=handlers, queues=[Q]))
     try:
         async with qut.db.begin() as conn:
             assert await qut.queue.enqueue(Q, {"x": 1}, key="tx-relay", conn=conn)
@@ -151,7 +164,7 @@ async def test_worker_relays_transactional_enqueues_onto_redis(
 
 
 async def test_stop_releases_unfinished_jobs_without_consuming_the_attempt(
-    qut: QueueUnderTest,
+    qut: QueueUnderTest, handlers: HandlerRegistry
 ) -> None:
     started = asyncio.Event()
 
@@ -159,22 +172,26 @@ async def test_stop_releases_unfinished_jobs_without_consuming_the_attempt(
         started.set()
         await asyncio.Event().wait()
 
-    handlers.register_handler(Q, endless)
+    handlers.register(Q, endless)
     ledger = AttemptLedger(qut.db, qut.clock)
     config = dataclasses.replace(TEST_CONFIG, shutdown_grace=0.05)
-    worker = await _run(Worker(qut.queue, config, qut.clock, queues=[Q], ledger=ledger))
+    worker = await _run(
+        Worker(qut.queue, config, qut.clock, handlers=handlers, queues=[Q], ledger=ledger)
+    )
     try:
         await qut.queue.enqueue(Q, {}, key="long")
         await asyncio.wait_for(started.wait(), 10)
     finally:
         await worker.stop()
-        handlers.unregister_handler(Q)
+        handlers.unregister(Q)
     assert await _outcomes(qut, ledger, "long") == ["released:worker shutting down"]
     jobs = await qut.queue.claim([Q], 1, worker_id="after")
     assert [(j.key, j.attempt) for j in jobs] == [("long", 1)]
 
 
-async def test_per_job_timeout_overrides_the_queue_timeout(qut: QueueUnderTest) -> None:
+async def test_per_job_timeout_overrides_the_queue_timeout(
+    qut: QueueUnderTest, handlers: HandlerRegistry
+) -> None:
     release = asyncio.Event()
     finished: list[str] = []
 
@@ -184,9 +201,11 @@ async def test_per_job_timeout_overrides_the_queue_timeout(qut: QueueUnderTest) 
 
     # A generous queue timeout; only the job that asks for less is cut short.
     config = dataclasses.replace(TEST_CONFIG, job_timeout=4.0, visibility_timeout=5.0)
-    handlers.register_handler(Q, handler, timeout=4.0)
+    handlers.register(Q, handler, timeout=4.0)
     ledger = AttemptLedger(qut.db, qut.clock)
-    worker = await _run(Worker(qut.queue, config, qut.clock, queues=[Q], ledger=ledger))
+    worker = await _run(
+        Worker(qut.queue, config, qut.clock, handlers=handlers, queues=[Q], ledger=ledger)
+    )
     try:
         await qut.queue.enqueue(Q, {}, key="patient")
         await qut.queue.enqueue(Q, {}, key="hasty", timeout=0.05, max_attempts=1)
@@ -195,12 +214,14 @@ async def test_per_job_timeout_overrides_the_queue_timeout(qut: QueueUnderTest) 
         await until(lambda: finished == ["patient"])
     finally:
         await worker.stop()
-        handlers.unregister_handler(Q)
+        handlers.unregister(Q)
     assert await _outcomes(qut, ledger, "hasty") == ["timed_out:timed out after 0.05s"]
     assert await _outcomes(qut, ledger, "patient") == ["succeeded:"]
 
 
-async def test_runtime_shutdown_waits_for_the_workers_grace(qut: QueueUnderTest) -> None:
+async def test_runtime_shutdown_waits_for_the_workers_grace(
+    qut: QueueUnderTest, handlers: HandlerRegistry
+) -> None:
     started, finish = asyncio.Event(), asyncio.Event()
     done: list[str] = []
 
@@ -209,10 +230,10 @@ async def test_runtime_shutdown_waits_for_the_workers_grace(qut: QueueUnderTest)
         await finish.wait()
         done.append(job.key)
 
-    handlers.register_handler(Q, slow)
+    handlers.register(Q, slow)
     ledger = AttemptLedger(qut.db, qut.clock)
     config = dataclasses.replace(TEST_CONFIG, shutdown_grace=30.0)
-    worker = Worker(qut.queue, config, qut.clock, queues=[Q], ledger=ledger)
+    worker = Worker(qut.queue, config, qut.clock, handlers=handlers, queues=[Q], ledger=ledger)
     runtime = Runtime(
         settings=Settings(_env_file=None),  # type: ignore[call-arg]
         clock=qut.clock,
@@ -233,7 +254,7 @@ async def test_runtime_shutdown_waits_for_the_workers_grace(qut: QueueUnderTest)
         await asyncio.wait_for(stopping, 10)
     finally:
         finish.set()
-        handlers.unregister_handler(Q)
+        handlers.unregister(Q)
     assert done == ["inflight"]
     assert await _outcomes(qut, ledger, "inflight") == ["succeeded:"]
     assert worker.in_flight == 0
@@ -263,12 +284,17 @@ async def test_runtime_gives_a_component_its_own_stop_timeout(qut: QueueUnderTes
     await runtime.start()
     await runtime.stop(timeout=0.01)
     assert stopped == ["slow"]
-    worker = Worker(qut.queue, dataclasses.replace(TEST_CONFIG, shutdown_grace=20.0), qut.clock)
+    worker = Worker(
+        qut.queue,
+        dataclasses.replace(TEST_CONFIG, shutdown_grace=20.0),
+        qut.clock,
+        handlers=HandlerRegistry(),
+    )
     assert worker.stop_timeout > 20.0
 
 
 async def test_dead_letter_hook_survives_a_death_between_hook_and_dead_letter(
-    qut: QueueUnderTest,
+    qut: QueueUnderTest, handlers: HandlerRegistry
 ) -> None:
     alerts: list[str] = []
     dying = [True]
@@ -283,8 +309,8 @@ async def test_dead_letter_hook_survives_a_death_between_hook_and_dead_letter(
             raise asyncio.CancelledError
         alerts.append(f"{job.key}:{error}")
 
-    handlers.register_handler(Q, refuse, on_dead=on_dead)
-    worker = await _run(Worker(qut.queue, TEST_CONFIG, qut.clock, queues=[Q]))
+    handlers.register(Q, refuse, on_dead=on_dead)
+    worker = await _run(Worker(qut.queue, TEST_CONFIG, qut.clock, handlers=handlers, queues=[Q]))
     try:
         await qut.queue.enqueue(Q, {}, key="doomed", max_attempts=1)
         # The job comes back once its lease runs out; the hook then runs to the end.
@@ -292,13 +318,13 @@ async def test_dead_letter_hook_survives_a_death_between_hook_and_dead_letter(
         await until(lambda: qut.queue.get_dead_letter("doomed"))
     finally:
         await worker.stop()
-        handlers.unregister_handler(Q)
+        handlers.unregister(Q)
     [alert] = alerts
     assert alert.startswith("doomed:the lease ran out")
 
 
 @pytest.mark.parametrize("qut", ["sqlite", "redis"], indirect=True)
-async def test_outcome_metrics_per_queue(qut: QueueUnderTest) -> None:
+async def test_outcome_metrics_per_queue(qut: QueueUnderTest, handlers: HandlerRegistry) -> None:
     queue = f"metered-{qut.kind}"
     runs: dict[str, int] = {}
 
@@ -310,8 +336,10 @@ async def test_outcome_metrics_per_queue(qut: QueueUnderTest) -> None:
     def value(name: str, **labels: str) -> float:
         return REGISTRY.get_sample_value(name, {"queue": queue, **labels}) or 0.0
 
-    handlers.register_handler(queue, flaky)
-    worker = await _run(Worker(qut.queue, TEST_CONFIG, qut.clock, queues=[queue]))
+    handlers.register(queue, flaky)
+    worker = await _run(
+        Worker(qut.queue, TEST_CONFIG, qut.clock, handlers=handlers, queues=[queue])
+    )
     try:
         await qut.queue.enqueue(queue, {}, key="good")  # fails twice, then succeeds
         await qut.queue.enqueue(queue, {}, key="bad", max_attempts=2)  # fails twice, dead
@@ -320,7 +348,7 @@ async def test_outcome_metrics_per_queue(qut: QueueUnderTest) -> None:
         await worker.publish_stats()
     finally:
         await worker.stop()
-        handlers.unregister_handler(queue)
+        handlers.unregister(queue)
     assert value("kervan_queue_jobs_enqueued_total") == 2
     assert value("kervan_queue_jobs_failed_total") == 4
     assert value("kervan_queue_jobs_retried_total", kind="retry") == 3

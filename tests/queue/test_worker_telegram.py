@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from core.jobs import BreakerConfig, BreakerState
 from service.db.tables.jobs import queue_attempts
-from service.queue import handlers
 from service.queue.config import QueueConfig
+from service.queue.handlers import HandlerRegistry
 from service.queue.ledger import AttemptLedger
 from service.queue.worker import Worker
 from service.settings import Settings
@@ -79,24 +79,26 @@ async def rig(
         base_url=fake_telegram.base_url, token=fake_telegram.token, timeout_seconds=0.3
     )
     http = httpx.AsyncClient(timeout=1.0)
-    handlers.register_handler(
+    handlers = HandlerRegistry()
+    handlers.register(
         tg.SEND_QUEUE,
         tg.send_handler(client),
         provider=tg.PROVIDER,
         on_dead=tg.dead_letter_hook(lambda: qut.queue, settings),
     )
-    handlers.register_handler(
-        tg.FALLBACK_QUEUE, tg.fallback_handler(http, fake_telegram.fallback_url)
-    )
+    handlers.register(tg.FALLBACK_QUEUE, tg.fallback_handler(http, fake_telegram.fallback_url))
     ledger = AttemptLedger(qut.db, qut.clock, flush_interval=0.05)
     worker = Worker(
-        qut.queue, config, qut.clock, queues=[tg.SEND_QUEUE, tg.FALLBACK_QUEUE], ledger=ledger
+        qut.queue,
+        config,
+        qut.clock,
+        handlers=handlers,
+        queues=[tg.SEND_QUEUE, tg.FALLBACK_QUEUE],
+        ledger=ledger,
     )
     await worker.start()
     yield Rig(qut, fake_telegram, worker, ledger)
     await worker.stop()
-    handlers.unregister_handler(tg.SEND_QUEUE)
-    handlers.unregister_handler(tg.FALLBACK_QUEUE)
     await client.aclose()
     await http.aclose()
 

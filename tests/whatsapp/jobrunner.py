@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.jobs import PermanentFailure, RetryLater
-from service.queue.handlers import get_registration
 from service.runtime import Runtime
 
 
@@ -22,13 +21,14 @@ class Attempt:
 async def drain(runtime: Runtime, queues: Sequence[str], *, max_rounds: int = 20) -> list[Attempt]:
     """Claims and runs ready jobs until none is ready (retries are made ready at once)."""
     queue = runtime.queue
+    assert queue is not None, "the queue feature must be set up"
     attempts: list[Attempt] = []
     for _ in range(max_rounds):
         jobs = await queue.claim(list(queues), 10, worker_id="test")
         if not jobs:
             break
         for job in jobs:
-            registration = get_registration(job.queue)
+            registration = runtime.handlers.get(job.queue)
             assert registration is not None, job.queue
             try:
                 await registration.handler(job)
