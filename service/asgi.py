@@ -11,5 +11,5 @@ from service.settings import load_settings
 
 def app_factory() -> Starlette:
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, env=settings.env)
     return create_app(settings)

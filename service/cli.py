@@ -9,15 +9,17 @@ import re
 import sys
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from core.errors import KervanError
 from service.logging import configure_logging, get_logger
-from service.settings import Settings, SettingsError, load_settings
+from service.settings import SETTINGS_PARTS, Settings, SettingsError, load_settings
 from service.settings_docs import NOTES
 
 log = get_logger("kervan.cli")
 
 SECRET_KEYS = ("cookie_secret", "admin_api_key", "metrics_token")
+ALL_INTERFACES = ("", "0.0.0.0", "::")  # noqa: S104 - recognised in settings, never bound here
 
 
 def _settings(overrides: dict[str, Any]) -> Settings:
@@ -30,6 +32,96 @@ def _settings(overrides: dict[str, Any]) -> Settings:
         raise SystemExit(2) from None
 
 
+def _configure_logging(settings: Settings) -> None:
+    configure_logging(settings.log_level, settings.log_format, env=settings.env)
+
+
+def _mask_url(url: str) -> str:
+    """``url`` with its password (userinfo or ``?password=``) replaced by ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        netloc = f"{user}:***@{hostport}"
+    query = urlencode(
+        [(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)],
+        safe="*",
+    )
+    # Not urlunsplit: it drops the empty authority of unix:///path.
+    shown = f"{parts.scheme}://{netloc}{parts.path}"
+    return shown + (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
+
+
+def database_label(settings: Settings) -> str:
+    """The database kind and where it is, password masked: ``sqlite ./var/kervan.db``."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    kind = url.get_backend_name()
+    if kind == "sqlite":
+        in_memory = url.database in (None, "", ":memory:")
+        return "sqlite in memory" if in_memory else f"sqlite {url.database}"
+    shown = url.set(drivername=kind).render_as_string(hide_password=True)
+    return f"{kind} {shown.partition('://')[2]}"
+
+
+def queue_backend(settings: Settings) -> str:
+    """The queue backend ``auto`` resolves to: Redis Streams with Redis, else the SQL outbox."""
+    if settings.queue_backend == "redis" or (
+        settings.queue_backend == "auto" and settings.redis_url is not None
+    ):
+        return "redis"
+    return "sql"
+
+
+def worker_embedded(settings: Settings) -> bool:
+    """Whether the outbound worker runs inside the API process (embedded backends by default)."""
+    chosen = settings.queue_embedded_worker
+    return settings.embedded if chosen is None else chosen
+
+
+def serve_url(settings: Settings) -> str:
+    host = settings.host
+    if host in ALL_INTERFACES:
+        host = "::1" if host == "::" else "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+def serve_banner(settings: Settings) -> str:
+    """What ``kervan serve`` prints before granian starts: where, on what, and the links."""
+    from service.routes.docs import VERSION
+
+    url = serve_url(settings)
+    processes = f"{settings.workers} worker process{'es' if settings.workers > 1 else ''}"
+    threads = f"{settings.threads} thread{'s' if settings.threads > 1 else ''}"
+    where = " (all interfaces)" if settings.host in ALL_INTERFACES else ""
+    if settings.redis_url is None:
+        backends = "in-process (embedded; set KERVAN_REDIS_URL to use Redis)"
+    else:
+        backends = f"redis {_mask_url(settings.redis_url)} (namespace {settings.redis_namespace})"
+    queue = {"sql": "SQL outbox in the database", "redis": "Redis Streams"}[queue_backend(settings)]
+    if worker_embedded(settings):
+        each = "each API process" if settings.workers > 1 else "the API process"
+        worker = f"embedded (runs inside {each})"
+    else:
+        worker = "not embedded (run `kervan worker` beside the API)"
+    lines = [
+        f"kervan {VERSION} serving on {url}{where}, {processes}, {threads}, env {settings.env}",
+        f"  database  {database_label(settings)}",
+        f"  backends  {backends}",
+        f"  queue     {queue}",
+        f"  worker    {worker}",
+        f"  docs      {url}/docs",
+        f"  metrics   {url}/metrics",
+        f"  health    {url}/health",
+        f"  ready     {url}/ready",
+    ]
+    return "\n".join(lines)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from granian import Granian
     from granian.constants import Interfaces, Loops
@@ -37,9 +129,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(
         {"host": args.host, "port": args.port, "workers": args.workers, "threads": args.threads}
     )
-    configure_logging(settings.log_level)
-    if args.migrate:
-        asyncio.run(_migrate(settings))
+    _configure_logging(settings)
+    if args.migrate and _run_migrate(settings) != 0:
+        return 1
+    print(serve_banner(settings), file=sys.stderr, flush=True)
     server = Granian(
         "service.asgi:app_factory",
         factory=True,
@@ -58,53 +151,116 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _migrate(settings: Settings) -> None:
+def _ancestors(script: Any, heads: Sequence[str]) -> set[str]:
+    """Every revision at or below ``heads``: what a database at those heads has applied."""
+
+    def below(value: str | Sequence[str] | None) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        return (value,) if isinstance(value, str) else tuple(value)
+
+    seen: set[str] = set()
+    stack = list(heads)
+    while stack:
+        rev = script.get_revision(stack.pop())
+        if rev is None or rev.revision in seen:
+            continue
+        seen.add(rev.revision)
+        stack.extend(below(rev.down_revision) + below(rev.dependencies))
+    return seen
+
+
+async def _current_heads(db: Any) -> tuple[str, ...] | None:
+    """The revisions the database is at; None when it cannot be asked (migrate will say why)."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy.exc import SQLAlchemyError
+
+    def read(sync_conn: Any) -> tuple[str, ...]:
+        return tuple(MigrationContext.configure(sync_conn).get_current_heads())
+
+    try:
+        async with db.engine.connect() as conn:
+            heads: tuple[str, ...] = await conn.run_sync(read)
+    except SQLAlchemyError:
+        return None
+    return heads
+
+
+async def _migrate(settings: Settings) -> list[str] | None:
+    """Upgrade to every head; the revisions applied, oldest first (None: not known)."""
+    from alembic.script import ScriptDirectory
+
     from service.db import Database
-    from service.db.migrate import migrate
+    from service.db.migrate import alembic_config, migrate
 
     db = Database(settings.database_url)
     try:
+        before = await _current_heads(db)
         await migrate(db)
     finally:
         await db.dispose()
+    if before is None:
+        return None
+    script = ScriptDirectory.from_config(alembic_config())
+    done = _ancestors(script, before)
+    applied = [rev.revision for rev in script.walk_revisions("base", "heads")]
+    return [rev for rev in reversed(applied) if rev not in done]
+
+
+def migrate_summary(settings: Settings, applied: list[str] | None) -> str:
+    """``kervan migrate: sqlite ./var/kervan.db: applied 0001_a ... 0009_b (8 revisions)``."""
+    where = f"kervan migrate: {database_label(settings)}"
+    if not applied:
+        return f"{where}: schema is up to date"
+    names = sorted(applied)
+    shown = ", ".join(names) if len(names) <= 3 else f"{names[0]} ... {names[-1]}"
+    count = f"{len(names)} revision{'s' if len(names) > 1 else ''}"
+    return f"{where}: applied {shown} ({count})"
+
+
+def _run_migrate(settings: Settings) -> int:
+    try:
+        applied = asyncio.run(_migrate(settings))
+    except KervanError as exc:
+        print(f"kervan migrate: {exc.message}", file=sys.stderr)
+        return 1
+    print(migrate_summary(settings, applied), file=sys.stderr)
+    return 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings({})
-    configure_logging(settings.log_level)
-    try:
-        asyncio.run(_migrate(settings))
-    except KervanError as exc:
-        print(f"kervan migrate: {exc.message}", file=sys.stderr)
-        return 1
-    print("kervan migrate: schema is up to date", file=sys.stderr)
-    return 0
+    _configure_logging(settings)
+    return _run_migrate(settings)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings({})
-    configure_logging(settings.log_level)
+    _configure_logging(settings)
     from service.worker_process import run_worker
 
     return run_worker(settings, args.queue or None)
 
 
 def _comment_descriptions() -> dict[str, str]:
-    """Fields documented by the comment lines right above them in ``service/settings.py``."""
+    """Fields documented by the comment lines right above them (or trailing them) in the source
+    of the settings parts (``service/settings.py`` and ``service/<feature>/settings.py``)."""
     found: dict[str, str] = {}
-    pending: list[str] = []
-    for line in inspect.getsource(Settings).splitlines():
-        stripped = line.strip()
-        if stripped.startswith("# ---"):
-            pending = []
-        elif stripped.startswith("#"):
-            pending.append(stripped.lstrip("#").strip())
-        else:
-            match = re.match(r"^    ([a-z_][a-z0-9_]*)\s*:", line)
-            trailing = re.search(r"  # (?!noqa|type:)(.+)$", line)
-            if match and (pending or trailing):
-                found[match.group(1)] = " ".join([*pending, trailing.group(1) if trailing else ""])
-            pending = []
+    for part in SETTINGS_PARTS:
+        pending: list[str] = []
+        for line in inspect.getsource(part).splitlines():
+            stripped = line.strip()
+            if stripped.startswith("# ---"):
+                pending = []
+            elif stripped.startswith("#"):
+                pending.append(stripped.lstrip("#").strip())
+            else:
+                match = re.match(r"^    ([a-z_][a-z0-9_]*)\s*:", line)
+                trailing = re.search(r"  # (?!noqa|type:)(.+)$", line)
+                if match and (pending or trailing):
+                    text = trailing.group(1) if trailing else ""
+                    found[match.group(1)] = " ".join([*pending, text])
+                pending = []
     return found
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
-from service.settings import Network
+from service.settings_types import Network
 
 _STATE_KEY = "kervan_client_ip"
 

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.clientip import _STATE_KEY, resolve_client_ip
 from service.logging import get_logger, request_id_var
 from service.metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS
-from service.settings import Network
+from service.settings_types import Network
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = get_logger("kervan.access")

@@ -6,6 +6,7 @@ attach its components and readiness checks. Add one line per feature module.
 
 ROUTE_MODULES: list[str] = [
     "service.routes.health",
+    "service.routes.index",
     "service.routes.docs",
     "service.routes.admin_lockouts",
     "service.routes.consent",
