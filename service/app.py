@@ -20,6 +20,7 @@ from service.middleware.request_context import RequestContextMiddleware
 from service.middleware.security import SecurityHeadersMiddleware
 from service.ratelimit import RateLimitMiddleware
 from service.routes import ROUTE_MODULES
+from service.routing import merge_same_path
 from service.runtime import Runtime, build_runtime
 from service.settings import Settings
 
@@ -34,7 +35,10 @@ def create_app(
     settings: Settings, *, clock: Clock | None = None, runtime: Runtime | None = None
 ) -> Starlette:
     """Build the app; the runtime (database, backends, features) starts in the lifespan."""
-    routes: list[BaseRoute] = [route for module in _route_modules() for route in module.routes]
+    # Same-path routes of different methods are routed as one, so a 405 lists every method.
+    routes: list[BaseRoute] = merge_same_path(
+        [route for module in _route_modules() for route in module.routes]
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

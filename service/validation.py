@@ -97,4 +97,10 @@ def parse_query(request: Request, model: type[M]) -> M:
 
 
 def parse_path(request: Request, model: type[M]) -> M:
+    """The path parameters validated against ``model``, the one ``@api(path=model)`` documents.
+
+    A value outside the documented constraints (pattern, length) is a malformed request: 422
+    naming ``path.<parameter>``, like a bad query or body field. A well-formed id that names
+    nothing is the route's 404, declared with ``responses={404: ...}``.
+    """
     return validate(model, dict(request.path_params), "path")

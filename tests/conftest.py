@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pymysql
 import pytest
 import redis as sync_redis
 from hypothesis import settings as hypothesis_settings
@@ -28,6 +27,14 @@ from service.db import Database
 from service.db.metadata import metadata
 from service.db.migrate import migrate
 from service.settings import Settings
+from tests.services import (
+    ServiceDown,
+    ServiceState,
+    drop_mariadb,
+    prepare_mariadb,
+    private_redis_server,
+    service_url,
+)
 from tests.settings import TEST_ENV
 
 # Property tests are derandomized by default: every run (and CI) tries the same examples, so a
@@ -45,33 +52,30 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{RUN_ID}-{next(_counter)}"
 
 
-def _unavailable(what: str, error: Exception) -> None:
-    message = f"{what} is unreachable ({error}); set KERVAN_TEST_* or start it"
-    if TEST_ENV.require_services:
-        pytest.fail(f"KERVAN_REQUIRE_SERVICES=1 and {message}", pytrace=False)
-    pytest.skip(message)
-
-
 # ---------------------------------------------------------------- Redis
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> str | Exception:
+def redis_server() -> ServiceState:
     try:
         client = sync_redis.Redis.from_url(TEST_ENV.test_redis_url, socket_timeout=2)
         client.ping()
         client.close()
     except Exception as exc:
-        return exc
+        return ServiceDown("Redis", exc)
     return TEST_ENV.test_redis_url
 
 
 @pytest.fixture
-def redis_url(redis_server: str | Exception) -> str:
-    if isinstance(redis_server, Exception):
-        _unavailable("Redis", redis_server)
-    assert isinstance(redis_server, str)
-    return redis_server
+def redis_url(redis_server: ServiceState) -> str:
+    return service_url(redis_server)
+
+
+@pytest.fixture(scope="module")
+def private_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of the module's own, for tests that pause or kill every client of it."""
+    with private_redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 def _drop_namespace(url: str, namespace: str) -> None:
@@ -96,7 +100,9 @@ def redis_namespace(redis_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def mariadb_server() -> Iterator[str | Exception]:
+def mariadb_server() -> Iterator[ServiceState]:
+    """The run's own migrated database; an unreachable server and a failed set-up are told apart
+    (the first skips or fails under KERVAN_REQUIRE_SERVICES=1, the second is always an error)."""
     base = make_url(TEST_ENV.test_mariadb_url)
     name = f"kervan_test_{RUN_ID}"
     params = {
@@ -106,26 +112,20 @@ def mariadb_server() -> Iterator[str | Exception]:
         "password": base.password or "",
         "connect_timeout": 3,
     }
-    try:
-        conn = pymysql.connect(**params)
-    except Exception as exc:
-        yield exc
-        return
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    conn.close()
     url = base.set(database=name).render_as_string(hide_password=False)
+    state, created = prepare_mariadb(params, name, url, _migrate_in_thread)
+    try:
+        yield state
+    finally:
+        if created:
+            drop_mariadb(params, name)
+
+
+def _migrate_in_thread(url: str) -> Exception | None:
     # A thread of its own: this session fixture may first be requested from inside a running
     # event loop (an async fixture), where asyncio.run is not allowed.
     with ThreadPoolExecutor(1) as pool:
-        migrated = pool.submit(asyncio.run, _migrate_url(url)).result()
-    try:
-        yield migrated if isinstance(migrated, Exception) else url
-    finally:
-        conn = pymysql.connect(**params)
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        conn.close()
+        return pool.submit(asyncio.run, _migrate_url(url)).result()
 
 
 async def _migrate_url(url: str) -> Exception | None:
@@ -140,11 +140,8 @@ async def _migrate_url(url: str) -> Exception | None:
 
 
 @pytest.fixture
-def mariadb_url(mariadb_server: str | Exception) -> str:
-    if isinstance(mariadb_server, Exception):
-        _unavailable("MariaDB", mariadb_server)
-    assert isinstance(mariadb_server, str)
-    return mariadb_server
+def mariadb_url(mariadb_server: ServiceState) -> str:
+    return service_url(mariadb_server)
 
 
 async def _clear_tables(db: Database) -> None:

@@ -20,12 +20,16 @@ SUBJECT_MAX_LENGTH = 64
 # Subjects are user ids or anonymous cookie ids; they travel in URL paths and tokens, so the
 # alphabet excludes whitespace, '/', '?', '#', '%' and anything that would need escaping. The
 # first character is alphanumeric so an exported CSV cell can never start a spreadsheet formula.
-_SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,63}$")
+# The same pattern documents the {subject} path parameter in /openapi.json (anchored, because a
+# JSON-schema pattern is a search); it is applied with fullmatch so that, unlike "$", a trailing
+# newline is not accepted either.
+SUBJECT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,63}$"
+_SUBJECT = re.compile(SUBJECT_PATTERN)
 GENESIS_HASH = "0" * 64
 
 
 def validate_subject(subject: str) -> str:
-    if _SUBJECT.match(subject) is None:
+    if _SUBJECT.fullmatch(subject) is None:
         raise ValidationFailed(
             "subject must be 1-64 characters of letters, digits and . _ : @ + = -, "
             "starting with a letter or digit",

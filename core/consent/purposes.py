@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from core.consent.durations import Ttl, parse_ttl
 from core.errors import ValidationFailed
 
-_REGION = re.compile(r"^[A-Z]{2,3}(-[A-Z0-9]{1,4})?$")
+#: A region code in either case: ISO 3166-1 country, optionally with a subdivision. Matched
+#: before upper-casing, so letters that upper-case into ASCII ("ß" -> "SS") are not codes.
+REGION_CODE = r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,4})?"
+_REGION = re.compile(REGION_CODE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,15 +43,15 @@ def normalize_region(region: str | None) -> str | None:
     """Upper-case ISO 3166 style region (``DE``, ``US-CA``); ``None`` or empty means unknown."""
     if region is None:
         return None
-    value = region.strip().upper()
+    value = region.strip()
     if not value:
         return None
-    if len(value) > 8 or _REGION.match(value) is None:
+    if _REGION.fullmatch(value) is None:
         raise ValidationFailed(
             "region must be a country code, optionally with a subdivision (e.g. 'DE', 'US-CA')",
             details={"region": region},
         )
-    return value
+    return value.upper()
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,11 @@ MAX_BATCH = 1000
 #: clock must not pin a session's state (later views are never paired with an earlier one).
 MAX_VIEW_AGE_SECONDS = 7 * 86_400.0
 MAX_CLOCK_SKEW_SECONDS = 300.0
-_SESSION = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+#: A session id's syntax; the OpenAPI document states this same pattern.
+SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
+#: A page view's ``ts`` lies in (0, MAX_TIMESTAMP) Unix seconds (and near the server's clock).
+MAX_TIMESTAMP = 1e11
+_SESSION = re.compile(SESSION_ID_PATTERN)
 _NAVIGATION_KEYS = frozenset({"seg", "from", "to"})
 _PAGE_VIEW_KEYS = frozenset({"session_id", "seg", "path", "ts"})
 
@@ -84,7 +88,7 @@ def _parse_item(
         ts = item["ts"]
         if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
             raise ValidationFailed("'ts' must be a number (Unix seconds)", details={"field": "ts"})
-        if not 0 < ts < 1e11:
+        if not 0 < ts < MAX_TIMESTAMP:
             raise ValidationFailed("'ts' must be Unix seconds", details={"field": "ts"})
         if now is not None and not (
             now - MAX_VIEW_AGE_SECONDS <= ts <= now + MAX_CLOCK_SKEW_SECONDS

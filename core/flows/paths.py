@@ -22,6 +22,10 @@ MAX_RAW_LENGTH = 2048
 
 # RFC 3986 pchar plus "/", without "%" (escapes are rebuilt from the decoded text).
 _SAFE = "/:@!$&'()*+,;=-._~"
+#: A path spelled with letters, digits and the safe characters only: accepted as it is (up to
+#: MAX_PATH_LENGTH). The OpenAPI document states this form; other spellings that normalize to
+#: a valid path (escapes, a query, an absolute URL on the site's origin) are accepted too.
+PLAIN_PATH_PATTERN = "^/[A-Za-z0-9" + _SAFE.replace("-", "") + "-]*$"
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 _DECODED_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 

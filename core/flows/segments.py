@@ -14,7 +14,9 @@ from core.errors import ValidationFailed
 
 #: Stored in VARCHAR(8), as in the original schema.
 MAX_SEGMENT_LENGTH = 8
-_SEGMENT = re.compile(r"^([a-z]{2,3})-([a-z]{1,4})$")
+#: The syntax of a segment; the OpenAPI document states this same pattern.
+SEGMENT_PATTERN = r"^([a-z]{2,3})-([a-z]{1,4})$"
+_SEGMENT = re.compile(SEGMENT_PATTERN)
 
 
 def is_valid_segment(seg: str) -> bool:

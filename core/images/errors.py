@@ -33,3 +33,23 @@ class SourceFetchFailed(ValidationFailed):
 
 class BadSignature(Forbidden):
     code = "bad_signature"
+
+
+class BadVariantName(ValidationFailed):
+    """A variant path's last segment is not ``<width>.<format>``."""
+
+    code = "bad_variant"
+
+
+class BadStage(ValidationFailed):
+    code = "bad_stage"
+
+
+class BadWidth(ValidationFailed):
+    """The width is not a rung of the configured ladder."""
+
+    code = "bad_width"
+
+
+class BadFormat(ValidationFailed):
+    code = "bad_format"

@@ -14,6 +14,8 @@ from core.images.errors import BadSignature
 SIGNATURE_PARAM = "s"
 # 128 bits of the SHA-256 MAC: plenty against forgery, keeps URLs short.
 _SIGNATURE_BYTES = 16
+#: What a signature looks like (unpadded base64url of those bytes), as the API documents it.
+SIGNATURE_PATTERN = f"^[A-Za-z0-9_-]{{{(_SIGNATURE_BYTES * 4 + 2) // 3}}}$"
 
 
 class UrlSigner:

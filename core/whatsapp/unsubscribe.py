@@ -14,8 +14,12 @@ import hmac
 
 _PURPOSE = b"kervan/whatsapp-unsubscribe/v1\x00"
 _MAC_BYTES = 12
+_MAC_CHARS = 16  # 12 bytes in base64, which needs no padding for them
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+_MAX_ID_DIGITS = 13  # base 36: every 64-bit id
 MAX_TOKEN_LENGTH = 64
+#: Every token :func:`make_token` issues; :func:`read_token` refuses whatever else it is given.
+TOKEN_PATTERN = rf"^[0-9a-z]{{1,{_MAX_ID_DIGITS}}}\.[A-Za-z0-9_-]{{{_MAC_CHARS}}}$"
 
 
 def _base36(number: int) -> str:
@@ -46,7 +50,7 @@ def read_token(secret: str, token: str) -> int | None:
     if not secret or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
         return None
     id_part, mac_part = token.split(".")
-    if not id_part or len(id_part) > 13 or any(char not in _DIGITS for char in id_part):
+    if not id_part or len(id_part) > _MAX_ID_DIGITS or any(char not in _DIGITS for char in id_part):
         return None
     contact_id = int(id_part, 36)
     expected = _mac(secret, contact_id)

@@ -1,1 +1,1 @@
-"""Consent storage, audit export and the policy built from settings."""
+"""Consent: storage, the API's operations, audit export and the policy built from settings."""

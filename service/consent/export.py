@@ -21,9 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from core.consent.chain import ChainBreak, ChainHead, ChainReport, ChainVerifier, ConsentEvent
 from service.consent.sql import execute as _execute
 from service.consent.store import event_from_row
+from service.db import Database
 from service.db.tables.consent import consent_events, consent_state
 
 ExportFormat = Literal["csv", "jsonl"]
+MEDIA_TYPES: dict[ExportFormat, str] = {
+    "csv": "text/csv; charset=utf-8",
+    "jsonl": "application/x-ndjson",
+}
+EXTENSIONS: dict[ExportFormat, str] = {"csv": "csv", "jsonl": "jsonl"}
 SUBJECT_BATCH = 200
 # The report lists at most this many breaks; the count covers all of them.
 MAX_REPORTED_BREAKS = 1000
@@ -186,3 +192,37 @@ async def render(
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue().encode()
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """A period's export, ready to stream: the verification summary travels in the headers."""
+
+    chunks: AsyncIterator[bytes]
+    media_type: str
+    headers: dict[str, str]
+
+
+def export_file(
+    db: Database, period: Period, fmt: ExportFormat, verification: Verification
+) -> ExportFile:
+    """The export of ``period``; its rows are read on a connection of their own while streaming."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        async with db.connect() as conn:
+            async for chunk in render(export_rows(conn, period), fmt, verification):
+                yield chunk
+
+    filename = f"consent-events-{period.start_ms}-{period.end_ms}.{EXTENSIONS[fmt]}"
+    return ExportFile(
+        chunks(),
+        MEDIA_TYPES[fmt],
+        {
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+            "X-Consent-Chain-Ok": "true" if verification.ok else "false",
+            "X-Consent-Chain-Checked": str(verification.checked),
+            "X-Consent-Chain-Breaks": str(verification.break_count),
+            "X-Consent-Exported": str(verification.exported),
+        },
+    )

@@ -1,7 +1,8 @@
-"""The consent policy of this process: purposes, region lifetimes, banner versions, token keys.
+"""The consent policy of a runtime: purposes, region lifetimes, banner versions, token keys.
 
-Built from settings once. The route module's setup installs it; code that runs without the web
-app (the worker) gets one built from the process settings on first use.
+Built from settings once by the feature's setup and provided on the runtime
+(``runtime.facility(ConsentPolicy)``); code that changes consent passes it explicitly, so two
+runtimes in one process (tests, the web app beside ``kervan worker``) never share one.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from core.consent.banner import BannerPolicy, build_banner_policy
 from core.consent.purposes import PurposeRegistry, build_registry
 from core.consent.subject_proof import derive_subject_key
 from core.consent.token import derive_token_key
-from service.settings import Settings, load_settings
+from service.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -39,18 +40,3 @@ def policy_from_settings(settings: Settings) -> ConsentPolicy:
         token_lifetime=settings.consent_token_lifetime_seconds,
         subject_keys=tuple(derive_subject_key(root) for root in roots),
     )
-
-
-_active: ConsentPolicy | None = None
-
-
-def install_policy(policy: ConsentPolicy) -> None:
-    global _active
-    _active = policy
-
-
-def active_policy() -> ConsentPolicy:
-    global _active
-    if _active is None:
-        _active = policy_from_settings(load_settings())
-    return _active

@@ -4,16 +4,61 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from service.consent import grammar
 from service.consent.export import Period
+from service.consent.grammar import Documented
+from service.consent.policy import ConsentPolicy
 from service.errors import ApiError
+from service.openapi import runtime_enum
 
 EVENT_PAGE_MAX = 1000
 #: Event sequence numbers are BIGINT; a larger cursor cannot be bound by the database drivers.
 MAX_SEQ = 2**63 - 1
+
+
+#: Only registered purposes are accepted; the registry's error lists the unknown ones by name.
+Choices = Annotated[
+    dict[str, Literal["granted", "denied"]],
+    Field(min_length=1, max_length=32),
+    Documented(propertyNames={"enum": list(grammar.PURPOSE_NAMES)}),
+]
+#: Checked (and upper-cased) by core.consent.purposes.normalize_region.
+Region = Annotated[
+    str,
+    Field(
+        max_length=8,
+        description="Country code, optionally with a subdivision ('DE', 'us-ca'); "
+        "blank means unknown",
+    ),
+    Documented(pattern=grammar.REGION),
+]
+
+
+def _banner_versions(app: Any) -> tuple[str, ...]:
+    policy: ConsentPolicy = app.state.runtime.facility(ConsentPolicy)
+    return policy.banner.versions
+
+
+#: Checked against the runtime's banner policy; the running app's document lists its versions.
+BannerVersion = Annotated[
+    str,
+    Field(min_length=1, max_length=64),
+    Documented(**runtime_enum("consent_banner_versions", _banner_versions)),
+]
+
+
+class SubjectPath(BaseModel):
+    # validate_subject (core.consent.model) checks the same pattern, with its own message.
+    subject: str = Field(
+        min_length=1,
+        max_length=grammar.SUBJECT_LENGTH,
+        pattern=grammar.SUBJECT,
+        description="A user id or an anonymous id minted by POST /consent",
+    )
 
 
 class PurposeOut(BaseModel):
@@ -48,22 +93,31 @@ class SubjectProofOut(BaseModel):
 
 
 class ChoicesIn(BaseModel):
-    choices: dict[str, Literal["granted", "denied"]] = Field(min_length=1, max_length=32)
-    banner_version: str | None = Field(default=None, min_length=1, max_length=64)
-    region: str | None = Field(default=None, max_length=8)
+    choices: Choices
+    banner_version: BannerVersion | None = Field(
+        default=None,
+        description="The banner version the choices were made under: one of the versions "
+        "configured (KERVAN_CONSENT_BANNER_VERSION and _HISTORY), others are refused with 422; "
+        "default: the current one",
+    )
+    region: Region | None = None
     source: Literal["banner", "api"] = "api"
 
 
 class AdminChoicesIn(BaseModel):
-    choices: dict[str, Literal["granted", "denied"]] = Field(min_length=1, max_length=32)
-    region: str | None = Field(default=None, max_length=8)
+    choices: Choices
+    region: Region | None = None
     reason: str | None = Field(default=None, max_length=500)
 
 
 class WithdrawQuery(BaseModel):
-    purposes: str | None = Field(
+    purposes: Annotated[str, Documented(pattern=grammar.PURPOSE_LIST)] | None = Field(
         default=None, max_length=500, description="Comma-separated purposes (default: all)"
     )
+
+    def purpose_list(self) -> list[str] | None:
+        """The purposes to withdraw; None means every registered purpose."""
+        return None if self.purposes is None else grammar.split_purposes(self.purposes)
 
 
 class EventsQuery(BaseModel):
@@ -108,8 +162,16 @@ class EventsOut(BaseModel):
 
 
 class PeriodQuery(BaseModel):
-    start: datetime = Field(alias="from")
-    end: datetime = Field(alias="to")
+    start: datetime = Field(
+        alias="from",
+        description="Start of the period (inclusive), an RFC 3339 date-time; "
+        "without an offset, UTC",
+    )
+    end: datetime = Field(
+        alias="to",
+        description="End of the period (exclusive), an RFC 3339 date-time; must be later than "
+        "'from' (422 otherwise)",
+    )
     format: Literal["csv", "jsonl"] = "jsonl"
 
     @field_validator("start", "end")

@@ -4,6 +4,10 @@ Every function works inside the caller's transaction, so a feature can change co
 same transaction as its own writes (e.g. an inbound WhatsApp STOP and the stored message).
 Writers lock the subject's state row first; a writer that still collides on ``(subject, seq)``
 fails with ``core.errors.Conflict`` instead of forking the chain.
+
+Writers take the runtime's ``ConsentPolicy`` (``runtime.facility(ConsentPolicy)``) explicitly:
+it decides which purposes exist, their lifetimes and the banner version in force. Readers need
+no policy.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from core.consent.model import (
 )
 from core.consent.transitions import Transition, apply_choices, apply_withdrawal
 from service.consent.metrics import CONSENT_EVENTS
-from service.consent.policy import ConsentPolicy, active_policy
+from service.consent.policy import ConsentPolicy
 from service.consent.sql import execute as _execute
 from service.db.tables.consent import consent_events, consent_state
 from service.db.types import from_timestamp
@@ -45,19 +49,18 @@ async def record(
     now: float,
     banner_version: str | None = None,
     region: str | None = None,
-    policy: ConsentPolicy | None = None,
+    policy: ConsentPolicy,
 ) -> ConsentState:
     """Record grants/refusals; unknown purposes, values, sources or versions raise 422 errors."""
     validate_subject(subject)
-    rules = policy or active_policy()
     state = await _lock_state(conn, subject)
     move = apply_choices(
         state,
         choices,
         source=source,
         now=now,
-        registry=rules.registry,
-        banner=rules.banner,
+        registry=policy.registry,
+        banner=policy.banner,
         banner_version=banner_version,
         region=region,
     )
@@ -72,18 +75,17 @@ async def withdraw(
     source: str,
     now: float,
     purposes: Sequence[str] | None = None,
-    policy: ConsentPolicy | None = None,
+    policy: ConsentPolicy,
 ) -> ConsentState:
     """Deny ``purposes`` (every registered purpose by default); logged as withdrawals."""
     validate_subject(subject)
-    rules = policy or active_policy()
     state = await _lock_state(conn, subject)
     move = apply_withdrawal(
         state,
         source=source,
         now=now,
-        registry=rules.registry,
-        banner=rules.banner,
+        registry=policy.registry,
+        banner=policy.banner,
         purposes=purposes,
     )
     await _persist(conn, move)

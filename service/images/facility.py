@@ -1,12 +1,12 @@
-"""The images feature assembled from settings: stores, fetcher, signer, caches and repository."""
+"""The images feature assembled from settings (stores, fetcher, signer, caches, repository) and
+the operations its routes call: ingest, manifests, signed variants and IIIF level 0."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import hmac
-import re
-import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,11 +16,13 @@ from sqlalchemy import select
 
 from core.errors import KervanError, NotFound
 from core.images.formats import OutputFormat
+from core.images.ids import is_image_id, new_image_id
 from core.images.ladder import WidthLadder
 from core.images.limits import ImageLimits
-from core.images.manifest import SMALL_STAGE, ImageFacts
+from core.images.manifest import SMALL_STAGE, ImageFacts, build_manifest
 from core.images.signing import UrlSigner
 from core.images.ssrf import SourcePolicy
+from core.images.variant_request import VariantRequest, parse_variant_request
 from service.audit import record_audit
 from service.db import Database
 from service.db.tables.images import images
@@ -35,9 +37,6 @@ from service.images.tiles import TileStore
 from service.images.variants import VariantCache, VariantKey
 from service.settings import Settings
 
-IMAGE_ID_BYTES = 12
-_IMAGE_ID = re.compile(f"[0-9a-f]{{{2 * IMAGE_ID_BYTES}}}")
-
 
 @dataclass(frozen=True, slots=True)
 class StoredImage:
@@ -46,6 +45,21 @@ class StoredImage:
     input_format: str
     bytes: int
     source_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSource:
+    """What an admin hands in: the file itself, or a URL on an allowed host to fetch it from."""
+
+    alt: str
+    data: bytes = b""
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedVariant:
+    key: VariantKey
+    request: VariantRequest
 
 
 def url_key(settings: Settings) -> bytes:
@@ -147,7 +161,7 @@ class ImagesFacility:
     ) -> StoredImage:
         draft = await self.inspect(data)
         content_key = await self.originals.put(data)
-        image_id = secrets.token_hex(IMAGE_ID_BYTES)
+        image_id = new_image_id()
         row: dict[str, Any] = {
             "id": image_id,
             "content_key": content_key,
@@ -177,7 +191,7 @@ class ImagesFacility:
     async def get(self, image_id: str) -> StoredImage:
         # Ids are minted lower-case hex. Checking the form first keeps lookups byte-exact on
         # every database: MariaDB's default collation would match "ABC..." to "abc...".
-        if not _IMAGE_ID.fullmatch(image_id):
+        if not is_image_id(image_id):
             raise NotFound("no such image", details={"id": image_id})
         async with self.db.connect() as conn:
             row = (
@@ -189,8 +203,69 @@ class ImagesFacility:
             raise NotFound("no such image", details={"id": image_id})
         return _stored(dict(row))
 
+    async def ingest_from(self, source: IngestSource, *, actor: str) -> StoredImage:
+        if source.url is None:
+            return await self.ingest(source.data, source.alt, actor=actor)
+        data = await self.fetcher.fetch(source.url)
+        return await self.ingest(data, source.alt, actor=actor, source_url=source.url)
+
+    def manifest(self, stored: StoredImage, *, relative: bool = False) -> dict[str, Any]:
+        """Everything a progressive image component needs; URLs on the public origin, or
+        relative ones for a page served by this origin."""
+        base_url = "" if relative else self.settings.public_origin
+        manifest = build_manifest(
+            stored.facts,
+            ladder=self.ladder,
+            signer=self.signer,
+            small_width=self.settings.images_small_width,
+            base_url=base_url,
+        )
+        manifest["tiles"] = (
+            {"iiif": f"{base_url}/iiif/{stored.facts.image_id}/info.json"}
+            if self.tiles_available(stored)
+            else None
+        )
+        return manifest
+
+    async def resolve_variant(
+        self,
+        url_path: str,
+        params: Mapping[str, str],
+        image_id: str,
+        name: str,
+        accept: str | None,
+    ) -> ResolvedVariant:
+        """The variant a signed URL asks for. Problems are reported in this order: signature
+        (403), name, stage, width and format (422), then the image (404)."""
+        self.signer.verify(url_path, params)
+        asked = parse_variant_request(name, params.get("stage"), accept, self.ladder)
+        stored = await self.get(image_id)
+        return ResolvedVariant(self.variant_key(stored, asked.width, asked.fmt, asked.stage), asked)
+
     async def variant(self, key: VariantKey) -> bytes:
         return await self.variants.get(key, self.originals.get)
+
+    async def _tiled(self, image_id: str) -> StoredImage:
+        stored = await self.get(image_id)
+        if not self.tiles_available(stored):
+            raise NotFound(
+                "this image is too small for tiles", details={"id": stored.facts.image_id}
+            )
+        return stored
+
+    async def iiif_info(self, image_id: str) -> dict[str, Any]:
+        """The IIIF Image API 3.0 level 0 ``info.json`` (the pyramid is built on first use)."""
+        stored = await self._tiled(image_id)
+        service_id = f"{self.settings.public_origin}/iiif/{image_id}"
+        return await self.tiles.info(stored.content_key, service_id, self.originals.get)
+
+    async def iiif_tile(
+        self, image_id: str, region: str, size: str, rotation: str, quality_format: str
+    ) -> bytes:
+        stored = await self._tiled(image_id)
+        return await self.tiles.tile(
+            stored.content_key, region, size, rotation, quality_format, self.originals.get
+        )
 
 
 def _stored(row: dict[str, Any]) -> StoredImage:

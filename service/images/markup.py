@@ -10,10 +10,13 @@ import orjson
 _CLIENT_KEYS = ("blurhash", "small", "srcset", "sizes")
 
 
-def progressive_img(manifest: dict[str, Any], *, priority: bool = False) -> str:
+def progressive_img(
+    manifest: dict[str, Any], *, priority: bool = False, element_id: str | None = None
+) -> str:
     """An ``<img>`` showing the placeholder at once, with everything the snippet needs."""
     client = {key: manifest[key] for key in _CLIENT_KEYS}
-    attrs = {
+    attrs: dict[str, str] = {"id": element_id} if element_id is not None else {}
+    attrs |= {
         "class": "kv-progressive",
         "width": str(manifest["width"]),
         "height": str(manifest["height"]),

@@ -21,11 +21,17 @@ from service.images.cache_budget import PYRAMID_DIR, touch_if_stale
 
 OriginalLoader = Callable[[str], Awaitable[bytes]]
 
-_REGION = re.compile(r"^(full|\d{1,6},\d{1,6},\d{1,6},\d{1,6})$")
-_SIZE = re.compile(r"^(max|\d{1,6},\d{0,6}|,\d{1,6})$")
-_ROTATION = re.compile(r"^0$")
+# What level 0 can publish; the OpenAPI document states these same patterns. Anything else is
+# 404 (not 422): IIIF clients probe for tiles and expect "not there".
+REGION_PATTERN = "^(full|[0-9]{1,6},[0-9]{1,6},[0-9]{1,6},[0-9]{1,6})$"
+SIZE_PATTERN = "^(max|[0-9]{1,6},[0-9]{0,6}|,[0-9]{1,6})$"
+ROTATION_PATTERN = "^0$"
 _QUALITY = "default"
 _FORMAT = "jpg"
+QUALITY_FORMAT_PATTERN = f"^{_QUALITY}\\.{_FORMAT}$"
+_REGION = re.compile(REGION_PATTERN)
+_SIZE = re.compile(SIZE_PATTERN)
+_ROTATION = re.compile(ROTATION_PATTERN)
 _DIR_NAME = PYRAMID_DIR
 
 
@@ -119,9 +125,9 @@ class TileStore:
     ) -> bytes:
         """One pre-rendered tile; anything not in the static pyramid is 404 (level 0)."""
         if (
-            not _REGION.match(region)
-            or not _SIZE.match(size)
-            or not _ROTATION.match(rotation)
+            not _REGION.fullmatch(region)
+            or not _SIZE.fullmatch(size)
+            or not _ROTATION.fullmatch(rotation)
             or quality_format != f"{_QUALITY}.{_FORMAT}"
         ):
             raise NotFound("level 0 serves only the published tiles")

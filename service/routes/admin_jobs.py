@@ -5,7 +5,6 @@ The queue and the worker are set up by the queue feature (``service/queue/featur
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,11 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from service.audit import record_audit
 from service.endpoint import admin_principal, api
 from service.errors import ApiError
-from service.queue.base import DeadLetter, JobQueue
-from service.queue.ledger import attempts_of
+from service.queue.admin import DeadLetterAction, QueueAdmin
+from service.queue.base import DeadLetter
 from service.responses import json_response
 from service.runtime import get_runtime
 from service.validation import parse_body, parse_query
@@ -98,11 +96,11 @@ class StatusOut(BaseModel):
     worker: dict[str, Any] | None
 
 
-def _queue(request: Request) -> JobQueue:
-    queue = get_runtime(request).queue
-    if queue is None:
+def _admin(request: Request) -> QueueAdmin:
+    runtime = get_runtime(request)
+    if runtime.queue is None:
         raise ApiError(503, "backend_unavailable", "the job queue is not set up")
-    return queue
+    return QueueAdmin(runtime.queue, runtime)
 
 
 def _dead_out(letter: DeadLetter) -> dict[str, Any]:
@@ -127,6 +125,9 @@ def _dead_out(letter: DeadLetter) -> dict[str, Any]:
     }
 
 
+NO_DEAD_LETTER = "No dead letter with this key"
+
+
 @api(
     "Dead-lettered jobs, most recent first (admin)",
     query=DeadLettersQuery,
@@ -136,7 +137,7 @@ def _dead_out(letter: DeadLetter) -> dict[str, Any]:
 )
 async def list_dead_letters(request: Request) -> Response:
     query = parse_query(request, DeadLettersQuery)
-    letters = await _queue(request).dead_letters(
+    letters = await _admin(request).dead_letters(
         queue=query.queue, limit=query.limit, offset=query.offset
     )
     return json_response({"items": [_dead_out(d) for d in letters]}, headers=NO_STORE)
@@ -147,27 +148,23 @@ async def list_dead_letters(request: Request) -> Response:
     query=DeadLetterQuery,
     response=DeadLetterDetailOut,
     tags=["queue", "admin"],
-    responses={404: "No dead letter with this key"},
+    responses={404: NO_DEAD_LETTER},
     admin=True,
 )
 async def get_dead_letter(request: Request) -> Response:
     query = parse_query(request, DeadLetterQuery)
-    letter = await _queue(request).get_dead_letter(query.key)
-    if letter is None:
+    found = await _admin(request).dead_letter(query.key)
+    if found is None:
         raise ApiError(404, "not_found", "no dead letter with this key")
-    ledger = await attempts_of(get_runtime(request).db, letter.key)
+    letter, ledger = found
     return json_response({**_dead_out(letter), "ledger": ledger}, headers=NO_STORE)
 
 
-async def _act_on_dead_letter(
-    request: Request, action: str, act: Callable[[JobQueue, str], Awaitable[bool]]
-) -> Response:
+async def _act(request: Request, action: DeadLetterAction) -> Response:
     principal = admin_principal(request)
     body = await parse_body(request, KeyIn)
-    if not await act(_queue(request), body.key):
+    if not await _admin(request).act(action, body.key, actor=principal.id):
         raise ApiError(404, "not_found", "no dead letter with this key")
-    async with get_runtime(request).db.begin() as conn:
-        await record_audit(conn, actor=principal.id, action=action, subject=f"job:{body.key}"[:191])
     return json_response({"key": body.key, "done": True}, headers=NO_STORE)
 
 
@@ -176,11 +173,11 @@ async def _act_on_dead_letter(
     body=KeyIn,
     response=ActionOut,
     tags=["queue", "admin"],
-    responses={404: "No dead letter with this key"},
+    responses={404: NO_DEAD_LETTER},
     admin=True,
 )
 async def replay_dead_letter(request: Request) -> Response:
-    return await _act_on_dead_letter(request, "queue.dead_letter.replay", lambda q, k: q.replay(k))
+    return await _act(request, DeadLetterAction.REPLAY)
 
 
 @api(
@@ -188,13 +185,11 @@ async def replay_dead_letter(request: Request) -> Response:
     body=KeyIn,
     response=ActionOut,
     tags=["queue", "admin"],
-    responses={404: "No dead letter with this key"},
+    responses={404: NO_DEAD_LETTER},
     admin=True,
 )
 async def discard_dead_letter(request: Request) -> Response:
-    return await _act_on_dead_letter(
-        request, "queue.dead_letter.discard", lambda q, k: q.discard(k)
-    )
+    return await _act(request, DeadLetterAction.DISCARD)
 
 
 @api(
@@ -204,21 +199,11 @@ async def discard_dead_letter(request: Request) -> Response:
     admin=True,
 )
 async def queue_status(request: Request) -> Response:
-    runtime = get_runtime(request)
-    queue = _queue(request)
-    worker = runtime.worker
-    stats = await queue.stats(worker.queues if worker else runtime.handlers.queues())
-    worker_info = None
-    if worker is not None:
-        worker_info = {
-            "id": worker.worker_id,
-            "queues": worker.queues,
-            "in_flight": worker.in_flight,
-            "breakers": worker.breakers.publish(),
-        }
+    status = await _admin(request).status()
+    worker = status.worker
     return json_response(
         {
-            "backend": queue.kind,
+            "backend": status.backend,
             "queues": [
                 {
                     "queue": s.queue,
@@ -228,9 +213,16 @@ async def queue_status(request: Request) -> Response:
                     "dead": s.dead,
                     "oldest_ready_age_seconds": round(s.oldest_ready_age, 3),
                 }
-                for s in stats
+                for s in status.queues
             ],
-            "worker": worker_info,
+            "worker": None
+            if worker is None
+            else {
+                "id": worker.id,
+                "queues": worker.queues,
+                "in_flight": worker.in_flight,
+                "breakers": worker.breakers,
+            },
         },
         headers=NO_STORE,
     )

@@ -6,16 +6,18 @@ The limiter is set up by the rate-limiting feature (``service/ratelimit/feature.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from core.ratelimit.decision import ceil_seconds
 from service.endpoint import admin_principal, api
 from service.errors import ApiError
+from service.openapi import runtime_enum
+from service.ratelimit.admin import LiftOutcome, RateLimitAdmin
 from service.ratelimit.http import limiter_of
 from service.responses import json_response
 from service.validation import parse_body, parse_query
@@ -38,8 +40,17 @@ class LockoutsOut(BaseModel):
     items: list[LockOut]
 
 
+def _lockout_rules(app: Any) -> list[str]:
+    return RateLimitAdmin(limiter_of(app)).lockout_rules()
+
+
 class LiftIn(BaseModel):
-    rule: str = Field(min_length=1, max_length=64)
+    rule: str = Field(
+        min_length=1,
+        max_length=64,
+        description="A lockout rule in force",
+        json_schema_extra=runtime_enum("lockout_rules", _lockout_rules),
+    )
     key: str = Field(min_length=1, max_length=256)
 
 
@@ -69,6 +80,10 @@ class PoliciesOut(BaseModel):
     lockouts: list[RuleOut]
 
 
+def _admin(request: Request) -> RateLimitAdmin:
+    return RateLimitAdmin(limiter_of(request.app))
+
+
 @api(
     "Active lockouts, soonest to end first (admin)",
     query=LockoutsQuery,
@@ -78,16 +93,7 @@ class PoliciesOut(BaseModel):
 )
 async def list_lockouts(request: Request) -> Response:
     query = parse_query(request, LockoutsQuery)
-    locks, now = await limiter_of(request.app).lockouts.active_locks(query.limit)
-    items = [
-        {
-            "rule": lock.rule,
-            "key": lock.key,
-            "locked_until": datetime.fromtimestamp(lock.until / 1_000_000, UTC),
-            "retry_after": ceil_seconds(lock.until - now),
-        }
-        for lock in locks
-    ]
+    items = await _admin(request).active_locks(query.limit)
     return json_response({"items": items}, headers=NO_STORE)
 
 
@@ -102,15 +108,15 @@ async def list_lockouts(request: Request) -> Response:
 async def lift_lockout(request: Request) -> Response:
     principal = admin_principal(request)
     body = await parse_body(request, LiftIn)
-    lockouts = limiter_of(request.app).lockouts
-    if body.rule not in lockouts.catalog.lockouts:
+    outcome = await _admin(request).lift(body.rule, body.key, actor=principal.id)
+    if outcome is LiftOutcome.UNKNOWN_RULE:
         raise ApiError(
             422,
             "validation_failed",
             f"unknown lockout rule {body.rule!r}",
             [{"field": "body.rule", "message": "unknown lockout rule", "type": "value_error"}],
         )
-    if not await lockouts.unlock(body.rule, body.key, actor=principal.id):
+    if outcome is LiftOutcome.NOT_LOCKED:
         raise ApiError(404, "not_found", "no active lock for this rule and key")
     return json_response({"rule": body.rule, "key": body.key, "lifted": True}, headers=NO_STORE)
 
@@ -122,27 +128,7 @@ async def lift_lockout(request: Request) -> Response:
     admin=True,
 )
 async def list_policies(request: Request) -> Response:
-    limiter = limiter_of(request.app)
-    return json_response(
-        {
-            "backend": limiter.kind,
-            "policies": [
-                {
-                    "name": p.name,
-                    "spec": p.describe(),
-                    "burst": p.burst,
-                    "interval_seconds": p.interval / 1_000_000,
-                    "failure_mode": p.failure_mode.value,
-                    "shadow": p.shadow,
-                }
-                for p in limiter.catalog.policies.values()
-            ],
-            "lockouts": [
-                {"name": r.name, "spec": r.describe()} for r in limiter.catalog.lockouts.values()
-            ],
-        },
-        headers=NO_STORE,
-    )
+    return json_response(_admin(request).policies(), headers=NO_STORE)
 
 
 routes: list[BaseRoute] = [

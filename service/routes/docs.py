@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Route
 
 from service.middleware.security import csp_nonce
 from service.openapi import build_openapi
+from service.ratelimit.http import DEFAULT_EXEMPT
 from service.responses import json_response
 
 TITLE = "kervan"
@@ -20,7 +21,13 @@ VERSION = "0.1.0"
 def openapi_document(request: Request) -> dict[str, Any]:
     cached: dict[str, Any] | None = getattr(request.app.state, "openapi", None)
     if cached is None:
-        cached = build_openapi(request.app.routes, title=TITLE, version=VERSION)
+        cached = build_openapi(
+            request.app.routes,
+            title=TITLE,
+            version=VERSION,
+            app_limit_exempt=DEFAULT_EXEMPT,
+            app=request.app,
+        )
         request.app.state.openapi = cached
     return cached
 

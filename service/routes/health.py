@@ -119,7 +119,12 @@ def _metrics_allowed(request: Request) -> bool:
     return any(addr in net for net in settings.metrics_allow)
 
 
-@api("Prometheus metrics (text exposition format)", tags=["operations"], media_type="text/plain")
+@api(
+    "Prometheus metrics (text exposition format)",
+    tags=["operations"],
+    media_type="text/plain",
+    responses={403: "Neither from an allowed network nor with the metrics token"},
+)
 async def metrics(request: Request) -> Response:
     if not _metrics_allowed(request):
         raise ApiError(403, "forbidden", "metrics are not available to this client")

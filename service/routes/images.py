@@ -2,47 +2,71 @@
 
 from __future__ import annotations
 
-import html
-from importlib import resources
-from typing import Any, Literal
+from typing import Literal
 
 import orjson
-from pydantic import BaseModel, Field
-from starlette.datastructures import UploadFile
+from pydantic import BaseModel, Field, RootModel
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Message
 
-from core.errors import NotFound
 from core.images.errors import ImageTooLarge
-from core.images.formats import OutputFormat
-from core.images.manifest import FULL_STAGE, STAGES, build_manifest
-from core.images.negotiation import negotiate
+from core.images.ids import IMAGE_ID_PATTERN
+from core.images.signing import SIGNATURE_PATTERN
+from core.images.variant_request import VARIANT_NAME_PATTERN
 from service.endpoint import admin_principal, api
 from service.errors import ApiError
-from service.images.facility import ImagesFacility, StoredImage
-from service.images.markup import preload_link, progressive_img
+from service.images.demo import demo_page, snippet
+from service.images.facility import ImagesFacility
+from service.images.tiles import (
+    QUALITY_FORMAT_PATTERN,
+    REGION_PATTERN,
+    ROTATION_PATTERN,
+    SIZE_PATTERN,
+)
+from service.images.upload import UrlIngestIn, read_ingest_source
 from service.middleware.security import csp_nonce
 from service.responses import json_response
 from service.runtime import get_runtime
-from service.validation import read_body, validate
 
 IMMUTABLE = "public, max-age=31536000, immutable"
-# Multipart framing and the alt field on top of the image itself.
-_FORM_OVERHEAD = 64 * 1024
-_MAX_ALT = 1000
+IIIF_MEDIA_TYPE = 'application/ld+json;profile="http://iiif.io/api/image/3/context.json"'
+_NO_IMAGE = "No image with this id"
 
 
-class UrlIngestIn(BaseModel):
-    url: str = Field(min_length=1, max_length=2048)
-    alt: str = Field(min_length=1, max_length=_MAX_ALT)
+class ImagePath(BaseModel):
+    image_id: str = Field(
+        pattern=IMAGE_ID_PATTERN,
+        description="24 lower-case hex digits, as minted at ingest; any other id is 404",
+    )
+
+
+class VariantPath(ImagePath):
+    name: str = Field(
+        pattern=VARIANT_NAME_PATTERN,
+        description="<width>.<format>: a width of the configured ladder (KERVAN_IMAGES_WIDTHS; "
+        "any other is 422 bad_width) and avif, webp, jpeg, or auto (chosen from Accept)",
+        examples=["640.avif"],
+    )
+
+
+class TilePath(ImagePath):
+    """IIIF level 0: only the published tiles exist; anything else is 404."""
+
+    region: str = Field(pattern=REGION_PATTERN, examples=["0,0,512,512"])
+    size: str = Field(pattern=SIZE_PATTERN, examples=["512,"])
+    rotation: str = Field(pattern=ROTATION_PATTERN)
+    quality_format: str = Field(pattern=QUALITY_FORMAT_PATTERN)
 
 
 class VariantQuery(BaseModel):
-    """Query of a signed variant URL (documentation only; the handler checks it itself)."""
+    """Query of a signed variant URL, each parameter at most once (documentation; the handler
+    checks the signature over the path and every parameter)."""
 
-    s: str = Field(description="HMAC signature over the path and the other parameters")
+    s: str = Field(
+        pattern=SIGNATURE_PATTERN,
+        description="HMAC signature over the path and the other parameters (403 if wrong)",
+    )
     stage: Literal["small", "full"] = "full"
 
 
@@ -73,48 +97,37 @@ class ManifestOut(BaseModel):
     tiles: dict[str, str] | None = None
 
 
-def _facility(request: Request) -> ImagesFacility:
-    facility = get_runtime(request).facility(ImagesFacility)
-    return facility
+class IiifSizeOut(BaseModel):
+    width: int
+    height: int
 
 
-def _manifest(facility: ImagesFacility, stored: StoredImage, base_url: str) -> dict[str, Any]:
-    manifest = build_manifest(
-        stored.facts,
-        ladder=facility.ladder,
-        signer=facility.signer,
-        small_width=facility.settings.images_small_width,
-        base_url=base_url,
-    )
-    manifest["tiles"] = (
-        {"iiif": f"{base_url}/iiif/{stored.facts.image_id}/info.json"}
-        if facility.tiles_available(stored)
-        else None
-    )
-    return manifest
+class IiifTilesOut(BaseModel):
+    width: int
+    height: int | None = None
+    scale_factors: list[int] = Field(alias="scaleFactors")
 
 
-async def _form_from(request: Request, limit: int) -> tuple[bytes, str]:
-    body = await read_body(request, limit)
+class IiifInfoOut(BaseModel):
+    """IIIF Image API 3.0 ``info.json`` (level 0): the published sizes and tiles."""
 
-    async def replay() -> Message:
-        return {"type": "http.request", "body": body, "more_body": False}
+    context: str = Field(alias="@context")
+    id: str
+    type: Literal["ImageService3"]
+    protocol: Literal["http://iiif.io/api/image"]
+    profile: Literal["level0"]
+    width: int
+    height: int
+    sizes: list[IiifSizeOut] | None = None
+    tiles: list[IiifTilesOut] | None = None
 
-    async with Request(request.scope, replay).form(max_files=1, max_fields=4) as form:
-        upload = form.get("file")
-        alt = form.get("alt")
-        data = await upload.read() if isinstance(upload, UploadFile) else b""
-    problems = []
-    if not isinstance(upload, UploadFile):
-        problems.append({"field": "body.file", "message": "an image file is required"})
-    if not isinstance(alt, str) or not alt.strip():
-        problems.append({"field": "body.alt", "message": "alt text is required"})
-    elif len(alt) > _MAX_ALT:
-        problems.append({"field": "body.alt", "message": f"at most {_MAX_ALT} characters"})
-    if problems:
-        raise ApiError(422, "validation_failed", f"{len(problems)} field(s) failed", problems)
-    assert isinstance(alt, str)
-    return data, alt.strip()
+
+class ImageFile(RootModel[bytes]):
+    """The encoded image."""
+
+
+def _images(request: Request) -> ImagesFacility:
+    return get_runtime(request).facility(ImagesFacility)
 
 
 @api(
@@ -127,47 +140,27 @@ async def _form_from(request: Request, limit: int) -> tuple[bytes, str]:
     admin=True,
 )
 async def ingest(request: Request) -> Response:
-    principal = admin_principal(request)
-    facility = _facility(request)
-    limit = facility.settings.images_max_bytes
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    source_url: str | None = None
+    actor = f"admin:{admin_principal(request).id}"
+    images = _images(request)
     try:
-        if content_type == "multipart/form-data":
-            data, alt = await _form_from(request, limit + _FORM_OVERHEAD)
-        elif content_type == "application/json":
-            body = await read_body(request, 16 * 1024)
-            try:
-                raw = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
-            parsed = validate(UrlIngestIn, raw)
-            source_url = parsed.url
-            alt = parsed.alt.strip()
-            data = await facility.fetcher.fetch(parsed.url)
-        else:
-            raise ApiError(
-                415,
-                "unsupported_media_type",
-                "send multipart/form-data (file, alt) or application/json (url, alt)",
-            )
-        stored = await facility.ingest(
-            data, alt, actor=f"admin:{principal.id}", source_url=source_url
-        )
+        source = await read_ingest_source(request, images.settings.images_max_bytes)
+        stored = await images.ingest_from(source, actor=actor)
     except ImageTooLarge as exc:
         raise ApiError(413, exc.code, exc.message, exc.details) from None
-    base = request.app.state.settings.public_origin
-    return json_response(_manifest(facility, stored, base), status=201)
+    return json_response(images.manifest(stored), status=201)
 
 
-@api("Everything a progressive image component needs", response=ManifestOut, tags=["images"])
+@api(
+    "Everything a progressive image component needs",
+    path=ImagePath,
+    response=ManifestOut,
+    tags=["images"],
+    responses={404: _NO_IMAGE},
+)
 async def manifest(request: Request) -> Response:
-    facility = _facility(request)
-    stored = await facility.get(request.path_params["image_id"])
-    base = request.app.state.settings.public_origin
-    return json_response(
-        _manifest(facility, stored, base), headers={"Cache-Control": "public, max-age=300"}
-    )
+    images = _images(request)
+    stored = await images.get(request.path_params["image_id"])
+    return json_response(images.manifest(stored), headers={"Cache-Control": "public, max-age=300"})
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:
@@ -179,95 +172,72 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
 
 
-def _parse_variant_name(name: str) -> tuple[int, str]:
-    width_text, dot, fmt = name.partition(".")
-    if not dot or not width_text.isdigit() or len(width_text) > 6:
-        raise ApiError(
-            422, "bad_variant", "variant names look like <width>.<format>", {"name": name}
-        )
-    return int(width_text), fmt
-
-
 @api(
     "A signed image variant (format avif, webp, jpeg, or auto from Accept)",
+    path=VariantPath,
     query=VariantQuery,
+    response=ImageFile,
     tags=["images"],
     media_type="image/*",
-    responses={304: "Not modified", 403: "Bad signature", 422: "Bad width or format"},
+    responses={
+        304: "Not modified",
+        403: "Bad signature",
+        404: _NO_IMAGE,
+        422: "Bad name, stage, width or format, or a repeated query parameter",
+    },
 )
 async def variant(request: Request) -> Response:
-    facility = _facility(request)
     query = request.query_params
     if len(query.keys()) != len(query.multi_items()):
         raise ApiError(422, "bad_query", "repeated query parameters are not allowed")
-    facility.signer.verify(request.url.path, dict(query))
-    width, fmt_name = _parse_variant_name(request.path_params["name"])
-    stage = query.get("stage", FULL_STAGE)
-    if stage not in STAGES:
-        raise ApiError(422, "bad_stage", f"stage must be one of {list(STAGES)}")
-    if width not in facility.ladder:
-        raise ApiError(
-            422, "bad_width", "width is not on the ladder", {"allowed": facility.ladder.widths}
-        )
+    images = _images(request)
+    resolved = await images.resolve_variant(
+        request.url.path,
+        dict(query),
+        request.path_params["image_id"],
+        request.path_params["name"],
+        request.headers.get("accept"),
+    )
     headers = {"Cache-Control": IMMUTABLE}
-    if fmt_name == "auto":
-        fmt = negotiate(request.headers.get("accept"))
+    if resolved.request.negotiated:
         headers["Vary"] = "Accept"
-    else:
-        try:
-            fmt = OutputFormat(fmt_name)
-        except ValueError:
-            raise ApiError(
-                422,
-                "bad_format",
-                "format must be avif, webp, jpeg or auto",
-                {"format": fmt_name},
-            ) from None
-    stored = await facility.get(request.path_params["image_id"])
-    key = facility.variant_key(stored, width, fmt, stage)
-    etag = key.etag()
+    etag = resolved.key.etag()
     headers["ETag"] = etag
     if _etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    data = await facility.variant(key)
-    return Response(data, media_type=fmt.media_type, headers=headers)
+    data = await images.variant(resolved.key)
+    return Response(data, media_type=resolved.key.fmt.media_type, headers=headers)
 
 
-async def _tiled(request: Request) -> tuple[ImagesFacility, StoredImage]:
-    facility = _facility(request)
-    stored = await facility.get(request.path_params["image_id"])
-    if not facility.tiles_available(stored):
-        raise NotFound("this image is too small for tiles", details={"id": stored.facts.image_id})
-    return facility, stored
-
-
-@api("IIIF Image API 3.0 level 0 image information", tags=["images"])
+@api(
+    "IIIF Image API 3.0 level 0 image information",
+    path=ImagePath,
+    response=IiifInfoOut,
+    media_type=IIIF_MEDIA_TYPE,
+    tags=["images"],
+    responses={404: "No such image, or too small for tiles"},
+)
 async def iiif_info(request: Request) -> Response:
-    facility, stored = await _tiled(request)
-    base = request.app.state.settings.public_origin
-    info = await facility.tiles.info(
-        stored.content_key,
-        f"{base}/iiif/{stored.facts.image_id}",
-        facility.originals.get,
-    )
+    info = await _images(request).iiif_info(request.path_params["image_id"])
     return Response(
         orjson.dumps(info),
-        media_type='application/ld+json;profile="http://iiif.io/api/image/3/context.json"',
+        media_type=IIIF_MEDIA_TYPE,
         headers={"Cache-Control": "public, max-age=86400", "Access-Control-Allow-Origin": "*"},
     )
 
 
-@api("One IIIF level 0 tile", tags=["images"], media_type="image/jpeg")
+@api(
+    "One IIIF level 0 tile",
+    path=TilePath,
+    response=ImageFile,
+    media_type="image/jpeg",
+    tags=["images"],
+    responses={404: "No such image or tile"},
+)
 async def iiif_tile(request: Request) -> Response:
-    facility, stored = await _tiled(request)
     p = request.path_params
-    data = await facility.tiles.tile(
-        stored.content_key,
-        p["region"],
-        p["size"],
-        p["rotation"],
-        p["quality_format"],
-        facility.originals.get,
+    data = await _images(request).iiif_tile(
+        p["image_id"], p["region"], p["size"], p["rotation"], p["quality_format"]
     )
     return Response(
         data,
@@ -276,77 +246,18 @@ async def iiif_tile(request: Request) -> Response:
     )
 
 
-_SNIPPET = resources.files("service.static").joinpath("progressive-image.js")
-
-
-async def snippet(request: Request) -> Response:
+async def snippet_js(request: Request) -> Response:
     return Response(
-        _SNIPPET.read_bytes(),
+        snippet(),
         media_type="text/javascript; charset=utf-8",
         headers={"Cache-Control": "public, max-age=3600"},
     )
 
 
-_DEMO_REPORT = """
-(function () {
-  var report = { cls: 0, shifts: [], stages: {} };
-  var out = document.getElementById("kv-report");
-  function show() { out.textContent = JSON.stringify(report); }
-  if (window.PerformanceObserver) {
-    try {
-      new PerformanceObserver(function (list) {
-        list.getEntries().forEach(function (e) {
-          if (!e.hadRecentInput) { report.cls += e.value; report.shifts.push(e.value); }
-        });
-        show();
-      }).observe({ type: "layout-shift", buffered: true });
-    } catch (e) { report.cls = null; }
-  }
-  document.addEventListener("kv:stage", function (ev) {
-    var el = ev.target;
-    (report.stages[el.id] = report.stages[el.id] || []).push(ev.detail.stage);
-    var box = el.getBoundingClientRect();
-    report[el.id] = { src: el.currentSrc || el.src, width: box.width, height: box.height,
-                      natural: el.naturalWidth };
-    show();
-    if (el.id === "hero" && ev.detail.stage === "full" && location.hash === "#scroll") {
-      document.getElementById("below").scrollIntoView();
-    }
-  }, true);
-})();
-"""
-
-
 async def demo(request: Request) -> Response:
-    facility = _facility(request)
-    stored = await facility.get(request.path_params["image_id"])
-    # Same origin as the page, so relative URLs.
-    manifest = _manifest(facility, stored, "")
-    nonce = csp_nonce(request.scope)
-    alt = html.escape(stored.facts.alt)
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Progressive image: {alt}</title>
-{preload_link(manifest)}
-<style nonce="{nonce}">
-body{{font:15px system-ui,sans-serif;margin:0 auto;max-width:960px;padding:1rem}}
-img.kv-progressive{{display:block;max-width:100%;height:auto;background:{stored.facts.dominant_color}}}
-.spacer{{height:1600px}} pre{{white-space:pre-wrap;font-size:12px}}
-</style></head>
-<body>
-<h1>Progressive image demo</h1>
-<p>Placeholder, then a small AVIF, then full quality when the browser is idle.
-The box is reserved by width/height, so nothing moves.</p>
-{progressive_img(manifest, priority=True).replace("<img ", '<img id="hero" ', 1)}
-<div class="spacer"></div>
-<p>Below the fold: loads when scrolled into view.</p>
-{progressive_img(manifest).replace("<img ", '<img id="below" ', 1)}
-<h2>Stages and layout shifts</h2>
-<pre id="kv-report">{{}}</pre>
-<script nonce="{nonce}">{_DEMO_REPORT}</script>
-<script nonce="{nonce}" src="/static/progressive-image.js"></script>
-</body></html>"""
+    images = _images(request)
+    stored = await images.get(request.path_params["image_id"])
+    page = demo_page(images.manifest(stored, relative=True), csp_nonce(request.scope))
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
 
@@ -361,5 +272,5 @@ routes: list[BaseRoute] = [
         iiif_tile,
         methods=["GET"],
     ),
-    Route("/static/progressive-image.js", snippet, methods=["GET"], include_in_schema=False),
+    Route("/static/progressive-image.js", snippet_js, methods=["GET"], include_in_schema=False),
 ]

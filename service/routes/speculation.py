@@ -13,18 +13,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from core.flows.segments import validate_segment
 from service.endpoint import api
-from service.runtime import Runtime, get_runtime
+from service.runtime import get_runtime
 from service.speculation.cache import SpeculationCache
-from service.speculation.metrics import RESPONSES, RULES_SERVED
+from service.speculation.fields import Segment
+from service.speculation.serving import serve_rules
 from service.validation import parse_query
 
 MEDIA_TYPE = "application/speculationrules+json"
 
 
 class SpeculationQuery(BaseModel):
-    seg: str = Field(max_length=32, description="Segment, e.g. en-d", examples=["en-d"])
+    seg: Segment = Field(max_length=32)
     mode: Literal["montecarlo", "exact"] | None = Field(
         default=None, description="Monte-Carlo walk or exact expected visits (default: setting)"
     )
@@ -42,19 +42,6 @@ class RulesOut(BaseModel):
     prefetch: list[RuleOut]
 
 
-def _etag_matches(header: str | None, etag: str) -> bool:
-    """``If-None-Match`` uses the weak comparison (RFC 9110 13.1.2): ``W/`` is ignored."""
-    if header is None:
-        return False
-    if header.strip() == "*":
-        return True
-    return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
-
-
-def speculation_cache(runtime: Runtime) -> SpeculationCache:
-    return runtime.facility(SpeculationCache)
-
-
 @api(
     "Speculation Rules (prerender/prefetch) for a segment",
     query=SpeculationQuery,
@@ -64,22 +51,16 @@ def speculation_cache(runtime: Runtime) -> SpeculationCache:
     responses={304: "Not modified (If-None-Match)"},
 )
 async def dynamic_rules(request: Request) -> Response:
-    runtime = get_runtime(request)
-    settings = runtime.settings
     query = parse_query(request, SpeculationQuery)
-    seg = validate_segment(query.seg, settings.speculation_segments)
-    answer = await speculation_cache(runtime).get(seg, query.mode or settings.speculation_mode)
-    headers = {
-        "ETag": answer.etag,
-        "Cache-Control": f"public, max-age={settings.speculation_cache_max_age_seconds}",
-    }
-    if _etag_matches(request.headers.get("if-none-match"), answer.etag):
-        RESPONSES.labels(seg, "304").inc()
-        return Response(status_code=304, headers=headers)
-    RESPONSES.labels(seg, "200").inc()
-    RULES_SERVED.labels(seg, "prerender").inc(answer.prerender)
-    RULES_SERVED.labels(seg, "prefetch").inc(answer.prefetch)
-    return Response(answer.body, media_type=MEDIA_TYPE, headers=headers)
+    reply = await serve_rules(
+        get_runtime(request).facility(SpeculationCache),
+        query.seg,
+        query.mode,
+        request.headers.get("if-none-match"),
+    )
+    if reply.body is None:
+        return Response(status_code=304, headers=reply.headers)
+    return Response(reply.body, media_type=MEDIA_TYPE, headers=reply.headers)
 
 
 routes: list[BaseRoute] = [

@@ -3,136 +3,48 @@
 
 from __future__ import annotations
 
-import hmac
 from html import escape
-from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from core.i18n import Locale, from_accept_language
-from core.whatsapp.signature import verify_signature
 from core.whatsapp.texts import INVALID_LINK_PAGE, UNSUBSCRIBED_PAGE
-from core.whatsapp.unsubscribe import read_token
 from service.endpoint import api
-from service.errors import ApiError
-from service.logging import get_logger
 from service.responses import json_response
 from service.runtime import get_runtime
 from service.validation import read_body
 from service.whatsapp.facility import get_whatsapp
-from service.whatsapp.metrics import WEBHOOK_DELIVERIES
-from service.whatsapp.unsubscribe import unsubscribe_contact
-from service.whatsapp.webhook import PayloadRejected
-
-log = get_logger("kervan.whatsapp.routes")
-
-
-class VerifyQuery(BaseModel):
-    """The handshake Meta sends when the webhook is registered (documentation only)."""
-
-    mode: Literal["subscribe"] = Field(alias="hub.mode")
-    verify_token: str = Field(alias="hub.verify_token")
-    challenge: str = Field(alias="hub.challenge", min_length=1)
-
-
-class _Open(BaseModel):
-    # Meta adds fields over time; the parser skips what it does not know.
-    model_config = ConfigDict(extra="allow")
-
-
-class WaProfile(_Open):
-    name: str | None = None
-
-
-class WaContact(_Open):
-    wa_id: str = Field(max_length=64)
-    profile: WaProfile | None = None
-
-
-class WaText(_Open):
-    body: str
-
-
-class WaMessage(_Open):
-    from_: str = Field(alias="from", max_length=64)
-    id: str = Field(max_length=191)
-    timestamp: str | None = Field(default=None, description="epoch seconds as a decimal string")
-    type: str = Field(max_length=64)
-    text: WaText | None = None
-    context: dict[str, Any] | None = None
-
-
-class WaStatus(_Open):
-    id: str = Field(max_length=191)
-    status: Literal["sent", "delivered", "read", "failed"]
-    timestamp: str | None = None
-    recipient_id: str | None = Field(default=None, max_length=64)
-    errors: list[dict[str, Any]] | None = None
-
-
-class WaMetadata(_Open):
-    phone_number_id: str | None = None
-    display_phone_number: str | None = None
-
-
-class WaValue(_Open):
-    messaging_product: str | None = None
-    metadata: WaMetadata | None = None
-    contacts: list[WaContact] = []
-    messages: list[WaMessage] = []
-    statuses: list[WaStatus] = []
-
-
-class WaChange(_Open):
-    field: str
-    value: WaValue
-
-
-class WaEntry(_Open):
-    id: str | None = None
-    changes: list[WaChange]
-
-
-class WebhookNotificationIn(_Open):
-    """A Cloud API notification (documentation only: the handler checks the signature on the
-    raw bytes, then ``core.whatsapp.parse`` reads it leniently and skips malformed parts)."""
-
-    object: Literal["whatsapp_business_account"]
-    entry: list[WaEntry]
-
-
-class WebhookAck(BaseModel):
-    status: str
-    event_id: int
-    messages: int
-    duplicates: int
-    statuses: int
+from service.whatsapp.receiver import receive_signed, verify_subscription
+from service.whatsapp.unsubscribe import unsubscribe_by_token
+from service.whatsapp.webhook_schemas import (
+    HtmlPage,
+    PlainText,
+    TokenPath,
+    VerifyQuery,
+    WebhookAck,
+    WebhookNotificationIn,
+)
 
 
 @api(
     "WhatsApp webhook verification handshake",
     query=VerifyQuery,
+    response=PlainText,
     tags=["whatsapp"],
     media_type="text/plain",
     responses={400: "hub.challenge missing", 403: "wrong mode or verify token"},
 )
 async def verify_webhook(request: Request) -> Response:
-    settings = get_runtime(request).settings
     params = request.query_params
-    expected = settings.whatsapp_verify_token
-    token = params.get("hub.verify_token", "")
-    challenge = params.get("hub.challenge")
-    if (
-        params.get("hub.mode") != "subscribe"
-        or not expected
-        or not hmac.compare_digest(token.encode(), expected.encode())
-    ):
-        raise ApiError(403, "verification_failed", "hub.mode or hub.verify_token is wrong")
-    if not challenge:
-        raise ApiError(400, "bad_request", "hub.challenge is missing")
+    challenge = verify_subscription(
+        get_runtime(request).settings,
+        params.get("hub.mode"),
+        params.get("hub.verify_token"),
+        params.get("hub.challenge"),
+    )
     return PlainTextResponse(challenge)
 
 
@@ -141,31 +53,17 @@ async def verify_webhook(request: Request) -> Response:
     body=WebhookNotificationIn,
     response=WebhookAck,
     tags=["whatsapp"],
-    responses={400: "not a WhatsApp notification", 401: "missing or bad signature"},
+    responses={
+        400: "Not a WhatsApp notification (stored, not processed)",
+        401: "Missing or bad signature",
+        503: "Processing failed; the delivery is kept, and Meta delivers it again",
+    },
 )
 async def receive_webhook(request: Request) -> Response:
     runtime = get_runtime(request)
-    whatsapp = get_whatsapp(runtime)
     body = await read_body(request, runtime.settings.whatsapp_max_body_bytes)
-    # The signature is checked on the raw bytes before anything is parsed or stored.
-    if not verify_signature(
-        runtime.settings.whatsapp_app_secret, body, request.headers.get("x-hub-signature-256")
-    ):
-        WEBHOOK_DELIVERIES.labels("bad_signature").inc()
-        raise ApiError(401, "invalid_signature", "X-Hub-Signature-256 is missing or wrong")
-    try:
-        outcome = await whatsapp.processor.handle(body)
-    except PayloadRejected as exc:
-        raise ApiError(400, "invalid_payload", exc.reason, {"event_id": exc.event_id}) from None
-    return json_response(
-        {
-            "status": "ok",
-            "event_id": outcome.event_id,
-            "messages": len(outcome.stored),
-            "duplicates": outcome.duplicates,
-            "statuses": len(outcome.changes),
-        }
-    )
+    signature = request.headers.get("x-hub-signature-256")
+    return json_response(await receive_signed(get_whatsapp(runtime), body, signature))
 
 
 def _page(locale: Locale, title: str, text: str, status: int) -> HTMLResponse:
@@ -180,17 +78,30 @@ def _page(locale: Locale, title: str, text: str, status: int) -> HTMLResponse:
     )
 
 
-@api("Unsubscribe link: withdraws WhatsApp consent", tags=["whatsapp"], media_type="text/html")
+def _token(request: Request) -> str | None:
+    """The link's token when it has the documented form (any other names nobody)."""
+    try:
+        return TokenPath.model_validate(request.path_params).token
+    except ValidationError:
+        return None
+
+
+@api(
+    "Unsubscribe link: withdraws WhatsApp consent",
+    path=TokenPath,
+    response=HtmlPage,
+    tags=["whatsapp"],
+    media_type="text/html",
+    responses={404: "Unknown or forged link (a page in the reader's language)"},
+)
 async def unsubscribe(request: Request) -> Response:
-    runtime = get_runtime(request)
-    whatsapp = get_whatsapp(runtime)
-    contact_id = read_token(whatsapp.unsubscribe_secret, request.path_params["token"])
+    token = _token(request)
+    whatsapp = get_whatsapp(get_runtime(request))
+    found = None if token is None else await unsubscribe_by_token(whatsapp, token)
+    if found is not None:
+        title, text = UNSUBSCRIBED_PAGE[found]
+        return _page(found, title, text, 200)
     locale = from_accept_language(request.headers.get("accept-language"))
-    if contact_id is not None:
-        found = await unsubscribe_contact(runtime, contact_id)
-        if found is not None:
-            title, text = UNSUBSCRIBED_PAGE[found]
-            return _page(found, title, text, 200)
     title, text = INVALID_LINK_PAGE[locale]
     return _page(locale, title, text, 404)
 

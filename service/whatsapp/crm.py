@@ -1,41 +1,30 @@
-"""CRM reads and agent actions behind the admin API: conversation lists with keyset cursors,
-message pages, close/reopen, mark read, contact edits, notes, contact search."""
+"""CRM queries behind the admin API, each on the caller's connection: conversation lists with
+keyset cursors, message pages, close/reopen, mark read, contact edits, notes, contact search.
+Transactions and audit records are the desk's (``service/whatsapp/desk.py``)."""
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.whatsapp.window import window_closes_at, window_open
 from service.db.tables.crm import crm_contacts, crm_convos, crm_messages, crm_notes
 from service.db.types import from_timestamp
 from service.errors import ApiError
+from service.whatsapp import cursor as convo_cursor
 from service.whatsapp.store import open_key
 
 MAX_PAGE = 200
+#: A message page runs in one direction: the rule, and the words of its refusal (422).
+ONE_DIRECTION = "give before or after, not both"
 
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
-
-
-def encode_convo_cursor(last_activity_at: datetime, convo_id: int) -> str:
-    micros = int(last_activity_at.timestamp() * 1_000_000)
-    return base64.urlsafe_b64encode(f"{micros}:{convo_id}".encode()).decode().rstrip("=")
-
-
-def decode_convo_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        micros, convo_id = (int(part) for part in raw.split(":"))
-        return from_timestamp(micros / 1_000_000), convo_id
-    except (ValueError, UnicodeDecodeError, OverflowError, OSError):
-        raise ApiError(400, "invalid_cursor", "the cursor is not one this API issued") from None
 
 
 def contact_card(row: Any) -> dict[str, Any]:
@@ -120,11 +109,13 @@ async def list_convos(
     elif flt.unread is False:
         query = query.where(crm_convos.c.unread == 0)
     if cursor:
-        at, convo_id = decode_convo_cursor(cursor)
+        at, convo_id = convo_cursor.decode(cursor)
+        # An id past the BIGINT range cannot be bound; every id is below it anyway.
+        tie = crm_convos.c.id < convo_id if convo_id <= convo_cursor.MAX_ID else true()
         query = query.where(
             or_(
                 crm_convos.c.last_activity_at < at,
-                and_(crm_convos.c.last_activity_at == at, crm_convos.c.id < convo_id),
+                and_(crm_convos.c.last_activity_at == at, tie),
             )
         )
     query = query.order_by(crm_convos.c.last_activity_at.desc(), crm_convos.c.id.desc())
@@ -140,7 +131,7 @@ async def list_convos(
     return {
         "items": items,
         "has_more": has_more,
-        "next_cursor": encode_convo_cursor(page[-1].last_activity_at, page[-1].id)
+        "next_cursor": convo_cursor.encode(page[-1].last_activity_at, page[-1].id)
         if has_more and page
         else None,
     }
@@ -217,7 +208,7 @@ async def message_page(
     ``next_cursor`` (use as ``after``) are set when older/newer messages exist.
     """
     if before is not None and after is not None:
-        raise ApiError(422, "validation_failed", "give before or after, not both")
+        raise ApiError(422, "validation_failed", ONE_DIRECTION)
     base = select(crm_messages).where(crm_messages.c.convo_id == convo_id)
     if after is not None:
         query = base.where(crm_messages.c.id > after).order_by(crm_messages.c.id.asc())
@@ -241,6 +232,11 @@ async def message_page(
         "prev_cursor": first if older else None,
         "next_cursor": last if newer else None,
     }
+
+
+async def get_message(conn: AsyncConnection, message_id: int) -> dict[str, Any]:
+    row = (await conn.execute(select(crm_messages).where(crm_messages.c.id == message_id))).one()
+    return message_view(row)
 
 
 async def _exists(conn: AsyncConnection, convo_id: int, condition: Any) -> bool:

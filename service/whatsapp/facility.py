@@ -1,4 +1,5 @@
-"""The WhatsApp facility of a running process: Graph client, webhook processor, link secret.
+"""The WhatsApp facility of a running process: Graph client, webhook processor, link secret,
+and the consent policy its opt-outs and opt-ins follow.
 
 Built by the feature's ``setup`` (``service/whatsapp/feature.py``) and provided on the runtime
 (``runtime.facility(WhatsApp)``), in the API process and in the worker alike, so handlers never
@@ -12,6 +13,7 @@ import hmac
 from dataclasses import dataclass
 
 from core.whatsapp.faq import FaqResponder
+from service.consent.policy import ConsentPolicy
 from service.runtime import Runtime
 from service.settings import Settings
 from service.whatsapp.graph import GraphClient, GraphConfig
@@ -25,6 +27,7 @@ class WhatsApp:
     processor: WebhookProcessor
     unsubscribe_secret: str
     faq: FaqResponder | None
+    consent: ConsentPolicy
 
     @property
     def settings(self) -> Settings:
@@ -59,7 +62,9 @@ def build_whatsapp(runtime: Runtime) -> WhatsApp:
     )
     processor = WebhookProcessor(runtime.db, runtime.backends, runtime.clock)
     faq = FaqResponder(settings.whatsapp_faq) if settings.whatsapp_auto_reply else None
-    return WhatsApp(runtime, graph, processor, unsubscribe_secret(settings), faq)
+    # The consent feature is set up first (service/features.py); its policy is this runtime's.
+    consent = runtime.facility(ConsentPolicy)
+    return WhatsApp(runtime, graph, processor, unsubscribe_secret(settings), faq, consent)
 
 
 def get_whatsapp(runtime: Runtime) -> WhatsApp:

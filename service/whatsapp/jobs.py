@@ -33,6 +33,8 @@ log = get_logger("kervan.whatsapp.jobs")
 THROTTLE_DELAY_SECONDS = 30.0
 #: Pacing policy of the Graph API calls, keyed by the sender's phone-number id.
 PHONE_PACING = "whatsapp.phone"
+#: The consent source of a STOP/START keyword.
+KEYWORD_SOURCE = "whatsapp_keyword"
 
 
 def _message_id(job: Job) -> int:
@@ -179,10 +181,14 @@ async def on_inbound(
         action = detect_keyword(item.event.body) if item.event.kind == "text" else None
         if action is not None:
             if action == "stop":
-                changed = await opt_out(conn, item.contact_id, now_ts, source="whatsapp_keyword")
+                changed = await opt_out(
+                    conn, item.contact_id, now_ts, source=KEYWORD_SOURCE, policy=whatsapp.consent
+                )
                 texts = STOP_ACK
             else:
-                changed = await opt_in(conn, item.contact_id, now_ts, source="whatsapp_keyword")
+                changed = await opt_in(
+                    conn, item.contact_id, now_ts, source=KEYWORD_SOURCE, policy=whatsapp.consent
+                )
                 texts = START_ACK
             if changed and queue is not None:
                 locale = await conn.scalar(

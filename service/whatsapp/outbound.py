@@ -1,30 +1,35 @@
-"""Outbound messages: the rules checked before anything is queued, and the queued row + job.
+"""Outbound messages: the queued row and its send job, and the checks before them.
 
 A message is stored as ``queued`` and its send job enqueued in the SAME transaction (the queue's
 transactional outbox), so an agent never sees a message that will not be sent, and a job never
-refers to a message that was rolled back.
+refers to a message that was rolled back. The rules run in a fixed order, each its own step:
+exactly one kind, a queue, then the recipient's (``send_rules``): it exists on WhatsApp,
+consent, the service window, a marketing text's room for its unsubscribe line.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.errors import BackendUnavailable
-from core.whatsapp.texts import TEXT_MAX_CHARS, with_unsubscribe_line
-from core.whatsapp.unsubscribe import make_token
-from core.whatsapp.window import window_closes_at, window_open
-from service.db.tables.crm import crm_contacts, crm_convos, crm_messages
+from service.db.tables.crm import crm_convos, crm_messages
 from service.db.types import from_timestamp
 from service.errors import ApiError
-from service.whatsapp.consent import whatsapp_allowed
+from service.queue.base import JobQueue
+from service.whatsapp import crm, live
 from service.whatsapp.facility import WhatsApp
 from service.whatsapp.graph import template_message, text_message
-from service.whatsapp.store import CHANNEL_WHATSAPP
+from service.whatsapp.send_rules import (
+    load_recipient,
+    marketing_text,
+    require_consent,
+    require_open_window,
+)
 
 SEND_QUEUE = "wa.send"
 READ_QUEUE = "wa.read"
@@ -39,55 +44,84 @@ class Template:
 
 
 @dataclass(frozen=True)
-class Recipient:
-    convo_id: int
-    contact_id: int
-    wa_id: str
-    locale: str
-    last_inbound_at: datetime | None
+class Draft:
+    """A message ready to be stored: its kind, the body kept in the CRM, the Graph payload."""
+
+    kind: Literal["text", "template"]
+    body: str
+    payload: dict[str, Any]
 
 
-async def load_recipient(conn: AsyncConnection, convo_id: int) -> Recipient:
-    # WhatsApp's service window belongs to the customer, not to one of our conversations: a
-    # message in a newer conversation opens it for an older, reopened one as well.
-    other = crm_convos.alias("other")
-    last_inbound = (
-        select(func.max(other.c.last_inbound_at))
-        .where(other.c.contact_id == crm_convos.c.contact_id, other.c.channel == CHANNEL_WHATSAPP)
-        .scalar_subquery()
+def require_one_kind(text: str | None, template: Template | None) -> None:
+    if (text is None) == (template is None):
+        raise ApiError(422, "validation_failed", "give exactly one of text or template")
+
+
+def require_queue(whatsapp: WhatsApp) -> JobQueue:
+    queue = whatsapp.runtime.queue
+    if queue is None:
+        raise BackendUnavailable("queue", "the outbound queue is not configured")
+    return queue
+
+
+def text_draft(text: str, *, reply_to: str | None) -> Draft:
+    return Draft("text", text, text_message(text, reply_to=reply_to))
+
+
+def template_draft(template: Template) -> Draft:
+    payload = template_message(template.name, template.language, template.components)
+    return Draft("template", template.name, payload)
+
+
+async def store_queued(
+    conn: AsyncConnection,
+    convo_id: int,
+    draft: Draft,
+    *,
+    marketing: bool,
+    reply_to: str | None,
+    created_by: str,
+    now: datetime,
+) -> int:
+    """The message row as ``queued``; the conversation counts it as activity."""
+    result = await conn.execute(
+        insert(crm_messages).values(
+            convo_id=convo_id,
+            direction="out",
+            kind=draft.kind,
+            body=draft.body,
+            payload=draft.payload,
+            reply_to=reply_to,
+            status="queued",
+            created_at=now,
+            queued_at=now,
+            created_by=created_by[:191],
+            marketing=marketing,
+        )
     )
-    row = (
-        await conn.execute(
-            select(
-                crm_convos.c.id,
-                crm_convos.c.channel,
-                last_inbound.label("last_inbound_at"),
-                crm_contacts.c.id.label("contact_id"),
-                crm_contacts.c.wa_id,
-                crm_contacts.c.locale,
-                crm_contacts.c.deleted_at,
-            )
-            .select_from(
-                crm_convos.join(crm_contacts, crm_convos.c.contact_id == crm_contacts.c.id)
-            )
-            .where(crm_convos.c.id == convo_id)
-        )
-    ).first()
-    if row is None or row.deleted_at is not None:
-        raise ApiError(404, "not_found", "no such conversation", {"convo_id": convo_id})
-    if row.channel != CHANNEL_WHATSAPP or not row.wa_id:
-        raise ApiError(
-            409,
-            "not_whatsapp",
-            "this conversation has no WhatsApp recipient",
-            {"convo_id": convo_id},
-        )
-    return Recipient(row.id, row.contact_id, row.wa_id, row.locale, row.last_inbound_at)
+    primary_key = result.inserted_primary_key
+    assert primary_key is not None
+    await conn.execute(
+        update(crm_convos).where(crm_convos.c.id == convo_id).values(last_activity_at=now)
+    )
+    return int(primary_key[0])
 
 
-def unsubscribe_url(whatsapp: WhatsApp, contact_id: int) -> str:
-    origin = whatsapp.settings.public_origin.rstrip("/")
-    return f"{origin}/u/{make_token(whatsapp.unsubscribe_secret, contact_id)}"
+async def enqueue_send(
+    whatsapp: WhatsApp,
+    queue: JobQueue,
+    conn: AsyncConnection,
+    message_id: int,
+    *,
+    consent_required: bool,
+) -> None:
+    await queue.enqueue(
+        SEND_QUEUE,
+        {"message_id": message_id, "consent_required": consent_required},
+        key=f"wa-send-{message_id}",
+        max_attempts=whatsapp.settings.whatsapp_send_max_attempts,
+        conn=conn,
+    )
 
 
 async def queue_outbound(
@@ -107,88 +141,65 @@ async def queue_outbound(
     ``enforce_consent=False`` is only for the acknowledgement of a STOP/START keyword, which
     answers the customer's own message and is the one message an opt-out still receives.
     """
-    if (text is None) == (template is None):
-        raise ApiError(422, "validation_failed", "give exactly one of text or template")
-    queue = whatsapp.runtime.queue
-    if queue is None:
-        raise BackendUnavailable("queue", "the outbound queue is not configured")
-    now_ts = whatsapp.runtime.clock.now()
-    now = from_timestamp(now_ts)
+    require_one_kind(text, template)
+    queue = require_queue(whatsapp)
+    now = whatsapp.runtime.clock.now()
     recipient = await load_recipient(conn, convo_id)
-    if enforce_consent and not await whatsapp_allowed(conn, recipient.contact_id, now_ts):
-        raise ApiError(
-            403,
-            "consent_required",
-            "the contact has not granted (or no longer holds) WhatsApp consent",
-            {"contact_id": recipient.contact_id, "purpose": "whatsapp"},
-        )
-    last_inbound = None
-    if recipient.last_inbound_at is not None:
-        last_inbound = recipient.last_inbound_at.timestamp()
-    if text is not None and not window_open(last_inbound, now_ts):
-        closed_at = window_closes_at(last_inbound)
-        raise ApiError(
-            409,
-            "template_required",
-            "free text is only allowed within 24 hours of the customer's last message; "
-            "send an approved template instead",
-            {
-                "last_inbound_at": recipient.last_inbound_at.isoformat()
-                if recipient.last_inbound_at
-                else None,
-                "window_closed_at": from_timestamp(closed_at).isoformat() if closed_at else None,
-            },
-        )
+    if enforce_consent:
+        await require_consent(conn, recipient, now)
     if text is not None:
-        body = text
+        require_open_window(recipient, now)
         if marketing:
-            body = with_unsubscribe_line(
-                text, recipient.locale, unsubscribe_url(whatsapp, recipient.contact_id)
-            )
-            if len(body) > TEXT_MAX_CHARS:
-                # Refused here: the Graph API would refuse it for good after it was queued.
-                raise ApiError(
-                    422,
-                    "text_too_long",
-                    "the text with its unsubscribe line is longer than WhatsApp allows",
-                    {
-                        "max_chars": TEXT_MAX_CHARS,
-                        "max_text_chars": TEXT_MAX_CHARS - (len(body) - len(text)),
-                    },
-                )
-        message = text_message(body, reply_to=reply_to)
-        kind = "text"
+            text = marketing_text(whatsapp, recipient, text)
+        draft = text_draft(text, reply_to=reply_to)
     else:
         assert template is not None
-        body = template.name
-        message = template_message(template.name, template.language, template.components)
-        kind = "template"
-    result = await conn.execute(
-        insert(crm_messages).values(
-            convo_id=convo_id,
-            direction="out",
-            kind=kind,
-            body=body,
-            payload=message,
-            reply_to=reply_to,
-            status="queued",
-            created_at=now,
-            queued_at=now,
-            created_by=created_by[:191],
-            marketing=marketing,
-        )
+        draft = template_draft(template)
+    message_id = await store_queued(
+        conn,
+        convo_id,
+        draft,
+        marketing=marketing,
+        reply_to=reply_to,
+        created_by=created_by,
+        now=from_timestamp(now),
     )
-    primary_key = result.inserted_primary_key
-    assert primary_key is not None
-    message_id = int(primary_key[0])
-    await conn.execute(
-        update(crm_convos).where(crm_convos.c.id == convo_id).values(last_activity_at=now)
-    )
-    await queue.enqueue(
-        SEND_QUEUE,
-        {"message_id": message_id, "consent_required": enforce_consent},
-        key=f"wa-send-{message_id}",
-        max_attempts=whatsapp.settings.whatsapp_send_max_attempts,
-        conn=conn,
-    )
+    await enqueue_send(whatsapp, queue, conn, message_id, consent_required=enforce_consent)
     return message_id
+
+
+async def send_from_agent(
+    whatsapp: WhatsApp,
+    convo_id: int,
+    *,
+    text: str | None,
+    template: Template | None,
+    marketing: bool,
+    created_by: str,
+) -> dict[str, Any]:
+    """An agent's message, queued in one transaction, then the worker woken and the console
+    told; returns the queued message as the CRM shows it."""
+    runtime = whatsapp.runtime
+    queue = require_queue(whatsapp)
+    async with runtime.db.begin() as conn:
+        message_id = await queue_outbound(
+            whatsapp,
+            conn,
+            convo_id,
+            text=text,
+            template=template,
+            marketing=marketing,
+            created_by=created_by,
+        )
+        message = await crm.get_message(conn, message_id)
+    queue.wake()
+    event = live.message_event(message_id, convo_id, "out", message["kind"], "queued")
+    await live.publish(runtime.backends, [event])
+    return message
+
+
+async def queue_read_receipt(queue: JobQueue, conn: AsyncConnection, provider_id: str) -> None:
+    """WhatsApp marks every earlier message of the chat read with the newest one."""
+    await queue.enqueue(
+        READ_QUEUE, {"provider_id": provider_id}, key=f"wa-read-{provider_id}", conn=conn
+    )

@@ -119,7 +119,9 @@ async def test_invalid_input_writes_nothing(database: Database) -> None:
             )
     with pytest.raises(ValidationFailed):
         async with database.begin() as conn:
-            await store.record(conn, "x" * 65, {"ads": "granted"}, source="api", now=T0)
+            await store.record(
+                conn, "x" * 65, {"ads": "granted"}, source="api", now=T0, policy=POLICY
+            )
     with pytest.raises(ValidationFailed):
         async with database.begin() as conn:
             await store.withdraw(conn, "user-2", source="sms", now=T0, policy=POLICY)

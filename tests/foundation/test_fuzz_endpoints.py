@@ -237,7 +237,10 @@ def _unbounded_integers(
         if schema.get("type") == "integer" and not {"maximum", "exclusiveMaximum"} & set(schema):
             found.append(where)
         for key, value in schema.items():
-            found += _unbounded_integers(value, f"{where}/{key}", components, seen)
+            # Under "not" an integer schema is what the value may NOT be ("a number, not an
+            # integer"): nothing there reaches the database.
+            if key != "not":
+                found += _unbounded_integers(value, f"{where}/{key}", components, seen)
     elif isinstance(schema, list):
         for index, value in enumerate(schema):
             found += _unbounded_integers(value, f"{where}[{index}]", components, seen)

@@ -34,13 +34,23 @@ TEST_CONFIG = QueueConfig(
 
 
 class OffsetClock:
-    """Real time plus a test-controlled offset: Redis idles in real time, the rest can jump."""
+    """Real time plus a test-controlled offset: Redis idles in real time, the rest can jump.
+
+    ``freeze`` stops the wall-clock part (``now``) at a given instant, so a test that reads
+    ages back can assert exact values instead of timing windows; ``monotonic`` keeps running
+    (the Redis queue paces its housekeeping with it).
+    """
 
     def __init__(self) -> None:
         self.offset = 0.0
+        self.frozen_at: float | None = None
 
     def now(self) -> float:
-        return time.time() + self.offset
+        base = time.time() if self.frozen_at is None else self.frozen_at
+        return base + self.offset
+
+    def freeze(self, at: float) -> None:
+        self.frozen_at = at
 
     def monotonic(self) -> float:
         return time.monotonic() + self.offset

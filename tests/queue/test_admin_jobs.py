@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from service import features
+from service.audit import list_audit
 from service.telegram.jobs import notify_new_customer
 from tests.fakes.telegram_server import FakeTelegram
 
@@ -120,6 +121,12 @@ async def test_dead_letter_lifecycle_through_the_admin_api(
         )
         assert again.status_code == 404
         assert again.json()["error"]["code"] == "not_found"
+        # Audited once: the refused second replay left no row.
+        async with runtime.db.connect() as conn:
+            audited = await list_audit(conn, subject="job:tg:wait:s1")
+        assert [(row["action"], row["actor"]) for row in audited] == [
+            ("queue.dead_letter.replay", "api-key")
+        ]
 
         status = await client.get("/admin/jobs/status", headers=ADMIN)
         assert status.status_code == 200
@@ -173,6 +180,9 @@ async def test_discard_and_guard(
         assert response.status_code == 404
         listing = await client.get("/admin/jobs/dead", headers=ADMIN)
         assert listing.json()["items"] == []
+        async with runtime.db.connect() as conn:
+            audited = await list_audit(conn, subject="job:gone")
+        assert [row["action"] for row in audited] == ["queue.dead_letter.discard"]
 
 
 async def test_scaled_api_without_worker_still_reports_the_backlog(
@@ -202,3 +212,24 @@ async def test_scaled_api_without_worker_still_reports_the_backlog(
         assert ready.status_code == 200
         assert "worker" not in ready.json()["components"]
     assert fake_telegram.requests == []  # nobody works the queue in an API-only process
+
+
+async def test_admin_routes_answer_503_without_the_queue(
+    monkeypatch: pytest.MonkeyPatch,
+    make_settings: Callable[..., Any],
+    make_client: Callable[..., Any],
+) -> None:
+    # An app whose features leave the queue out: its admin routes say so, as documented.
+    monkeypatch.setattr(
+        features, "FEATURES", tuple(f for f in features.FEATURES if f[0] == "ratelimit")
+    )
+    async with make_client(make_settings()) as client:
+        assert client.app.state.runtime.queue is None
+        status = await client.get("/admin/jobs/status", headers=ADMIN)
+        replay = await client.post("/admin/jobs/dead/replay", json={"key": "k"}, headers=ADMIN)
+        document = (await client.get("/openapi.json")).json()
+    for response in (status, replay):
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "backend_unavailable"
+    assert "503" in document["paths"]["/admin/jobs/status"]["get"]["responses"]
+    assert "503" in document["paths"]["/admin/jobs/dead/replay"]["post"]["responses"]

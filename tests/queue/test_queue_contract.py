@@ -153,17 +153,21 @@ async def test_concurrent_claimers_never_share_a_job(qut: QueueUnderTest) -> Non
 
 
 async def test_stats_report_backlog_and_oldest_age(qut: QueueUnderTest) -> None:
+    # The injected clock stands still between the steps: ages are exact, not timing windows.
+    qut.clock.freeze(1_800_000_000.0)
     await qut.queue.enqueue(Q, {}, key="s1")
     qut.clock.advance(10)
     await qut.queue.enqueue(Q, {}, key="s2")
     await qut.queue.enqueue(Q, {}, key="s3", delay=100)
+    qut.clock.advance(2.5)
     [stats] = await qut.queue.stats([Q])
     assert (stats.ready, stats.delayed, stats.running, stats.dead) == (2, 1, 0, 0)
-    assert 9.5 <= stats.oldest_ready_age <= 12
+    assert stats.oldest_ready_age == 12.5  # s1, enqueued 12.5 s ago
     await _claim_one(qut)
+    qut.clock.advance(0.25)  # less than the lease: s1 is still running
     [stats] = await qut.queue.stats([Q])
     assert (stats.ready, stats.running) == (1, 1)
-    assert stats.oldest_ready_age < 2
+    assert stats.oldest_ready_age == 2.75  # now s2 (s1 runs; s3 is not due for 100 s)
     [empty] = await qut.queue.stats(["empty"])
     assert (empty.ready, empty.oldest_ready_age) == (0, 0.0)
 

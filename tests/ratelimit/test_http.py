@@ -88,6 +88,22 @@ async def test_admin_lists_and_lifts_lockouts_with_audit(
         assert policies["lockouts"][0]["name"] == "otp"
 
 
+async def test_lift_documents_the_lockout_rules_in_force(
+    make_settings: Callable[..., Settings], make_client: MakeClient
+) -> None:
+    """An unknown rule is refused (422): the document names the rules this app knows, the
+    configured ones included, so a schema-valid lift is never refused for its rule."""
+    settings = make_settings(ratelimit_lockouts="pin=3 failures in 1 minute lock 5 minutes")
+    async with make_client(settings) as client:
+        document = (await client.get("/openapi.json")).json()
+    lift = document["paths"]["/admin/lockouts/lift"]["post"]
+    ref = lift["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    rule = document["components"]["schemas"][ref.rsplit("/", 1)[-1]]["properties"]["rule"]
+    assert rule["enum"] == ["login", "otp", "pin"]
+    assert not any(key.startswith("x-") for key in rule)
+    assert {"200", "401", "403", "404", "422", "429"} <= set(lift["responses"])
+
+
 async def test_admin_policy_refuses_with_429_envelope_and_headers(
     make_settings: Callable[..., Settings], make_client: MakeClient
 ) -> None:

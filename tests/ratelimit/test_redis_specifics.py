@@ -1,4 +1,7 @@
-"""Redis-only behaviour: the server's clock, key expiry, NOSCRIPT recovery, unreachable server."""
+"""Redis-only behaviour: the server's clock, key expiry, NOSCRIPT recovery, unreachable server.
+
+Tests that pause or kill the server's clients use a private redis-server, never the shared one.
+"""
 
 from __future__ import annotations
 
@@ -50,14 +53,26 @@ async def test_script_reloaded_after_flush(
     assert decision.allowed and decision.remaining == 1 and not decision.degraded
 
 
+@pytest.fixture
+async def private_client(private_redis_url: str) -> AsyncIterator[Redis]:
+    made = create_redis_client(private_redis_url, max_connections=8, timeout=2.0)
+    yield made
+    await made.aclose()
+
+
+# The next two tests act on every client of the server (CLIENT PAUSE ... ALL, CLIENT KILL): on
+# the shared server they would stall or cut off every other run using it, so each runs against
+# a redis-server of this module's own (tests/conftest.py::private_redis_url).
+
+
 async def test_timed_out_call_never_leaves_a_stale_reply(
-    redis_url: str, redis_namespace: str, catalog: Catalog
+    private_redis_url: str, catalog: Catalog
 ) -> None:
     """A call cut off by its deadline can still be answered later: the next calls must get
     their own replies, not that late one. Redis is paused past the deadline to cut one."""
-    client = create_redis_client(redis_url, max_connections=4, timeout=0.2)
-    admin = create_redis_client(redis_url, max_connections=2, timeout=5.0)
-    limiter = RateLimiter(catalog, RedisGcraStore(client, redis_namespace))
+    client = create_redis_client(private_redis_url, max_connections=4, timeout=0.2)
+    admin = create_redis_client(private_redis_url, max_connections=2, timeout=5.0)
+    limiter = RateLimiter(catalog, RedisGcraStore(client, "pause"))
     try:
         assert (await limiter.check("t.slow", "a")).remaining == 19
         await admin.execute_command("CLIENT", "PAUSE", 700, "ALL")
@@ -75,10 +90,10 @@ async def test_timed_out_call_never_leaves_a_stale_reply(
 
 
 async def test_kept_connection_closed_by_the_server_is_replaced(
-    client: Redis, redis_url: str, redis_namespace: str, catalog: Catalog
+    private_client: Redis, private_redis_url: str, catalog: Catalog
 ) -> None:
-    admin = create_redis_client(redis_url, max_connections=2, timeout=5.0)
-    limiter = RateLimiter(catalog, RedisGcraStore(client, redis_namespace))
+    admin = create_redis_client(private_redis_url, max_connections=2, timeout=5.0)
+    limiter = RateLimiter(catalog, RedisGcraStore(private_client, "kill"))
     try:
         assert (await limiter.check("t.slow", "a")).remaining == 19
         # Closes every other client's connection, the limiter's kept one included.

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.backends import keys
-from service.routes.speculation import speculation_cache
 from service.settings import Settings
+from service.speculation.cache import SpeculationCache
 from tests.speculation import rules_syntax
 
 ADMIN = {"X-API-Key": "test-admin-key"}
@@ -300,7 +300,7 @@ async def test_exact_mode_and_background_refresh(client: httpx.AsyncClient) -> N
     assert (await client.post("/flows/events", json={"events": events})).status_code == 200
     stale = await client.get("/perf/speculation/dynamic", params={"seg": "en-d"})
     assert stale.headers["etag"] == mc.headers["etag"]
-    cache = speculation_cache(client.app.state.runtime)  # type: ignore[attr-defined]
+    cache = client.app.state.runtime.facility(SpeculationCache)  # type: ignore[attr-defined]
     for _ in range(100):  # a round of the app's own refresher may hold the lock right now
         await cache.refresh_all()
         fresh = await client.get("/perf/speculation/dynamic", params={"seg": "en-d"})
@@ -421,7 +421,7 @@ async def test_a_failing_refresh_keeps_serving_the_last_answer(
     from service.speculation.metrics import REFRESHES
 
     await _load_site(client)
-    cache = speculation_cache(client.app.state.runtime)  # type: ignore[attr-defined]
+    cache = client.app.state.runtime.facility(SpeculationCache)  # type: ignore[attr-defined]
     for _ in range(100):
         served = await client.get("/perf/speculation/dynamic", params={"seg": "en-d"})
         if served.json()["prerender"]:
@@ -471,7 +471,7 @@ async def test_scaled_mode_mariadb_and_redis_end_to_end(
         assert hrefs == [ORIGIN + "/de/projects/kervan", ORIGIN + "/de/projects"]
         backends = client.app.state.runtime.backends  # type: ignore[attr-defined]
         assert backends.kind == "redis"
-        cache = speculation_cache(client.app.state.runtime)  # type: ignore[attr-defined]
+        cache = client.app.state.runtime.facility(SpeculationCache)  # type: ignore[attr-defined]
         for _ in range(100):  # published by the refresh that holds the Redis lock
             shared = await backends.kv.get(f"{keys.SPECULATION_ANSWER}:de-m:exact")
             if shared is not None:

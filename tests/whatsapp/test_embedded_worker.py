@@ -10,6 +10,7 @@ from contextlib import AbstractAsyncContextManager
 import httpx
 
 from service.consent import store as consent_store
+from service.consent.policy import ConsentPolicy
 from service.db.tables.crm import crm_convos, crm_messages
 from service.settings import Settings
 from tests.fakes.graph_server import GraphServer
@@ -41,6 +42,7 @@ async def test_admin_send_is_delivered_by_the_embedded_worker(
                 {"whatsapp": "granted"},
                 source="admin",
                 now=time.time(),
+                policy=runtime.facility(ConsentPolicy),
             )
         response = await client.post(
             "/admin/wa/send", json={"convo_id": convo.id, "text": "Merhaba!"}, headers=ADMIN

@@ -9,6 +9,7 @@ import pytest
 
 from core.clock import ManualClock
 from service.consent import store as consent_store
+from service.consent.policy import ConsentPolicy
 from service.db.tables.crm import crm_convos, crm_messages
 from service.settings import Settings
 from service.whatsapp.consent import whatsapp_allowed
@@ -49,6 +50,7 @@ async def grant(client: httpx.AsyncClient) -> None:
             {"whatsapp": "granted"},
             source="admin",
             now=runtime.clock.now(),
+            policy=runtime.facility(ConsentPolicy),
         )
 
 

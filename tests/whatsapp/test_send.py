@@ -8,6 +8,7 @@ from core.clock import ManualClock
 from core.whatsapp.texts import TEXT_MAX_CHARS
 from core.whatsapp.unsubscribe import read_token
 from service.consent import store as consent_store
+from service.consent.policy import ConsentPolicy
 from service.db.tables.crm import crm_convos, crm_messages
 from service.whatsapp.consent import whatsapp_allowed
 from service.whatsapp.outbound import READ_QUEUE, SEND_QUEUE
@@ -37,6 +38,7 @@ async def inbound_convo(
                 {"whatsapp": "granted"},
                 source="admin",
                 now=runtime.clock.now(),
+                policy=runtime.facility(ConsentPolicy),
             )
     if locale != "tr":
         await client.patch(
