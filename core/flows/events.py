@@ -29,6 +29,9 @@ _SESSION = re.compile(SESSION_ID_PATTERN)
 _NAVIGATION_KEYS = frozenset({"seg", "from", "to"})
 _PAGE_VIEW_KEYS = frozenset({"session_id", "seg", "path", "ts"})
 
+#: The rule on page-view times that no schema can state (it depends on the server's clock).
+TS_WINDOW_RULE = "'ts' is too far from the server's clock"
+
 
 @dataclass(frozen=True, slots=True)
 class Navigation:
@@ -94,7 +97,7 @@ def _parse_item(
             now - MAX_VIEW_AGE_SECONDS <= ts <= now + MAX_CLOCK_SKEW_SECONDS
         ):
             raise ValidationFailed(
-                "'ts' is too far from the server's clock",
+                TS_WINDOW_RULE,
                 details={"field": "ts", "server_time": now},
             )
         path = _field(item, "path", lambda p: normalize_path(p, origins))

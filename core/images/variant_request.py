@@ -20,6 +20,14 @@ MAX_WIDTH_DIGITS = 6
 _FORMATS = "|".join([*(fmt.value for fmt in PREFERENCE), AUTO_FORMAT])
 #: Every name the API can serve; the OpenAPI document states this pattern.
 VARIANT_NAME_PATTERN = f"^[0-9]{{1,{MAX_WIDTH_DIGITS}}}\\.({_FORMATS})$"
+
+
+def variant_name_pattern(widths: list[int] | tuple[int, ...]) -> str:
+    """The names one ladder serves: its widths exactly, in any format."""
+    listed = "|".join(str(w) for w in sorted(set(widths)))
+    return f"^({listed})\\.({_FORMATS})$"
+
+
 # The shape alone: an unknown format is reported as such, after the width.
 _NAME = re.compile(f"([0-9]{{1,{MAX_WIDTH_DIGITS}}})\\.(.*)", re.DOTALL)
 

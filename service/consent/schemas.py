@@ -6,14 +6,14 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from service.consent import grammar
 from service.consent.export import Period
 from service.consent.grammar import Documented
 from service.consent.policy import ConsentPolicy
 from service.errors import ApiError
-from service.openapi import runtime_enum
+from service.openapi import runtime_enum, validation_rules
 
 EVENT_PAGE_MAX = 1000
 #: Event sequence numbers are BIGINT; a larger cursor cannot be bound by the database drivers.
@@ -161,7 +161,13 @@ class EventsOut(BaseModel):
     verification: ChainReportOut
 
 
+#: The rule no schema can state; the 422 quotes it.
+PERIOD_RULE = "'to' must be later than 'from'"
+
+
 class PeriodQuery(BaseModel):
+    model_config = ConfigDict(json_schema_extra=validation_rules(PERIOD_RULE))
+
     start: datetime = Field(
         alias="from",
         description="Start of the period (inclusive), an RFC 3339 date-time; "
@@ -184,7 +190,7 @@ class PeriodQuery(BaseModel):
             raise ApiError(
                 422,
                 "validation_failed",
-                "'to' must be later than 'from'",
+                PERIOD_RULE,
                 [{"field": "query.to", "message": "must be later than 'from'"}],
             )
         return Period(

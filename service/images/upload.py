@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.types import Message
 
+from core.images.errors import SourceFetchFailed, SourceNotAllowed
 from service.errors import ApiError
 from service.images.facility import IngestSource
+from service.openapi import validation_rules
 from service.validation import read_body, validate
 
 MAX_ALT = 1000
@@ -21,7 +23,20 @@ MAX_JSON_BODY = 16 * 1024
 
 
 class UrlIngestIn(BaseModel):
-    url: str = Field(min_length=1, max_length=2048)
+    # Whether a URL may be fetched depends on the deployment's allow-list and on what its host
+    # resolves to and answers at the time; the refusals' codes are the rules' names.
+    model_config = ConfigDict(
+        json_schema_extra=validation_rules(SourceNotAllowed.code, SourceFetchFailed.code)
+    )
+
+    url: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="An https URL on a host of KERVAN_IMAGES_SOURCE_HOSTS (exact names, ports "
+        "443 or 80, no credentials), resolving to public addresses only; otherwise 422 "
+        "source_not_allowed. A source that does not resolve, answers with an error or too "
+        "slowly is 422 source_fetch_failed.",
+    )
     alt: str = Field(min_length=1, max_length=MAX_ALT)
 
 

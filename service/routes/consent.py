@@ -205,7 +205,7 @@ async def verify_events(request: Request) -> Response:
     query=PeriodQuery,
     tags=["consent", "admin"],
     admin=True,
-    media_type="text/csv",
+    media_type="application/x-ndjson, text/csv",
     responses={422: BAD_PERIOD},
 )
 async def export_events(request: Request) -> Response:

@@ -198,7 +198,10 @@ async def send(request: Request) -> Response:
     response=ReplayOut,
     tags=["crm"],
     admin=True,
-    responses={400: "The stored delivery is not a WhatsApp notification", 404: "No such event"},
+    responses={
+        404: "No such event",
+        409: "The stored delivery is not a WhatsApp notification, so it cannot be processed",
+    },
 )
 async def replay_event(request: Request) -> Response:
     path = _path(request, EventPath)

@@ -15,14 +15,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from core.flows.events import MAX_BATCH, MAX_TIMESTAMP
+from core.flows.events import MAX_BATCH, MAX_TIMESTAMP, TS_WINDOW_RULE
 from core.flows.paths import MAX_PATH_LENGTH
 from service.endpoint import api
+from service.openapi import validation_rules
 from service.ratelimit import by_client_ip
 from service.responses import json_response
 from service.runtime import get_runtime
 from service.speculation.fields import OneOf, PagePath, Segment, SessionId
-from service.speculation.flows import FlowsFacility
+from service.speculation.flows import CURSOR_RULE, FlowsFacility
 from service.speculation.imports import EdgesIn
 from service.validation import parse_json, parse_query
 
@@ -38,7 +39,7 @@ class NavigationIn(BaseModel):
 
 
 class PageViewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=validation_rules(TS_WINDOW_RULE))
 
     session_id: SessionId
     seg: Segment
@@ -74,6 +75,8 @@ _CURSOR = "Cursor from the previous page's `next`; after_from and after_to go to
 
 
 class EdgesQuery(BaseModel):
+    model_config = ConfigDict(json_schema_extra=validation_rules(CURSOR_RULE))
+
     seg: Segment = Field(max_length=8)
     limit: int = Field(default=1000, ge=1, le=EDGE_PAGE_MAX)
     after_from: str | None = Field(default=None, max_length=MAX_PATH_LENGTH, description=_CURSOR)

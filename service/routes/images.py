@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, Field, RootModel
@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 from core.images.errors import ImageTooLarge
 from core.images.ids import IMAGE_ID_PATTERN
 from core.images.signing import SIGNATURE_PATTERN
-from core.images.variant_request import VARIANT_NAME_PATTERN
+from core.images.variant_request import VARIANT_NAME_PATTERN, variant_name_pattern
 from service.endpoint import admin_principal, api
 from service.errors import ApiError
 from service.images.demo import demo_page, snippet
@@ -26,6 +26,7 @@ from service.images.tiles import (
 )
 from service.images.upload import UrlIngestIn, read_ingest_source
 from service.middleware.security import csp_nonce
+from service.openapi import runtime_schema
 from service.responses import json_response
 from service.runtime import get_runtime
 
@@ -41,12 +42,18 @@ class ImagePath(BaseModel):
     )
 
 
+def _ladder_names(app: Any) -> dict[str, Any]:
+    return {"pattern": variant_name_pattern(app.state.settings.images_widths)}
+
+
 class VariantPath(ImagePath):
     name: str = Field(
         pattern=VARIANT_NAME_PATTERN,
         description="<width>.<format>: a width of the configured ladder (KERVAN_IMAGES_WIDTHS; "
         "any other is 422 bad_width) and avif, webp, jpeg, or auto (chosen from Accept)",
         examples=["640.avif"],
+        # The running app's document names exactly the widths of its ladder.
+        json_schema_extra=runtime_schema("images_variant_names", _ladder_names),
     )
 
 

@@ -15,6 +15,13 @@ from pydantic_core import CoreSchema
 from core.flows.events import SESSION_ID_PATTERN
 from core.flows.paths import MAX_PATH_LENGTH, MAX_RAW_LENGTH, PLAIN_PATH_PATTERN
 from core.flows.segments import MAX_SEGMENT_LENGTH, SEGMENT_PATTERN
+from service.openapi import runtime_enum
+
+
+def _configured_segments(app: Any) -> list[str]:
+    segments: list[str] = app.state.settings.speculation_segments
+    return segments
+
 
 Segment = Annotated[
     str,
@@ -26,6 +33,8 @@ Segment = Annotated[
             "description": "Segment '<language>-<device>', one of the deployment's "
             "KERVAN_SPECULATION_SEGMENTS (any other is refused with 422)",
             "examples": ["en-d"],
+            # The running app's document lists exactly the segments it serves.
+            **runtime_enum("speculation_segments", _configured_segments),
         }
     ),
 ]

@@ -25,6 +25,9 @@ from service.speculation.cache import SpeculationCache
 from service.speculation.imports import IMPORT_BODY_BYTES, EdgeImport, parse_import
 from service.speculation.metrics import FLOW_EVENTS
 
+#: A page cursor names one edge: both halves or neither.
+CURSOR_RULE = "after_from and after_to go together"
+
 
 @dataclass(frozen=True, slots=True)
 class Ingested:
@@ -101,7 +104,7 @@ class FlowsFacility:
         """One page of a segment's edges in (from, to) order, after the cursor if given."""
         seg = validate_segment(seg, self.settings.speculation_segments)
         if (after_from is None) != (after_to is None):
-            raise ValidationFailed("after_from and after_to go together")
+            raise ValidationFailed(CURSOR_RULE)
         after = (after_from, after_to) if after_from is not None and after_to is not None else None
         rows = await store.list_edges(self.db, seg, limit=limit, after=after)
         full = len(rows) == limit

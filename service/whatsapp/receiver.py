@@ -60,7 +60,8 @@ async def replay_delivery(whatsapp: WhatsApp, actor: str, event_id: int) -> dict
     try:
         outcome = await whatsapp.processor.replay(event_id)
     except PayloadRejected as exc:
-        raise ApiError(400, "invalid_payload", exc.reason, {"event_id": event_id}) from None
+        # The request is fine; the stored delivery it names is what cannot be processed.
+        raise ApiError(409, "invalid_payload", exc.reason, {"event_id": event_id}) from None
     async with runtime.db.begin() as conn:
         await record_audit(
             conn,

@@ -13,7 +13,7 @@ import pytest
 
 from core.images.ids import IMAGE_ID_PATTERN
 from core.images.signing import SIGNATURE_PATTERN
-from core.images.variant_request import VARIANT_NAME_PATTERN
+from core.images.variant_request import variant_name_pattern
 from service.images import tiles
 from service.images.facility import ImagesFacility
 from service.routes.images import IiifInfoOut, ManifestOut
@@ -57,8 +57,10 @@ async def test_path_parameters_carry_the_enforced_patterns(client: httpx.AsyncCl
     for path, operation in operations.items():
         assert _path_params(operation)["image_id"]["pattern"] == IMAGE_ID_PATTERN, path
         assert "404" in operation["responses"], path
+    # The running app names exactly the widths of its ladder.
+    widths = client.app.state.settings.images_widths  # type: ignore[attr-defined]
     assert _path_params(operations["/img/{image_id}/{name}"])["name"]["pattern"] == (
-        VARIANT_NAME_PATTERN
+        variant_name_pattern(widths)
     )
     tile = _path_params(operations[IMAGE_PATHS[3]])
     assert (

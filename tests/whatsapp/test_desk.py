@@ -62,7 +62,7 @@ async def test_a_refused_action_leaves_no_audit_record(client: httpx.AsyncClient
     assert await _audit(client, "crm.contact.update") == []
 
 
-async def test_replay_is_audited_and_a_rejected_delivery_stays_400(
+async def test_replay_is_audited_and_a_rejected_delivery_is_a_conflict(
     client: httpx.AsyncClient,
 ) -> None:
     await post_webhook(client, p.inbound(WA, "A", p.text(WA, "wamid.R1", "hi")))
@@ -74,7 +74,8 @@ async def test_replay_is_audited_and_a_rejected_delivery_stays_400(
     assert entry["subject"] == f"wa_event:{good}"
     assert entry["details"] == {"messages": 0, "duplicates": 1}
     refused = await client.post(f"/admin/wa/events/{rejected}/replay", headers=ADMIN)
-    assert refused.status_code == 400
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "invalid_payload"
     assert refused.json()["error"]["details"] == {"event_id": rejected}
     assert len(await _audit(client, "whatsapp.webhook.replay")) == 1
 
