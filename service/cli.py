@@ -92,7 +92,7 @@ def serve_url(settings: Settings) -> str:
 
 def serve_banner(settings: Settings) -> str:
     """What ``kervan serve`` prints before granian starts: where, on what, and the links."""
-    from service.routes.docs import VERSION
+    from service.version import VERSION
 
     url = serve_url(settings)
     processes = f"{settings.workers} worker process{'es' if settings.workers > 1 else ''}"

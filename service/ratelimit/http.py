@@ -31,7 +31,7 @@ DEFAULT_EXEMPT = ("/health", "/ready", "/metrics")
 def limiter_of(app: Any) -> RateLimiter:
     limiter = getattr(app.state.runtime, "ratelimiter", None)
     if not isinstance(limiter, RateLimiter):
-        raise RuntimeError("the rate limiter is not set up (service.routes.admin_lockouts)")
+        raise RuntimeError("the rate limiter is not set up (service/ratelimit/feature.py)")
     return limiter
 
 

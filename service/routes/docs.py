@@ -13,9 +13,7 @@ from service.middleware.security import csp_nonce
 from service.openapi import build_openapi
 from service.ratelimit.http import DEFAULT_EXEMPT
 from service.responses import json_response
-
-TITLE = "kervan"
-VERSION = "0.1.0"
+from service.version import TITLE, VERSION
 
 
 def openapi_document(request: Request) -> dict[str, Any]:

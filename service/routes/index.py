@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from service.endpoint import api
 from service.middleware.security import csp_nonce
 from service.responses import json_response
-from service.routes.docs import TITLE, VERSION
+from service.version import TITLE, VERSION
 
 LINKS: dict[str, str] = {
     "docs": "/docs",

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from service.routes.docs import VERSION
 from service.routes.index import prefers_html
 from service.settings import Settings
+from service.version import VERSION
 
 LINKS = {
     "docs": "/docs",
@@ -90,3 +90,11 @@ async def test_index_is_documented(
 )
 def test_accept_negotiation(accept: str, html: bool) -> None:
     assert prefers_html(accept) is html
+
+
+def test_the_reported_version_is_the_package_version() -> None:
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert pyproject["project"]["version"] == VERSION
