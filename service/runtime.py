@@ -19,6 +19,7 @@ from starlette.requests import HTTPConnection
 from core.clock import Clock
 from service.backends import Backends
 from service.db import Database
+from service.fast_routes import FastRoute
 from service.logging import get_logger
 from service.queue.handlers import HandlerRegistry
 from service.settings import Settings
@@ -67,6 +68,8 @@ class Runtime:
     worker_queues: list[str] | None = None
     #: The queue worker of this process, when one runs here.
     worker: Worker | None = None
+    #: Hot GET paths features answer from memory, ahead of the router (by path).
+    fast_routes: dict[str, FastRoute] = field(default_factory=dict)
     _facilities: dict[type[Any], Any] = field(default_factory=dict)
     _started: list[Component] = field(default_factory=list)
 

@@ -7,11 +7,11 @@ From a handler or worker::
     if decision.refused: ...
     await limiter.lockouts.failure("otp", phone)         # counting lockouts, audited
 
-HTTP: ``@rate_limited(("login", by_client_ip))`` on an endpoint, ``RateLimitMiddleware`` for
-every request. Policies are declared in ``core/ratelimit/catalog.py`` (and settings).
+HTTP: ``@api(limits=[("login", by_client_ip)])`` on an endpoint; the edge applies the default
+policy to every request. Policies are declared in ``core/ratelimit/catalog.py`` (and settings).
 """
 
-from service.ratelimit.http import RateLimitMiddleware, rate_limited, refusal
+from service.ratelimit.http import rate_limited, refusal
 from service.ratelimit.keyfuncs import by_admin, by_api_key, by_client_ip, by_phone
 from service.ratelimit.limiter import RateLimiter
 from service.ratelimit.lockouts import Lockouts, LockStatus
@@ -19,7 +19,6 @@ from service.ratelimit.lockouts import Lockouts, LockStatus
 __all__ = [
     "LockStatus",
     "Lockouts",
-    "RateLimitMiddleware",
     "RateLimiter",
     "by_admin",
     "by_api_key",

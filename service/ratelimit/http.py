@@ -1,4 +1,5 @@
-"""HTTP integration: the per-route decorator, the ASGI middleware and the refusal responses.
+"""HTTP integration: the per-route decorator and the refusal responses (the app-wide per-IP
+policy is applied by the edge, ``service/edge.py``).
 
 A refused request gets ``429 rate_limited`` with ``Retry-After`` and the ``RateLimit`` fields; a
 request refused because the backend is down under a ``closed`` policy gets ``503``. Allowed
@@ -13,13 +14,12 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.ratelimit import Decision
 from core.ratelimit.texts import LIMITER_UNAVAILABLE, RATE_LIMITED, text
 from service.errors import error_response
 from service.ratelimit.headers import rate_limit_headers
-from service.ratelimit.keyfuncs import KeyFunc, by_client_ip
+from service.ratelimit.keyfuncs import KeyFunc
 from service.ratelimit.limiter import RateLimiter
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -90,43 +90,3 @@ def rate_limited(*rules: tuple[str, KeyFunc], cost: int = 1) -> Callable[[Endpoi
         return limited
 
     return wrap
-
-
-class RateLimitMiddleware:
-    """Applies one policy (``ratelimit_default_policy``, per client IP) to every request.
-
-    Mount it inside ``RequestContextMiddleware`` (which resolves the client IP). The policy
-    name and exempt paths come from the settings at request time; an empty policy name turns the
-    middleware off.
-    """
-
-    def __init__(self, app: ASGIApp, exempt: Sequence[str] = DEFAULT_EXEMPT) -> None:
-        self.app = app
-        self.exempt = tuple(exempt)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.exempt):
-            await self.app(scope, receive, send)
-            return
-        runtime = scope["app"].state.runtime
-        policy = getattr(runtime.settings, "ratelimit_default_policy", "")
-        limiter = runtime.ratelimiter
-        if not policy or limiter is None:
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
-        decision = await limiter.check(policy, await by_client_ip(request))
-        refused = refusal([decision], request.headers.get("accept-language"))
-        if refused is not None:
-            await refused(scope, receive, send)
-            return
-        extra = [
-            (k.lower().encode(), v.encode()) for k, v in rate_limit_headers([decision]).items()
-        ]
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start" and extra:
-                message["headers"] = [*message.get("headers", ()), *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)

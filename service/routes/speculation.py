@@ -17,10 +17,8 @@ from service.endpoint import api
 from service.runtime import get_runtime
 from service.speculation.cache import SpeculationCache
 from service.speculation.fields import Segment
-from service.speculation.serving import serve_rules
+from service.speculation.serving import MEDIA_TYPE, RULES_PATH, serve_rules
 from service.validation import parse_query
-
-MEDIA_TYPE = "application/speculationrules+json"
 
 
 class SpeculationQuery(BaseModel):
@@ -64,5 +62,5 @@ async def dynamic_rules(request: Request) -> Response:
 
 
 routes: list[BaseRoute] = [
-    Route("/perf/speculation/dynamic", dynamic_rules, methods=["GET"]),
+    Route(RULES_PATH, dynamic_rules, methods=["GET"]),
 ]

@@ -4,10 +4,18 @@ already holds it (``If-None-Match``), counted per segment and status."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from starlette.types import Scope
 
 from core.flows.segments import validate_segment
-from service.speculation.cache import SpeculationCache
+from service.fast_routes import FastReply, Header
+from service.speculation.cache import Answer, SpeculationCache
 from service.speculation.metrics import RESPONSES, RULES_SERVED
+
+MEDIA_TYPE = "application/speculationrules+json"
+#: The path the rules are served on (the route and the fast path).
+RULES_PATH = "/perf/speculation/dynamic"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +52,65 @@ async def serve_rules(
     RULES_SERVED.labels(seg, "prerender").inc(answer.prerender)
     RULES_SERVED.labels(seg, "prefetch").inc(answer.prefetch)
     return RulesReply(answer.body, headers)
+
+
+class FastRules:
+    """``GET /perf/speculation/dynamic?seg=<segment>`` answered from the cache as prebuilt
+    bytes, ahead of the router. Any other query (a mode, an unknown or malformed segment) and a
+    segment without an answer yet take the general route, which validates and computes."""
+
+    def __init__(self, cache: SpeculationCache) -> None:
+        settings = cache.settings
+        self.cache = cache
+        self.mode = settings.speculation_mode
+        self.segments = {seg.encode(): seg for seg in settings.speculation_segments}
+        self.cache_control = (
+            f"public, max-age={settings.speculation_cache_max_age_seconds}".encode()
+        )
+        self._headers: dict[tuple[str, str], tuple[Answer, list[Header], list[Header]]] = {}
+        self._counters: dict[str, tuple[Any, Any, Any, Any]] = {}
+
+    def __call__(self, scope: Scope) -> FastReply | None:
+        query: bytes = scope["query_string"]
+        seg = self.segments.get(query[4:]) if query.startswith(b"seg=") else None
+        if seg is None:
+            return None
+        answer = self.cache.cached(seg, self.mode)
+        if answer is None:
+            return None
+        held = self._headers.get((seg, self.mode))
+        if held is None or held[0] is not answer:
+            held = self._prebuild(answer)
+        ok, not_modified = held[1], held[2]
+        counters = self._counters.get(seg) or self._count(seg)
+        for name, value in scope["headers"]:
+            if name == b"if-none-match":
+                if etag_matches(value.decode("latin-1"), answer.etag):
+                    counters[1].inc()
+                    return FastReply(304, not_modified, b"")
+                break
+        counters[0].inc()
+        counters[2].inc(answer.prerender)
+        counters[3].inc(answer.prefetch)
+        return FastReply(200, ok, answer.body)
+
+    def _prebuild(self, answer: Answer) -> tuple[Answer, list[Header], list[Header]]:
+        common = [(b"etag", answer.etag.encode()), (b"cache-control", self.cache_control)]
+        ok = [
+            *common,
+            (b"content-length", str(len(answer.body)).encode()),
+            (b"content-type", MEDIA_TYPE.encode()),
+        ]
+        held = (answer, ok, common)
+        self._headers[answer.seg, answer.mode] = held
+        return held
+
+    def _count(self, seg: str) -> tuple[Any, Any, Any, Any]:
+        counters = (
+            RESPONSES.labels(seg, "200"),
+            RESPONSES.labels(seg, "304"),
+            RULES_SERVED.labels(seg, "prerender"),
+            RULES_SERVED.labels(seg, "prefetch"),
+        )
+        self._counters[seg] = counters
+        return counters

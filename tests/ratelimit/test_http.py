@@ -11,19 +11,19 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from core.clock import ManualClock
 from core.ratelimit import Catalog
+from service.access_log import AccessLog
+from service.app import KervanApp
 from service.audit import list_audit
 from service.backends.redis import create_redis_client
-from service.middleware.request_context import RequestContextMiddleware
+from service.edge import Edge
 from service.ratelimit import (
     RateLimiter,
-    RateLimitMiddleware,
     by_api_key,
     by_client_ip,
     by_phone,
@@ -130,16 +130,17 @@ def small_app(limiter: RateLimiter, default_policy: str = "t.tight") -> Starlett
         body = await parse_json(request)  # the key function's read must not eat the body
         return json_response({"phone": body["phone"]})
 
-    app = Starlette(
-        routes=[Route("/otp", otp, methods=["POST"]), Route("/health", otp, methods=["POST"])],
-        middleware=[
-            Middleware(RequestContextMiddleware, trusted_proxies=[]),
-            Middleware(RateLimitMiddleware),
-        ],
+    app = KervanApp(
+        routes=[Route("/otp", otp, methods=["POST"]), Route("/health", otp, methods=["POST"])]
     )
-    app.state.runtime = SimpleNamespace(
-        ratelimiter=limiter, settings=SimpleNamespace(ratelimit_default_policy=default_policy)
+    runtime = SimpleNamespace(
+        ratelimiter=limiter,
+        settings=SimpleNamespace(ratelimit_default_policy=default_policy),
+        fast_routes={},
     )
+    app.state.runtime = runtime
+    app.edge = Edge(hsts=False, allowed_origins=[], trusted_proxies=[], access_log=AccessLog())
+    app.edge.bind(runtime)  # type: ignore[arg-type]
     app.state.settings = SimpleNamespace(max_body_bytes=1_000_000)
     return app
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from core.clock import ManualClock
 from core.ratelimit import Catalog
 from service.metrics import REGISTRY
@@ -44,6 +46,9 @@ async def test_checks_refusals_and_locks_are_exported(catalog: Catalog) -> None:
     checks = {"policy": "t.tight"}
     shadow = {"policy": "t.shadow", "mode": "shadow"}
     enforced = {"policy": "t.tight", "mode": "enforced"}
+    # The exported counters sum every live limiter: limiters of earlier tests that only a
+    # reference cycle still holds must not vanish between the two readings.
+    gc.collect()
     before = (
         sample("kervan_ratelimit_checks_total", checks),
         sample("kervan_ratelimit_refusals_total", enforced),

@@ -1,0 +1,358 @@
+"""The edge: what every request passes on its way to a route and back, composed once.
+
+One pass per request instead of a middleware stack: request id and client IP, CORS, the app-wide
+per-client-IP rate limit, security headers, HTTP metrics and the access log line. Everything that
+does not depend on the request (security headers, CORS fields, metric children) is built once and
+reused as bytes.
+
+A feature may answer a hot GET path itself (``runtime.fast_routes``, see
+``service/fast_routes.py``); fast and general answers carry exactly the same protections.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.ratelimit import Decision
+from service.access_log import AccessLog
+from service.clientip import _STATE_KEY, resolve_client_ip
+from service.fast_routes import FastRoute, Header
+from service.logging import get_logger, request_id_var
+from service.metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS
+from service.middleware.cors import EnvelopeCORSMiddleware
+from service.middleware.security import API_CSP, CSP_TEMPLATE, csp_nonce
+from service.ratelimit.headers import policy_item, state_item
+from service.ratelimit.http import DEFAULT_EXEMPT, refusal
+from service.settings_types import Network
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
+
+log = get_logger("kervan.errors")
+
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_UNMATCHED = "<unmatched>"
+_INTERNAL_ERROR = orjson.dumps(
+    {"error": {"code": "internal_error", "message": "internal server error", "details": None}}
+)
+CORS_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+CORS_ALLOW_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "X-Request-ID",
+    "If-None-Match",
+    "X-Consent-Proof",
+)
+CORS_EXPOSE_HEADERS = ("X-Request-ID", "ETag", "RateLimit", "RateLimit-Policy", "Retry-After")
+CORS_MAX_AGE = 600
+
+VARY_ORIGIN: Header = (b"vary", b"Origin")
+
+
+class RequestIds:
+    """Unique ids, cheaply: a random per-process prefix and a counter (32 hex characters)."""
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._count = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._count) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+class _Metrics:
+    """Labelled metric children, resolved once per label set instead of on every request."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str, int], Any] = {}
+        self._latency: dict[tuple[str, str], Any] = {}
+
+    def observe(self, method: str, route: str, status: int, elapsed: float) -> None:
+        counter = self._counts.get((method, route, status))
+        if counter is None:
+            counter = self._counts[method, route, status] = HTTP_REQUESTS.labels(
+                method, route, str(status)
+            )
+        counter.inc()
+        histogram = self._latency.get((method, route))
+        if histogram is None:
+            histogram = self._latency[method, route] = HTTP_LATENCY.labels(method, route)
+        histogram.observe(elapsed)
+
+
+class _Cors:
+    """CORS with exact origins: simple-request fields here, preflights through Starlette's
+    implementation (refusals in the error envelope)."""
+
+    def __init__(self, allowed_origins: Sequence[str]) -> None:
+        self.origins = frozenset(allowed_origins)
+        self._preflight = EnvelopeCORSMiddleware(
+            _no_app,
+            allow_origins=list(allowed_origins),
+            allow_methods=list(CORS_METHODS),
+            allow_headers=list(CORS_ALLOW_HEADERS),
+            expose_headers=list(CORS_EXPOSE_HEADERS),
+            allow_credentials=True,
+            max_age=CORS_MAX_AGE,
+        )
+        # What Starlette's simple response adds to every response of a cross-origin request.
+        self.simple: list[Header] = [
+            (b"access-control-allow-credentials", b"true"),
+            (b"access-control-expose-headers", ", ".join(CORS_EXPOSE_HEADERS).encode()),
+        ]
+        self._allowed: dict[bytes, list[Header]] = {}
+
+    def fields(self, origin: bytes) -> list[Header]:
+        """The fields for a request from ``origin`` (``Vary: Origin`` goes on every answer)."""
+        found = self._allowed.get(origin)
+        if found is not None:
+            return found
+        if origin.decode("latin-1") in self.origins:
+            made = [*self.simple, (b"access-control-allow-origin", origin)]
+            if len(self._allowed) < 1024:
+                self._allowed[origin] = made
+            return made
+        return self.simple
+
+    async def preflight(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = self._preflight.preflight_response(request_headers=Headers(scope=scope))
+        await response(scope, receive, send)
+
+
+async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:
+    raise RuntimeError("the CORS helper only answers preflights")
+
+
+def _merge_vary(headers: list[Header], value: bytes) -> None:
+    for i, (name, existing) in enumerate(headers):
+        if name.lower() == b"vary":
+            if value.lower() not in {v.strip().lower() for v in existing.split(b",")}:
+                headers[i] = (name, existing + b", " + value)
+            return
+    headers.append((b"vary", value))
+
+
+class Edge:
+    def __init__(
+        self,
+        *,
+        hsts: bool,
+        allowed_origins: Sequence[str],
+        trusted_proxies: Sequence[Network],
+        access_log: AccessLog,
+        fast_routes: Sequence[FastRoute] = (),
+        exempt: Sequence[str] = DEFAULT_EXEMPT,
+    ) -> None:
+        self.trusted_proxies = list(trusted_proxies)
+        self.access_log = access_log
+        self.exempt = tuple(exempt)
+        self.ids = RequestIds()
+        self.metrics = _Metrics()
+        self.cors = _Cors(allowed_origins)
+        security = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"strict-origin-when-cross-origin"),
+            (b"x-frame-options", b"DENY"),
+        ]
+        if hsts:
+            security.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
+        self.security = security
+        self.api_csp = (b"content-security-policy", API_CSP.encode())
+        self.runtime: Runtime | None = None
+        self.policy = ""
+        #: Fast routes of the route modules; features add theirs to the runtime's.
+        self.static_routes = {route.template: route for route in fast_routes}
+        self.fast_routes: dict[str, FastRoute] = dict(self.static_routes)
+        self._policy_items: dict[str, bytes] = {}
+
+    def bind(self, runtime: Runtime) -> None:
+        """Start serving with the runtime's limiter, policy and fast routes."""
+        self.runtime = runtime
+        self.policy = runtime.settings.ratelimit_default_policy
+        self.fast_routes = {**self.static_routes, **runtime.fast_routes}
+        self.access_log.configure()
+
+    def unbind(self) -> None:
+        self.runtime = None
+        self.fast_routes = dict(self.static_routes)
+
+    # --- the request ---------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send, app)
+        elif kind == "websocket":
+            request_id = self._request_id(scope)
+            token = request_id_var.set(request_id)
+            state = scope.setdefault("state", {})
+            state[_STATE_KEY] = resolve_client_ip(scope, self.trusted_proxies)
+            state["request_id"] = request_id
+            try:
+                await app(scope, receive, send)
+            finally:
+                request_id_var.reset(token)
+        else:
+            await app(scope, receive, send)
+
+    def _request_id(self, scope: Scope) -> str:
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming: str = value.decode("latin-1")
+                if _VALID_REQUEST_ID.match(incoming):
+                    return incoming
+                break
+        return self.ids.next()
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
+        started = time.perf_counter()
+        incoming = origin = preflight_method = accept_language = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming = value
+            elif name == b"origin":
+                origin = value
+            elif name == b"access-control-request-method":
+                preflight_method = value
+            elif name == b"accept-language":
+                accept_language = value
+        if incoming is not None and _VALID_REQUEST_ID.match(text := incoming.decode("latin-1")):
+            request_id = text
+        else:
+            request_id = self.ids.next()
+        token = request_id_var.set(request_id)
+        ip = resolve_client_ip(scope, self.trusted_proxies)
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state[_STATE_KEY] = ip
+        state["request_id"] = request_id
+        method: str = scope["method"]
+        path: str = scope["path"]
+
+        extra: list[Header] = [(b"x-request-id", request_id.encode())]
+        if origin is not None:
+            if method == "OPTIONS" and preflight_method is not None:
+                app = self.cors.preflight
+            else:
+                extra += self.cors.fields(origin)
+
+        status = 500
+        route = _UNMATCHED
+        response_started = False
+
+        async def send_with_fields(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = self._finish_headers(
+                    scope, list(message.get("headers", ())), extra
+                )
+            await send(message)
+
+        HTTP_IN_FLIGHT.inc()
+        try:
+            fast = self.fast_routes.get(path) if method == "GET" else None
+            if app is not self.cors.preflight and not path.startswith(self.exempt):
+                refused = await self._limit(ip, accept_language, extra)
+                if refused is not None:
+                    app, fast = refused, None
+            reply = fast.handler(scope) if fast is not None else None
+            if fast is not None and reply is not None:
+                route = fast.template
+                status = reply.status
+                # Fast replies carry no CSP or Vary of their own.
+                headers = [*reply.headers, *extra, self.api_csp, *self.security, VARY_ORIGIN]
+                response_started = True
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": reply.body})
+            else:
+                await app(scope, receive, send_with_fields)
+                found = scope.get("route")
+                template = getattr(found, "path", None)
+                # Unmatched paths fold into one label so scanners cannot explode the label set.
+                if isinstance(template, str):
+                    route = template
+        except Exception as exc:
+            # Logged with the request id, and the client gets the envelope (with its
+            # X-Request-ID) instead of a dropped connection.
+            log.exception("unhandled error on %s %s", method, path, exc_info=exc)
+            if not response_started:
+                await send_with_fields(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(_INTERNAL_ERROR)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": _INTERNAL_ERROR})
+        finally:
+            HTTP_IN_FLIGHT.dec()
+            elapsed = time.perf_counter() - started
+            self.metrics.observe(method, route, status, elapsed)
+            self.access_log.record(method, path, route, status, elapsed, ip, request_id)
+            request_id_var.reset(token)
+
+    async def _limit(
+        self, ip: str, accept_language: bytes | None, extra: list[Header]
+    ) -> ASGIApp | None:
+        """The app-wide per-IP policy: the refusal to send, or ``None`` with its fields added."""
+        runtime = self.runtime
+        limiter = runtime.ratelimiter if runtime is not None else None
+        if not self.policy or limiter is None:
+            return None
+        decision: Decision = (
+            limiter.check_now(self.policy, ip)
+            if limiter.synchronous
+            else await limiter.check(self.policy, ip)
+        )
+        if not decision.allowed:
+            language = accept_language.decode("latin-1") if accept_language else None
+            refused = refusal([decision], language)
+            if refused is not None:
+                return refused
+        if not decision.policy.shadow and not decision.degraded:
+            item = self._policy_items.get(decision.policy.name)
+            if item is None:
+                item = self._policy_items[decision.policy.name] = policy_item(
+                    decision.policy
+                ).encode()
+            extra.append((b"ratelimit-policy", item))
+            extra.append((b"ratelimit", state_item(decision).encode()))
+        return None
+
+    def _finish_headers(
+        self, scope: Scope, headers: list[Header], extra: list[Header]
+    ) -> list[Header]:
+        csp = content_type = None
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == b"content-security-policy":
+                csp = value
+            elif lowered == b"content-type":
+                content_type = value
+        if csp is None:
+            if content_type is not None and content_type.startswith(b"text/html"):
+                policy = CSP_TEMPLATE.format(nonce=csp_nonce(scope)).encode()
+                headers.append((b"content-security-policy", policy))
+            else:
+                headers.append(self.api_csp)
+        # A route's own RateLimit fields come first; the app-wide policy's follow as a second
+        # field line, which HTTP reads as one list.
+        headers += extra
+        headers += self.security
+        # Every answer varies by Origin: CORS fields depend on it (as Starlette's CORS does).
+        _merge_vary(headers, b"Origin")
+        return headers
