@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -36,12 +38,12 @@ async def read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def wait_ready(port: int, deadline: float) -> None:
-    """Poll ``/health`` until it answers 200 or ``deadline`` (monotonic) passes."""
+async def wait_ready(port: int, deadline: float, path: str = "/health") -> None:
+    """Poll ``path`` until it answers 200 or ``deadline`` (monotonic) passes."""
     while time.monotonic() < deadline:
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
             status = await read_response(reader)
             writer.close()
             if status == 200:
@@ -120,8 +122,7 @@ async def drive(
     }
 
 
-@asynccontextmanager
-async def kervan_server(
+def kervan_server_env(
     port: int,
     workdir: Path,
     *,
@@ -129,11 +130,8 @@ async def kervan_server(
     admin_key: str,
     root: Path,
     extra_env: dict[str, str] | None = None,
-) -> AsyncIterator[None]:
-    """``kervan serve --migrate`` (granian, one worker, embedded backends) until the block ends.
-
-    The app-wide per-IP rate limit is off: one loopback client would be throttled at once.
-    """
+) -> dict[str, str]:
+    """The environment ``kervan_server`` runs ``kervan serve`` with (one worker, embedded)."""
     env = {
         **os.environ,
         "KERVAN_HOST": "127.0.0.1",
@@ -149,16 +147,47 @@ async def kervan_server(
         **(extra_env or {}),
     }
     env.pop("KERVAN_REDIS_URL", None)
+    return env
+
+
+@asynccontextmanager
+async def kervan_server(
+    port: int,
+    workdir: Path,
+    *,
+    database_url: str,
+    admin_key: str,
+    root: Path,
+    extra_env: dict[str, str] | None = None,
+    log_path: Path | None = None,
+) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """``kervan serve --migrate`` (granian, one worker, embedded backends) until the block ends.
+
+    The app-wide per-IP rate limit is off: one loopback client would be throttled at once
+    (``extra_env`` may set it again). The server's logs (stderr) go to ``log_path`` when given,
+    a file that a busy server at INFO cannot fill up as it would a pipe; otherwise to a pipe
+    whose tail is shown if the server fails. Yields the ``kervan serve`` process (granian's
+    parent; the worker that serves is its child).
+    """
+    env = kervan_server_env(
+        port,
+        workdir,
+        database_url=database_url,
+        admin_key=admin_key,
+        root=root,
+        extra_env=extra_env,
+    )
+    log = open(log_path, "ab") if log_path is not None else None  # noqa: SIM115
     server = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "serve", "--migrate"],
         cwd=workdir,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log if log is not None else subprocess.PIPE,
     )
     try:
         await wait_ready(port, time.monotonic() + 90)
-        yield
+        yield server
     finally:
         server.terminate()
         try:
@@ -166,5 +195,124 @@ async def kervan_server(
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-        if server.returncode not in (0, -15) and server.stderr is not None:
-            sys.stderr.write(server.stderr.read().decode(errors="replace")[-3000:])
+        if log is not None:
+            log.close()
+        if server.returncode not in (0, -15):
+            if server.stderr is not None:
+                sys.stderr.write(server.stderr.read().decode(errors="replace")[-3000:])
+            elif log_path is not None:
+                sys.stderr.write(log_path.read_bytes()[-3000:].decode(errors="replace"))
+
+
+@asynccontextmanager
+async def process_server(
+    argv: list[str],
+    port: int,
+    *,
+    cwd: Path,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    ready_path: str = "/health",
+) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """Any HTTP server process (``argv``, listening on ``port``) until the block ends.
+
+    Ready when ``ready_path`` answers 200; its output goes to ``log_path``, shown on failure.
+    """
+    with open(log_path, "ab") as log:
+        server = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            await wait_ready(port, time.monotonic() + 60, ready_path)
+            yield server
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+    if server.returncode not in (0, -15):
+        sys.stderr.write(log_path.read_bytes()[-3000:].decode(errors="replace"))
+
+
+def wrk_path() -> str | None:
+    """The ``wrk`` binary, or None (``apt-get install -y wrk``)."""
+    return shutil.which("wrk")
+
+
+_WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+_WRK_PERCENTILE = re.compile(r"^\s*(50|75|90|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s|m)\s*$", re.M)
+_WRK_TOTAL = re.compile(r"^\s*(\d+) requests in ([\d.]+)(us|ms|s|m)", re.M)
+_WRK_RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
+_WRK_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+_WRK_SOCKET = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+
+
+def parse_wrk(text: str) -> dict[str, Any]:
+    """The figures of one ``wrk --latency`` report (latencies in ms)."""
+    total = _WRK_TOTAL.search(text)
+    rate = _WRK_RATE.search(text)
+    if total is None or rate is None:
+        raise ValueError(f"not a wrk report: {text[-500:]!r}")
+    result: dict[str, Any] = {
+        "requests": int(total.group(1)),
+        "seconds": float(total.group(2)) * _WRK_UNITS[total.group(3)] / 1000,
+        "per_second": float(rate.group(1)),
+    }
+    for pct, value, unit in _WRK_PERCENTILE.findall(text):
+        result[f"p{pct}_ms"] = float(value) * _WRK_UNITS[unit]
+    non_2xx = _WRK_NON_2XX.search(text)
+    result["non_2xx_3xx"] = int(non_2xx.group(1)) if non_2xx else 0
+    socket_errors = _WRK_SOCKET.search(text)
+    result["socket_errors"] = (
+        dict(
+            zip(
+                ("connect", "read", "write", "timeout"),
+                map(int, socket_errors.groups()),
+                strict=True,
+            )
+        )
+        if socket_errors
+        else {"connect": 0, "read": 0, "write": 0, "timeout": 0}
+    )
+    return result
+
+
+async def run_wrk(
+    url: str,
+    seconds: float,
+    *,
+    connections: int = 32,
+    threads: int = 1,
+    headers: dict[str, str] | None = None,
+    timeout_seconds: float = 10.0,
+) -> dict[str, Any]:
+    """``wrk -t<threads> -c<connections> -d<seconds>s --latency`` against a loopback ``url``."""
+    if not url.startswith("http://127.0.0.1:"):
+        raise ValueError("load stays on 127.0.0.1")
+    binary = wrk_path()
+    if binary is None:
+        raise RuntimeError("wrk is not installed")
+    argv = [
+        binary,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        f"--timeout={max(1, round(timeout_seconds))}s",
+        "--latency",
+    ]
+    for name, value in (headers or {}).items():
+        argv += ["-H", f"{name}: {value}"]
+    process = await asyncio.create_subprocess_exec(
+        *argv, url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), seconds + timeout_seconds + 20)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    if process.returncode != 0:
+        raise RuntimeError(f"wrk failed ({process.returncode}): {out.decode(errors='replace')}")
+    return parse_wrk(out.decode(errors="replace"))
