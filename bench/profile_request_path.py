@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import linecache
 import os
 import platform
@@ -619,7 +620,28 @@ def print_report(result: dict[str, Any]) -> None:
             "py-spy samples per thread: "
             + ", ".join(f"{k}: {v}" for k, v in result["samples_per_thread"].items())
         )
+    print_before_after(result)
     print(f"\nrun took {result['seconds_total']:.0f}s")
+
+
+#: The same profile taken of the request path before the edge (commit d8c7f42: four middlewares,
+#: the router for every request, access lines through ``logging``), kept for the comparison.
+BEFORE = ROOT / "bench" / "results" / "request_path_profile_before.json"
+
+
+def print_before_after(result: dict[str, Any]) -> None:
+    if not BEFORE.exists():
+        return
+    before = json.loads(BEFORE.read_text())
+    old = {g["group"]: g["percent"] for g in before["groups"]}
+    new = {g["group"]: g["percent"] for g in result["groups"]}
+    rate_old, rate_new = before["load"]["per_second"], result["load"]["per_second"]
+    print(
+        f"\nbefore -> after (share of samples; req/s while profiled {rate_old:,.0f} -> "
+        f"{rate_new:,.0f}, {rate_new / rate_old:.1f}x):"
+    )
+    for group in dict.fromkeys([*old, *new]):
+        print(f"  {group:<36}{old.get(group, 0.0):>6.1f}% -> {new.get(group, 0.0):>5.1f}%")
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 from starlette.datastructures import Headers
@@ -27,7 +27,7 @@ from service.access_log import AccessLog
 from service.clientip import _STATE_KEY, resolve_client_ip
 from service.fast_routes import FastRoute, Header
 from service.logging import get_logger, request_id_var
-from service.metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS
+from service.metrics import HTTP
 from service.middleware.cors import EnvelopeCORSMiddleware
 from service.middleware.security import API_CSP, CSP_TEMPLATE, csp_nonce
 from service.ratelimit.headers import policy_item, state_item
@@ -67,26 +67,6 @@ class RequestIds:
 
     def next(self) -> str:
         return f"{self._prefix}{next(self._count) & 0xFFFFFFFFFFFFFFFF:016x}"
-
-
-class _Metrics:
-    """Labelled metric children, resolved once per label set instead of on every request."""
-
-    def __init__(self) -> None:
-        self._counts: dict[tuple[str, str, int], Any] = {}
-        self._latency: dict[tuple[str, str], Any] = {}
-
-    def observe(self, method: str, route: str, status: int, elapsed: float) -> None:
-        counter = self._counts.get((method, route, status))
-        if counter is None:
-            counter = self._counts[method, route, status] = HTTP_REQUESTS.labels(
-                method, route, str(status)
-            )
-        counter.inc()
-        histogram = self._latency.get((method, route))
-        if histogram is None:
-            histogram = self._latency[method, route] = HTTP_LATENCY.labels(method, route)
-        histogram.observe(elapsed)
 
 
 class _Cors:
@@ -156,7 +136,6 @@ class Edge:
         self.access_log = access_log
         self.exempt = tuple(exempt)
         self.ids = RequestIds()
-        self.metrics = _Metrics()
         self.cors = _Cors(allowed_origins)
         security = [
             (b"x-content-type-options", b"nosniff"),
@@ -259,7 +238,7 @@ class Edge:
                 )
             await send(message)
 
-        HTTP_IN_FLIGHT.inc()
+        HTTP.in_flight += 1
         try:
             fast = self.fast_routes.get(path) if method == "GET" else None
             if app is not self.cors.preflight and not path.startswith(self.exempt):
@@ -299,9 +278,9 @@ class Edge:
                 )
                 await send({"type": "http.response.body", "body": _INTERNAL_ERROR})
         finally:
-            HTTP_IN_FLIGHT.dec()
+            HTTP.in_flight -= 1
             elapsed = time.perf_counter() - started
-            self.metrics.observe(method, route, status, elapsed)
+            HTTP.observe(method, route, status, elapsed)
             self.access_log.record(method, path, route, status, elapsed, ip, request_id)
             request_id_var.reset(token)
 

@@ -216,3 +216,43 @@ async def test_console_logging_keeps_access_lines_in_logging(
     [record] = [r for r in caplog.records if r.name == "kervan.access"]
     assert record.getMessage() == "GET /health 200"
     assert record.__dict__["route"] == "/health"
+
+
+def test_http_stats_export_what_prometheus_client_would() -> None:
+    """Plain counters on the request path, the same exposition as prometheus_client's."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from service.metrics import HTTP_LATENCY_BUCKETS, HttpStats
+
+    stats, registry = HttpStats(), CollectorRegistry()
+    registry.register(stats)
+    reference = CollectorRegistry()
+    count = Counter("kervan_http_requests", "", ["method", "route", "status"], registry=reference)
+    latency = Histogram(
+        "kervan_http_request_duration_seconds",
+        "",
+        ["method", "route"],
+        buckets=HTTP_LATENCY_BUCKETS,
+        registry=reference,
+    )
+    samples = [0.0001, 0.0005, 0.0005001, 0.001, 0.02, 0.7, 5.0, 9.0]
+    for i, elapsed in enumerate(samples):
+        route, status = ("/a", 200) if i % 3 else ("/b", 404)
+        stats.observe("GET", route, status, elapsed)
+        count.labels("GET", route, str(status)).inc()
+        latency.labels("GET", route).observe(elapsed)
+
+    def values(text: bytes) -> dict[str, float]:
+        found = {}
+        for line in text.decode().splitlines():
+            if line.startswith("kervan_http") and "_created" not in line:
+                name, _, value = line.rpartition(" ")
+                found[name] = float(value)
+        return found
+
+    ours, theirs = values(generate_latest(registry)), values(generate_latest(reference))
+    theirs = {k: v for k, v in theirs.items() if not k.startswith("kervan_http_requests_in")}
+    ours.pop("kervan_http_requests_in_flight", None)
+    assert ours.keys() == theirs.keys()
+    for key, value in theirs.items():
+        assert ours[key] == pytest.approx(value), key
