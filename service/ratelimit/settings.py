@@ -26,7 +26,7 @@ class RateLimitSettings(BaseModel):
     )
     ratelimit_default_policy: str = Field(
         default="public.ip",
-        description="Policy the rate-limit middleware applies to every request per client IP; "
+        description="Policy the edge applies to every request per client IP; "
         "empty = none.",
     )
     ratelimit_memory_capacity: int = Field(
