@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -43,9 +44,19 @@ class KervanApp(Starlette):
 
 
 def create_app(
-    settings: Settings, *, clock: Clock | None = None, runtime: Runtime | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    runtime: Runtime | None = None,
+    freeze_heap: bool = False,
 ) -> KervanApp:
-    """Build the app; the runtime (database, backends, features) starts in the lifespan."""
+    """Build the app; the runtime (database, backends, features) starts in the lifespan.
+
+    ``freeze_heap`` (a server process, not tests that build many apps) moves everything alive
+    after start-up out of the garbage collector's view: the ~200k objects of the imports and the
+    features are never garbage, and scanning them made every full collection a ~100 ms pause in
+    request latency.
+    """
     # Same-path routes of different methods are routed as one, so a 405 lists every method.
     modules = _route_modules()
     routes: list[BaseRoute] = merge_same_path(
@@ -69,6 +80,9 @@ def create_app(
             await setup_features(rt)
             await rt.start()
             edge.bind(rt)
+            if freeze_heap:
+                gc.collect()
+                gc.freeze()
             log.info(
                 "kervan started",
                 extra={"env": settings.env, "backends": rt.backends.kind, "db": rt.db.dialect},

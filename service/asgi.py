@@ -10,4 +10,4 @@ from service.settings import load_settings
 def app_factory() -> KervanApp:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format, env=settings.env)
-    return create_app(settings)
+    return create_app(settings, freeze_heap=True)

@@ -26,8 +26,7 @@ class RateLimitSettings(BaseModel):
     )
     ratelimit_default_policy: str = Field(
         default="public.ip",
-        description="Policy the edge applies to every request per client IP; "
-        "empty = none.",
+        description="Policy the edge applies to every request per client IP; empty = none.",
     )
     ratelimit_memory_capacity: int = Field(
         default=250_000,

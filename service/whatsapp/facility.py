@@ -17,7 +17,12 @@ from service.consent.policy import ConsentPolicy
 from service.runtime import Runtime
 from service.settings import Settings
 from service.whatsapp.graph import GraphClient, GraphConfig
-from service.whatsapp.webhook import WebhookProcessor
+from service.whatsapp.webhook import (
+    DEFAULT_GROUP_WAIT_SECONDS,
+    DEFAULT_MAX_GROUP,
+    DEFAULT_MAX_GROUP_BYTES,
+    WebhookProcessor,
+)
 
 
 @dataclass
@@ -37,6 +42,7 @@ class WhatsApp:
         await self.graph.start()
 
     async def stop(self) -> None:
+        await self.processor.close()
         await self.graph.stop()
 
 
@@ -49,7 +55,13 @@ def unsubscribe_secret(settings: Settings) -> str:
     ).hexdigest()
 
 
-def build_whatsapp(runtime: Runtime) -> WhatsApp:
+def build_whatsapp(
+    runtime: Runtime,
+    *,
+    max_group: int = DEFAULT_MAX_GROUP,
+    max_group_bytes: int = DEFAULT_MAX_GROUP_BYTES,
+    group_wait: float = DEFAULT_GROUP_WAIT_SECONDS,
+) -> WhatsApp:
     settings = runtime.settings
     graph = GraphClient(
         GraphConfig(
@@ -60,7 +72,14 @@ def build_whatsapp(runtime: Runtime) -> WhatsApp:
             timeout_seconds=settings.whatsapp_timeout_seconds,
         )
     )
-    processor = WebhookProcessor(runtime.db, runtime.backends, runtime.clock)
+    processor = WebhookProcessor(
+        runtime.db,
+        runtime.backends,
+        runtime.clock,
+        max_group=max_group,
+        max_group_bytes=max_group_bytes,
+        group_wait=group_wait,
+    )
     faq = FaqResponder(settings.whatsapp_faq) if settings.whatsapp_auto_reply else None
     # The consent feature is set up first (service/features.py); its policy is this runtime's.
     consent = runtime.facility(ConsentPolicy)

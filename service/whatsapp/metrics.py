@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from service.metrics import REGISTRY
 
@@ -22,6 +22,18 @@ STATUS_UPDATES = Counter(
     "kervan_whatsapp_status_updates_total",
     "Status webhooks by result (applied: the status moved, kept: it did not, parked: unknown id).",
     ["result"],
+    registry=REGISTRY,
+)
+WEBHOOK_GROUP_SIZE = Histogram(
+    "kervan_whatsapp_webhook_group_size",
+    "Deliveries per group-committed transaction, by stage (store: raw events, process: CRM).",
+    ["stage"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+    registry=REGISTRY,
+)
+WEBHOOK_RECOVERED = Counter(
+    "kervan_whatsapp_webhooks_recovered_total",
+    "Stored deliveries found unprocessed (after a crash) and processed by the recovery sweep.",
     registry=REGISTRY,
 )
 SENDS = Counter(

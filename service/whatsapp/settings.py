@@ -28,3 +28,8 @@ class WhatsAppSettings(BaseModel):
     # Processed/rejected raw webhook events and parked statuses are purged after this; 0 = keep.
     whatsapp_event_retention_days: int = Field(default=30, ge=0, le=3650)
     whatsapp_pending_status_retention_days: int = Field(default=7, ge=0, le=3650)
+    # Group commit: most webhook deliveries stored, and processed, per transaction.
+    whatsapp_webhook_max_group: int = Field(default=64, ge=1, le=1000)
+    # How long a group-commit stage waits for more deliveries while a burst is on; a lone
+    # delivery never waits.
+    whatsapp_webhook_group_wait_ms: float = Field(default=4.0, ge=0, le=100)

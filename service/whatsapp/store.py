@@ -34,6 +34,14 @@ from service.db.types import from_timestamp
 from service.db.upsert import upsert_stmt
 
 CHANNEL_WHATSAPP = "whatsapp"
+#: Rows per multi-row INSERT and ids per IN list: far below SQLite's 32766 bound parameters and
+#: MariaDB's packet size even for the 1 KB texts of a large batch.
+CHUNK = 500
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 @dataclass(frozen=True)
@@ -190,10 +198,9 @@ async def ensure_open_convos(
 
 
 async def existing_provider_ids(conn: AsyncConnection, ids: Iterable[str]) -> set[str]:
-    wanted = list(set(ids))
+    wanted = sorted(set(ids))
     found: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
+    for chunk in chunks(wanted):
         rows = await conn.execute(
             select(crm_messages.c.provider_id).where(crm_messages.c.provider_id.in_(chunk))
         )
@@ -212,6 +219,16 @@ def _later(column: Any, value: datetime) -> Any:
     return case((or_(column.is_(None), column < value), value), else_=column)
 
 
+@dataclass(frozen=True)
+class InboundDelivery:
+    """The inbound part of one webhook delivery, for :func:`save_inbound_many`."""
+
+    messages: Sequence[InboundMessage]
+    profiles: dict[str, str | None]
+    #: When the delivery arrived: the latest time its messages may claim.
+    received_at: datetime
+
+
 async def save_inbound(
     conn: AsyncConnection,
     dialect: str,
@@ -220,60 +237,97 @@ async def save_inbound(
     now: datetime,
 ) -> list[StoredInbound]:
     """Stores messages not seen before (WhatsApp redelivers) and returns the new ones."""
-    seen = await existing_provider_ids(conn, (m.provider_id for m in messages))
-    fresh: list[InboundMessage] = []
-    for event in messages:
-        if event.provider_id not in seen:
-            seen.add(event.provider_id)
-            fresh.append(event)
-    if not fresh:
-        return []
+    [stored] = await save_inbound_many(
+        conn, dialect, [InboundDelivery(messages, profiles, now)], now
+    )
+    return stored
+
+
+async def save_inbound_many(
+    conn: AsyncConnection, dialect: str, deliveries: Sequence[InboundDelivery], now: datetime
+) -> list[list[StoredInbound]]:
+    """:func:`save_inbound` for several deliveries at once, with the same result as storing them
+    one after the other in this order: the new messages of each delivery.
+
+    Every step is one statement for all of them (ids already stored, contacts, open
+    conversations, the message rows, the conversation counters), so a group of deliveries costs
+    about what one does.
+    """
+    seen = await existing_provider_ids(
+        conn, (m.provider_id for delivery in deliveries for m in delivery.messages)
+    )
+    fresh: list[tuple[int, InboundMessage, datetime]] = []
     names: dict[str, str | None] = {}
-    for event in fresh:
-        names[event.wa_id] = (
-            event.profile_name or profiles.get(event.wa_id) or names.get(event.wa_id)
-        )
+    for index, delivery in enumerate(deliveries):
+        for event in delivery.messages:
+            if event.provider_id in seen:
+                continue
+            seen.add(event.provider_id)
+            fresh.append((index, event, _message_time(event, delivery.received_at)))
+            names[event.wa_id] = (
+                event.profile_name or delivery.profiles.get(event.wa_id) or names.get(event.wa_id)
+            )
+    stored: list[list[StoredInbound]] = [[] for _ in deliveries]
+    if not fresh:
+        return stored
     contacts, open_convos = await resolve_contacts(conn, dialect, names, now)
     convos = await ensure_open_convos(
         conn, dialect, contacts.values(), CHANNEL_WHATSAPP, now, known=open_convos
     )
-    stored: list[StoredInbound] = []
+    rows = [
+        {
+            "convo_id": convos[contacts[event.wa_id]],
+            "direction": "in",
+            "kind": event.kind,
+            "body": event.body,
+            "payload": event.payload(),
+            "provider_id": event.provider_id,
+            "reply_to": event.reply_to,
+            "status": "received",
+            "created_at": at,
+            "marketing": False,
+        }
+        for _index, event, at in fresh
+    ]
+    # An executemany: SQLAlchemy sends it as multi-row INSERTs ("insertmanyvalues") from one
+    # cached compiled statement. RETURNING names each row, whatever order it lists them in.
+    returned = await conn.execute(
+        insert(crm_messages).returning(crm_messages.c.id, crm_messages.c.provider_id), rows
+    )
+    ids = {str(r.provider_id): int(r.id) for r in returned}
     activity: dict[int, tuple[int, datetime]] = {}
-    for event in fresh:
+    for index, event, at in fresh:
         contact_id = contacts[event.wa_id]
         convo_id = convos[contact_id]
-        at = _message_time(event, now)
-        result = await conn.execute(
-            insert(crm_messages).values(
-                convo_id=convo_id,
-                direction="in",
-                kind=event.kind,
-                body=event.body,
-                payload=event.payload(),
-                provider_id=event.provider_id,
-                reply_to=event.reply_to,
-                status="received",
-                created_at=at,
-                marketing=False,
-            )
-        )
-        primary_key = result.inserted_primary_key
-        assert primary_key is not None
-        stored.append(StoredInbound(int(primary_key[0]), convo_id, contact_id, event))
+        stored[index].append(StoredInbound(ids[event.provider_id], convo_id, contact_id, event))
         count, latest = activity.get(convo_id, (0, at))
         activity[convo_id] = (count + 1, max(latest, at))
-    # Rows are locked in id order so that two concurrent deliveries cannot deadlock on MariaDB.
-    for convo_id, (count, latest) in sorted(activity.items()):
+    await _count_inbound(conn, activity)
+    return stored
+
+
+async def _count_inbound(conn: AsyncConnection, activity: dict[int, tuple[int, datetime]]) -> None:
+    """Adds new inbound messages to their conversations' unread counters and activity times.
+
+    One UPDATE per distinct (count, latest time) pair, each over all its conversations: in a
+    burst most conversations got one message in the same second, so that is one or a few
+    statements, each compiled once (an expanding IN), where a CASE per conversation would cost
+    more to build than to run. Rows are taken in id order within each statement.
+    """
+    groups: dict[tuple[int, datetime], list[int]] = {}
+    for convo_id in sorted(activity):
+        groups.setdefault(activity[convo_id], []).append(convo_id)
+    for (count, latest), ids in groups.items():
+        where = crm_convos.c.id == ids[0] if len(ids) == 1 else crm_convos.c.id.in_(ids)
         await conn.execute(
             update(crm_convos)
-            .where(crm_convos.c.id == convo_id)
+            .where(where)
             .values(
                 unread=crm_convos.c.unread + count,
                 last_inbound_at=_later(crm_convos.c.last_inbound_at, latest),
                 last_activity_at=_later(crm_convos.c.last_activity_at, latest),
             )
         )
-    return stored
 
 
 _STAMP_COLUMNS = ("sent", "delivered", "read", "failed")
@@ -293,13 +347,10 @@ def _state_of(row: Any) -> StatusState:
     )
 
 
-async def _apply_to_row(
-    conn: AsyncConnection,
-    row: Any,
-    incoming: MessageStatus,
-    at: datetime,
-    errors: list[dict[str, Any]] | None,
-) -> StatusChange | None:
+def _transition(
+    row: Any, incoming: MessageStatus, at: datetime, errors: list[dict[str, Any]] | None
+) -> tuple[dict[str, Any], StatusChange | None]:
+    """The column values ``incoming`` changes on ``row``, and the status change it makes."""
     before = _state_of(row)
     after = apply_status(before, incoming, at.timestamp())
     values: dict[str, Any] = {}
@@ -310,12 +361,22 @@ async def _apply_to_row(
             values[f"{name}_at"] = from_timestamp(getattr(after, f"{name}_at"))
     if incoming == "failed" and errors:
         values["error"] = {"action": "failed", "errors": errors}
-    if not values:
-        return None
-    await conn.execute(update(crm_messages).where(crm_messages.c.id == row.id).values(**values))
     if after.status == before.status:
-        return None
-    return StatusChange(row.id, row.convo_id, row.provider_id, after.status, before.status)
+        return values, None
+    return values, StatusChange(row.id, row.convo_id, row.provider_id, after.status, before.status)
+
+
+async def _apply_to_row(
+    conn: AsyncConnection,
+    row: Any,
+    incoming: MessageStatus,
+    at: datetime,
+    errors: list[dict[str, Any]] | None,
+) -> StatusChange | None:
+    values, change = _transition(row, incoming, at, errors)
+    if values:
+        await conn.execute(update(crm_messages).where(crm_messages.c.id == row.id).values(**values))
+    return change
 
 
 _ROW_COLUMNS = (
@@ -330,6 +391,20 @@ _ROW_COLUMNS = (
 )
 
 
+@dataclass
+class _Tracked:
+    """An outbound message's status columns as the statuses of a group leave them."""
+
+    id: int
+    convo_id: int
+    provider_id: str
+    status: MessageStatus
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    read_at: datetime | None
+    failed_at: datetime | None
+
+
 async def apply_statuses(
     conn: AsyncConnection, statuses: Sequence[StatusEvent], now: datetime
 ) -> tuple[list[StatusChange], int]:
@@ -337,36 +412,68 @@ async def apply_statuses(
 
     Returns the status changes and how many statuses were parked.
     """
-    changes: list[StatusChange] = []
-    parked = 0
-    for event in statuses:
-        at = from_timestamp(event.timestamp) if event.timestamp is not None else now
-        errors = [e.as_dict() for e in event.errors] or None
-        # A locking read: a send job committing this provider id right now is waited for
-        # rather than missed (the status would otherwise stay parked).
+    [result] = await apply_statuses_many(conn, [(statuses, now)])
+    return result
+
+
+async def apply_statuses_many(
+    conn: AsyncConnection, deliveries: Sequence[tuple[Sequence[StatusEvent], datetime]]
+) -> list[tuple[list[StatusChange], int]]:
+    """:func:`apply_statuses` for several deliveries (their statuses and arrival times) at once,
+    with the same result as applying them one after the other in this order.
+
+    One locking read finds every message concerned; each status is applied in order to the
+    message's state as the statuses before it left it, and each changed message is written
+    once, with the sum of its changes.
+    """
+    wanted = sorted({event.provider_id for statuses, _ in deliveries for event in statuses})
+    tracked: dict[str, _Tracked] = {}
+    for chunk in chunks(wanted):
+        # A locking read: a send job committing one of these provider ids right now is waited
+        # for rather than missed (the status would otherwise stay parked).
         query = select(*_ROW_COLUMNS).where(
-            and_(
-                crm_messages.c.provider_id == event.provider_id,
-                crm_messages.c.direction == "out",
-            )
+            crm_messages.c.provider_id.in_(chunk), crm_messages.c.direction == "out"
         )
-        row = (await conn.execute(_latest(query, conn.dialect.name))).first()
-        if row is None:
-            await conn.execute(
-                insert(crm_pending_statuses).values(
-                    provider_id=event.provider_id,
-                    status=event.status,
-                    status_at=at,
-                    errors=errors,
-                    received_at=now,
+        for row in await conn.execute(_latest(query, conn.dialect.name)):
+            tracked[str(row.provider_id)] = _Tracked(**row._asdict())
+    results: list[tuple[list[StatusChange], int]] = []
+    parked_rows: list[dict[str, Any]] = []
+    writes: dict[int, dict[str, Any]] = {}
+    for statuses, received_at in deliveries:
+        changes: list[StatusChange] = []
+        parked = 0
+        for event in statuses:
+            at = from_timestamp(event.timestamp) if event.timestamp is not None else received_at
+            errors = [e.as_dict() for e in event.errors] or None
+            row = tracked.get(event.provider_id)
+            if row is None:
+                parked_rows.append(
+                    {
+                        "provider_id": event.provider_id,
+                        "status": event.status,
+                        "status_at": at,
+                        "errors": errors,
+                        "received_at": received_at,
+                    }
                 )
-            )
-            parked += 1
-            continue
-        change = await _apply_to_row(conn, row, event.status, at, errors)
-        if change is not None:
-            changes.append(change)
-    return changes, parked
+                parked += 1
+                continue
+            values, change = _transition(row, event.status, at, errors)
+            if values:
+                writes.setdefault(row.id, {}).update(values)
+                for name, value in values.items():
+                    if name != "error":
+                        setattr(row, name, value)
+            if change is not None:
+                changes.append(change)
+        results.append((changes, parked))
+    if parked_rows:
+        await conn.execute(insert(crm_pending_statuses), parked_rows)
+    for message_id in sorted(writes):  # id order, as every writer of these rows locks them
+        await conn.execute(
+            update(crm_messages).where(crm_messages.c.id == message_id).values(**writes[message_id])
+        )
+    return results
 
 
 async def record_sent(
