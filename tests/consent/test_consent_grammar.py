@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import string
-import time
 from functools import cache
 
 import jsonschema_rs
@@ -130,11 +129,10 @@ def test_purpose_list_pattern_is_what_withdrawal_accepts(text: str) -> None:
 
 def test_purpose_list_pattern_does_not_backtrack_exponentially() -> None:
     # Every character has one way to match, so a backtracking engine (Python's re, which
-    # generators filter with) rejects a long near-miss at once.
-    near_miss = "ads" + ", " * 240 + "!"
-    started = time.perf_counter()
+    # generators filter with) rejects a long near-miss at once; an ambiguous pattern would not
+    # finish this search in the lifetime of the run (the suite's timeout reports it).
+    near_miss = "ads" + ", " * 5000 + "!"
     assert re.search(grammar.PURPOSE_LIST, near_miss) is None
-    assert time.perf_counter() - started < 0.5
 
 
 def test_documented_purposes_are_the_policys() -> None:
