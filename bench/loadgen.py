@@ -189,12 +189,7 @@ async def kervan_server(
         await wait_ready(port, time.monotonic() + 90)
         yield server
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server, 30)
         if log is not None:
             log.close()
         if server.returncode not in (0, -15):
@@ -202,6 +197,16 @@ async def kervan_server(
                 sys.stderr.write(server.stderr.read().decode(errors="replace")[-3000:])
             elif log_path is not None:
                 sys.stderr.write(log_path.read_bytes()[-3000:].decode(errors="replace"))
+
+
+def stop_process(server: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM, then SIGKILL when the process has not ended within ``grace`` seconds."""
+    server.terminate()
+    try:
+        server.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 @asynccontextmanager
@@ -226,12 +231,7 @@ async def process_server(
             await wait_ready(port, time.monotonic() + 60, ready_path)
             yield server
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop_process(server, 20)
     if server.returncode not in (0, -15):
         sys.stderr.write(log_path.read_bytes()[-3000:].decode(errors="replace"))
 
