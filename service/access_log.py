@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import queue
+import select
 import threading
 import time
 from datetime import UTC, datetime
@@ -82,17 +83,42 @@ class _Writer(threading.Thread):
 
     def run(self) -> None:
         while (chunk := self.chunks.get()) is not None:
-            view = memoryview(chunk)
-            while view:
-                try:
-                    written = os.write(self.fd, view)
-                except InterruptedError:
-                    continue
-                except OSError:
-                    break  # the stream is gone; nothing else can be done with the lines
-                view = view[written:]
+            for piece in _line_aligned(chunk):
+                if not self._write(piece):
+                    # The stream is gone: count what could not be written, keep consuming.
+                    DROPPED.inc(piece.count(b"\n"))
             with self._lock:
                 self.backlog -= len(chunk)
+
+    def _write(self, piece: bytes) -> bool:
+        view = memoryview(piece)
+        while view:
+            try:
+                written = os.write(self.fd, view)
+            except InterruptedError:
+                continue
+            except BlockingIOError:  # a non-blocking stream that is full: wait until writable
+                select.select([], [self.fd], [], 1.0)
+                continue
+            except OSError:
+                return False
+            view = view[written:]
+        return True
+
+
+def _line_aligned(chunk: bytes, limit: int = select.PIPE_BUF) -> list[bytes]:
+    """``chunk`` cut at line ends into writes of at most ``limit`` bytes (a longer line alone):
+    other processes (granian workers, ``logging``) write to the same stream, and only writes
+    up to ``PIPE_BUF`` reach a pipe whole, so lines never interleave mid-line."""
+    pieces: list[bytes] = []
+    start = 0
+    while start < len(chunk):
+        end = chunk.rfind(b"\n", start, start + limit) + 1
+        if end <= start:  # one line longer than the limit
+            end = chunk.find(b"\n", start) + 1 or len(chunk)
+        pieces.append(chunk[start:end])
+        start = end
+    return pieces
 
 
 class AccessLog:

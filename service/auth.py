@@ -46,3 +46,21 @@ async def require_admin(conn: HTTPConnection) -> AdminPrincipal:
             headers={"WWW-Authenticate": 'Bearer realm="kervan-admin"'},
         )
     return AdminPrincipal(id="api-key", method="api_key")
+
+
+_PRINCIPAL = "kervan_admin"
+
+
+async def authenticated_admin(conn: HTTPConnection) -> AdminPrincipal:
+    """``require_admin``, once per request: the rate-limit key and the guard both ask."""
+    known: AdminPrincipal | None = getattr(conn.state, _PRINCIPAL, None)
+    if known is None:
+        known = await require_admin(conn)
+        setattr(conn.state, _PRINCIPAL, known)
+    return known
+
+
+def known_admin(conn: HTTPConnection) -> AdminPrincipal | None:
+    """The admin this request authenticated as, if it did."""
+    found: AdminPrincipal | None = getattr(conn.state, _PRINCIPAL, None)
+    return found

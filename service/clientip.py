@@ -47,7 +47,7 @@ def resolve_client_ip(scope: Scope, trusted_proxies: Sequence[Network]) -> str:
 
 
 def client_ip(conn: HTTPConnection) -> str:
-    """The client IP that ``ClientIPMiddleware`` resolved for this request."""
+    """The client IP that edge (``service/edge.py``) resolved for this request."""
     state = conn.scope.get("state") or {}
     found = state.get(_STATE_KEY)
     if isinstance(found, str):

@@ -157,6 +157,7 @@ class Edge:
         """Start serving with the runtime's limiter, policy and fast routes."""
         self.runtime = runtime
         self.policy = runtime.settings.ratelimit_default_policy
+        self._policy_items.clear()
         self.fast_routes = {**self.static_routes, **runtime.fast_routes}
         self.access_log.configure()
 
@@ -195,14 +196,15 @@ class Edge:
         started = time.perf_counter()
         incoming = origin = preflight_method = accept_language = None
         for name, value in scope["headers"]:
+            # The first of a repeated field counts, as Starlette's ``Headers`` reads it.
             if name == b"x-request-id":
-                incoming = value
+                incoming = incoming or value
             elif name == b"origin":
-                origin = value
+                origin = origin or value
             elif name == b"access-control-request-method":
-                preflight_method = value
+                preflight_method = preflight_method or value
             elif name == b"accept-language":
-                accept_language = value
+                accept_language = accept_language or value
         if incoming is not None and _VALID_REQUEST_ID.match(text := incoming.decode("latin-1")):
             request_id = text
         else:
@@ -238,9 +240,10 @@ class Edge:
                 )
             await send(message)
 
+        fast = self.fast_routes.get(path) if method == "GET" else None
+        reply = None
         HTTP.in_flight += 1
         try:
-            fast = self.fast_routes.get(path) if method == "GET" else None
             if app is not self.cors.preflight and not path.startswith(self.exempt):
                 refused = await self._limit(ip, accept_language, extra)
                 if refused is not None:
@@ -256,16 +259,12 @@ class Edge:
                 await send({"type": "http.response.body", "body": reply.body})
             else:
                 await app(scope, receive, send_with_fields)
-                found = scope.get("route")
-                template = getattr(found, "path", None)
-                # Unmatched paths fold into one label so scanners cannot explode the label set.
-                if isinstance(template, str):
-                    route = template
         except Exception as exc:
-            # Logged with the request id, and the client gets the envelope (with its
-            # X-Request-ID) instead of a dropped connection.
-            log.exception("unhandled error on %s %s", method, path, exc_info=exc)
+            # Starlette's error middleware has logged it and answered the envelope (then
+            # re-raised); anything that failed before it is logged here, with the request id,
+            # and the client still gets the envelope instead of a dropped connection.
             if not response_started:
+                log.exception("unhandled error on %s %s", method, path, exc_info=exc)
                 await send_with_fields(
                     {
                         "type": "http.response.start",
@@ -278,6 +277,11 @@ class Edge:
                 )
                 await send({"type": "http.response.body", "body": _INTERNAL_ERROR})
         finally:
+            if fast is None or reply is None:
+                template = getattr(scope.get("route"), "path", None)
+                # Unmatched paths fold into one label so scanners cannot explode the label set.
+                if isinstance(template, str):
+                    route = template
             HTTP.in_flight -= 1
             elapsed = time.perf_counter() - started
             HTTP.observe(method, route, status, elapsed)
@@ -328,8 +332,12 @@ class Edge:
                 headers.append((b"content-security-policy", policy))
             else:
                 headers.append(self.api_csp)
-        # A route's own RateLimit fields come first; the app-wide policy's follow as a second
-        # field line, which HTTP reads as one list.
+        # CORS fields replace a route's own (IIIF answers "*" for everyone; one value only, or
+        # browsers refuse the answer). A route's own RateLimit fields come first; the app-wide
+        # policy's follow as a second field line, which HTTP reads as one list.
+        replaced = {name for name, _ in extra if name.startswith(b"access-control-")}
+        if replaced:
+            headers = [h for h in headers if h[0].lower() not in replaced]
         headers += extra
         headers += self.security
         # Every answer varies by Origin: CORS fields depend on it (as Starlette's CORS does).

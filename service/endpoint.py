@@ -17,18 +17,17 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.auth import AdminPrincipal, require_admin
+from service.auth import AdminPrincipal, authenticated_admin, known_admin
 from service.openapi import ApiSpec
 from service.ratelimit.http import rate_limited
 from service.ratelimit.keyfuncs import KeyFunc, by_admin
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-_PRINCIPAL = "kervan_admin"
 
 
 def admin_principal(request: Request) -> AdminPrincipal:
     """The admin that ``@api(admin=True)`` authenticated for this request."""
-    principal: AdminPrincipal | None = getattr(request.state, _PRINCIPAL, None)
+    principal = known_admin(request)
     if principal is None:
         raise RuntimeError("admin_principal() on an endpoint not declared with @api(admin=True)")
     return principal
@@ -37,7 +36,7 @@ def admin_principal(request: Request) -> AdminPrincipal:
 def _admin_only(endpoint: Endpoint) -> Endpoint:
     @functools.wraps(endpoint)
     async def guarded(request: Request) -> Response:
-        setattr(request.state, _PRINCIPAL, await require_admin(request))
+        await authenticated_admin(request)
         return await endpoint(request)
 
     return guarded
@@ -49,6 +48,7 @@ def api(
     body: type[BaseModel] | None = None,
     query: type[BaseModel] | None = None,
     path: type[BaseModel] | None = None,
+    bad_path: int = 422,
     response: type[BaseModel] | None = None,
     status: int = 200,
     tags: Iterable[str] = (),
@@ -63,6 +63,7 @@ def api(
         body=body,
         query=query,
         path=path,
+        bad_path=bad_path,
         response=response,
         status=status,
         tags=list(tags),
@@ -71,7 +72,7 @@ def api(
         admin=admin,
     )
     # The admin policy is keyed by the admin's id, so it only paces authenticated requests;
-    # others are refused by the guard inside it (and paced per IP by the middleware).
+    # others are refused by the guard inside it (and paced per IP by the edge).
     rules: list[tuple[str, KeyFunc]] = [("admin", by_admin)] if admin else []
     rules += limits
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ class ApiSpec:
     query: type[BaseModel] | None = None
     #: Constraints of the path parameters (patterns, lengths), one field per parameter.
     path: type[BaseModel] | None = None
+    #: The status of a path value outside those constraints: 422 (a malformed request), or 404
+    #: where such a value can only name nothing (ids: the route answers "no such ..." for both).
+    bad_path: int = 422
     response: type[BaseModel] | None = None
     status: int = 200
     tags: list[str] = field(default_factory=list)
@@ -84,7 +88,9 @@ def _resolve_runtime_schemas(node: Any, app: Any) -> None:
         if name is not None and app is not None:
             try:
                 keywords = _RUNTIME_KEYWORDS[name](app)
-            except Exception:  # the app is not started: the static schema stays
+            # The app is not started (no runtime, no facility yet): the static schema stays,
+            # and the caller does not keep this document (``runtime_started``).
+            except (AttributeError, LookupError):
                 keywords = {}
             node.update(keywords)
         for value in node.values():
@@ -244,7 +250,11 @@ def _implied_statuses(spec: ApiSpec, *, rate_limited: bool) -> dict[int, str]:
     if spec.body is not None:
         implied[400] = BAD_BODY
         implied[413] = BODY_TOO_LARGE
-    if spec.body is not None or spec.query is not None or spec.path is not None:
+    if (
+        spec.body is not None
+        or spec.query is not None
+        or (spec.path is not None and spec.bad_path == 422)
+    ):
         implied[422] = INVALID
     if spec.admin:
         implied[401] = ADMIN_UNAUTHORIZED
@@ -376,6 +386,9 @@ def build_openapi(
             "securitySchemes": {"adminKey": {"type": "http", "scheme": "bearer"}},
         },
     }
+    # The document is cached and served: it must not share dicts with this module's constants
+    # or between operations, or one consumer's change would show up everywhere.
+    document = copy.deepcopy(document)
     _resolve_runtime_schemas(document, app)
     _strip_rules(document)
     return document

@@ -34,3 +34,12 @@ def json_response(
     data: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> ORJSONResponse:
     return ORJSONResponse(data, status_code=status, headers=dict(headers) if headers else None)
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    """``If-None-Match`` uses the weak comparison (RFC 9110 13.1.2): ``W/`` is ignored."""
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))

@@ -88,10 +88,6 @@ class Runtime:
             raise LookupError(f"no {kind.__name__}: its feature was not set up") from None
         return found
 
-    def find(self, kind: type[T]) -> T | None:
-        found: T | None = self._facilities.get(kind)
-        return found
-
     def add_component(self, component: Component) -> None:
         self.components.append(component)
 

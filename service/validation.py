@@ -96,11 +96,18 @@ def parse_query(request: Request, model: type[M]) -> M:
     return validate(model, params, "query")
 
 
-def parse_path(request: Request, model: type[M]) -> M:
+def parse_path(request: Request, model: type[M], *, bad_path: int = 422) -> M:
     """The path parameters validated against ``model``, the one ``@api(path=model)`` documents.
 
     A value outside the documented constraints (pattern, length) is a malformed request: 422
-    naming ``path.<parameter>``, like a bad query or body field. A well-formed id that names
-    nothing is the route's 404, declared with ``responses={404: ...}``.
+    naming ``path.<parameter>``, like a bad query or body field. Where the route declares
+    ``bad_path=404`` (ids, whose malformed values name nothing), it is the route's "no such"
+    404 instead, the same answer as for a well-formed id that names nothing.
     """
-    return validate(model, dict(request.path_params), "path")
+    if bad_path != 404:
+        return validate(model, dict(request.path_params), "path")
+    try:
+        return model.model_validate(request.path_params)
+    except ValidationError:
+        name = next(iter(model.model_fields)).removesuffix("_id")
+        raise ApiError(404, "not_found", f"no such {name}") from None

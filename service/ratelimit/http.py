@@ -24,7 +24,7 @@ from service.ratelimit.limiter import RateLimiter
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
-#: Paths the global middleware never limits: probes and metrics scrapes must always answer.
+#: Paths the edge's per-IP policy never limits: probes and metrics scrapes must always answer.
 DEFAULT_EXEMPT = ("/health", "/ready", "/metrics")
 
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from starlette.requests import Request
 
-from service.auth import require_admin
+from service.auth import authenticated_admin
 from service.clientip import client_ip
 from service.errors import ApiError
 from service.validation import read_body
@@ -33,7 +33,7 @@ async def by_client_ip(request: Request) -> str:
 async def by_admin(request: Request) -> str | None:
     """The authenticated admin's id; ``None`` for unauthenticated requests (they get 401)."""
     try:
-        principal = await require_admin(request)
+        principal = await authenticated_admin(request)
     except ApiError:
         return None
     return principal.id

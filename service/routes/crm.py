@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from service.endpoint import admin_principal, api
-from service.errors import ApiError
 from service.responses import json_response
 from service.runtime import get_runtime
-from service.validation import parse_body, parse_query
+from service.validation import parse_body, parse_path, parse_query
 from service.whatsapp.crm import ConvoFilter
 from service.whatsapp.crm_schemas import (
     ContactListOut,
@@ -56,11 +55,7 @@ NO_CONTACT = {404: "No such contact (or deleted)"}
 def _path(request: Request, model: type[P]) -> P:
     """The path ids, validated by the model that documents them; an id that does not
     validate names nothing, so it is a 404 like an unknown one."""
-    try:
-        return model.model_validate(request.path_params)
-    except ValidationError:
-        name = next(iter(model.model_fields)).removesuffix("_id")
-        raise ApiError(404, "not_found", f"no such {name}") from None
+    return parse_path(request, model, bad_path=404)
 
 
 def _desk(request: Request) -> CrmDesk:
@@ -88,6 +83,7 @@ async def list_convos(request: Request) -> Response:
 @api(
     "One conversation with its contact card",
     path=ConvoPath,
+    bad_path=404,
     response=ConvoCardOut,
     tags=["crm"],
     admin=True,
@@ -101,6 +97,7 @@ async def get_convo(request: Request) -> Response:
 @api(
     "Messages of a conversation (cursor pages)",
     path=ConvoPath,
+    bad_path=404,
     query=MessageQuery,
     response=MessagePageOut,
     tags=["crm"],
@@ -125,6 +122,7 @@ async def _set_status(request: Request, status: str) -> Response:
 @api(
     "Close a conversation",
     path=ConvoPath,
+    bad_path=404,
     response=ConvoOut,
     tags=["crm"],
     admin=True,
@@ -137,6 +135,7 @@ async def close_convo(request: Request) -> Response:
 @api(
     "Reopen a conversation",
     path=ConvoPath,
+    bad_path=404,
     response=ConvoOut,
     tags=["crm"],
     admin=True,
@@ -149,6 +148,7 @@ async def reopen_convo(request: Request) -> Response:
 @api(
     "Mark a conversation read (sends the WhatsApp read receipt)",
     path=ConvoPath,
+    bad_path=404,
     response=ReadOut,
     tags=["crm"],
     admin=True,
@@ -195,6 +195,7 @@ async def send(request: Request) -> Response:
 @api(
     "Process a stored WhatsApp webhook delivery again",
     path=EventPath,
+    bad_path=404,
     response=ReplayOut,
     tags=["crm"],
     admin=True,
@@ -227,6 +228,7 @@ async def search_contacts(request: Request) -> Response:
     "Update a contact",
     body=ContactPatch,
     path=ContactPath,
+    bad_path=404,
     response=ContactOut,
     tags=["crm"],
     admin=True,
@@ -245,6 +247,7 @@ async def patch_contact(request: Request) -> Response:
 @api(
     "Delete a contact (soft)",
     path=ContactPath,
+    bad_path=404,
     status=204,
     tags=["crm"],
     admin=True,
@@ -260,6 +263,7 @@ async def delete_contact(request: Request) -> Response:
     "Add a note to a contact",
     body=NoteIn,
     path=ContactPath,
+    bad_path=404,
     response=NoteOut,
     status=201,
     tags=["crm"],
@@ -276,6 +280,7 @@ async def add_note(request: Request) -> Response:
 @api(
     "Notes of a contact (newest first)",
     path=ContactPath,
+    bad_path=404,
     response=NoteListOut,
     tags=["crm"],
     admin=True,
@@ -289,6 +294,7 @@ async def list_notes(request: Request) -> Response:
 @api(
     "Delete a note (soft)",
     path=NotePath,
+    bad_path=404,
     status=204,
     tags=["crm"],
     admin=True,

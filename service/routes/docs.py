@@ -26,7 +26,10 @@ def openapi_document(request: Request) -> dict[str, Any]:
             app_limit_exempt=DEFAULT_EXEMPT,
             app=request.app,
         )
-        request.app.state.openapi = cached
+        # Values only a started app knows (runtime enums) are missing before the lifespan ran;
+        # such a document is served but not kept.
+        if getattr(request.app.state, "runtime", None) is not None:
+            request.app.state.openapi = cached
     return cached
 
 

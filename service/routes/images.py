@@ -27,7 +27,7 @@ from service.images.tiles import (
 from service.images.upload import UrlIngestIn, read_ingest_source
 from service.middleware.security import csp_nonce
 from service.openapi import runtime_schema
-from service.responses import json_response
+from service.responses import etag_matches, json_response
 from service.runtime import get_runtime
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -160,6 +160,7 @@ async def ingest(request: Request) -> Response:
 @api(
     "Everything a progressive image component needs",
     path=ImagePath,
+    bad_path=404,
     response=ManifestOut,
     tags=["images"],
     responses={404: _NO_IMAGE},
@@ -170,18 +171,10 @@ async def manifest(request: Request) -> Response:
     return json_response(images.manifest(stored), headers={"Cache-Control": "public, max-age=300"})
 
 
-def _etag_matches(header: str | None, etag: str) -> bool:
-    if not header:
-        return False
-    if header.strip() == "*":
-        return True
-    # If-None-Match uses the weak comparison.
-    return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
-
-
 @api(
     "A signed image variant (format avif, webp, jpeg, or auto from Accept)",
     path=VariantPath,
+    bad_path=404,
     query=VariantQuery,
     response=ImageFile,
     tags=["images"],
@@ -210,7 +203,7 @@ async def variant(request: Request) -> Response:
         headers["Vary"] = "Accept"
     etag = resolved.key.etag()
     headers["ETag"] = etag
-    if _etag_matches(request.headers.get("if-none-match"), etag):
+    if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     data = await images.variant(resolved.key)
     return Response(data, media_type=resolved.key.fmt.media_type, headers=headers)
@@ -219,6 +212,7 @@ async def variant(request: Request) -> Response:
 @api(
     "IIIF Image API 3.0 level 0 image information",
     path=ImagePath,
+    bad_path=404,
     response=IiifInfoOut,
     media_type=IIIF_MEDIA_TYPE,
     tags=["images"],
@@ -236,6 +230,7 @@ async def iiif_info(request: Request) -> Response:
 @api(
     "One IIIF level 0 tile",
     path=TilePath,
+    bad_path=404,
     response=ImageFile,
     media_type="image/jpeg",
     tags=["images"],

@@ -89,6 +89,7 @@ def _token(request: Request) -> str | None:
 @api(
     "Unsubscribe link: withdraws WhatsApp consent",
     path=TokenPath,
+    bad_path=404,
     response=HtmlPage,
     tags=["whatsapp"],
     media_type="text/html",

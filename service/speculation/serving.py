@@ -10,6 +10,7 @@ from starlette.types import Scope
 
 from core.flows.segments import validate_segment
 from service.fast_routes import FastReply, Header
+from service.responses import etag_matches
 from service.speculation.cache import Answer, SpeculationCache
 from service.speculation.metrics import RESPONSES, RULES_SERVED
 
@@ -23,15 +24,6 @@ class RulesReply:
     #: The rules JSON; None when the client's copy is current (304).
     body: bytes | None
     headers: dict[str, str]
-
-
-def etag_matches(header: str | None, etag: str) -> bool:
-    """``If-None-Match`` uses the weak comparison (RFC 9110 13.1.2): ``W/`` is ignored."""
-    if header is None:
-        return False
-    if header.strip() == "*":
-        return True
-    return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
 
 
 async def serve_rules(

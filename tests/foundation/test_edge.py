@@ -256,3 +256,65 @@ def test_http_stats_export_what_prometheus_client_would() -> None:
     assert ours.keys() == theirs.keys()
     for key, value in theirs.items():
         assert ours[key] == pytest.approx(value), key
+
+
+async def _small_app_client(routes: list[Any]) -> httpx.AsyncClient:
+    from service.app import KervanApp
+    from service.edge import Edge
+    from service.errors import EXCEPTION_HANDLERS
+
+    app = KervanApp(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+    app.edge = Edge(
+        hsts=False, allowed_origins=[ORIGIN], trusted_proxies=[], access_log=AccessLog()
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://t")
+
+
+async def test_cors_fields_replace_a_routes_own() -> None:
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def public(request: Any) -> Response:
+        return Response(b"{}", headers={"Access-Control-Allow-Origin": "*"})
+
+    async with await _small_app_client([Route("/tile", public)]) as c:
+        answer = await c.get("/tile", headers={"Origin": ORIGIN})
+        other = await c.get("/tile")
+    assert answer.headers.get_list("access-control-allow-origin") == [ORIGIN]
+    assert other.headers.get_list("access-control-allow-origin") == ["*"]
+
+
+async def test_an_unhandled_error_is_logged_once_and_labelled_with_its_route(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from starlette.routing import Route
+
+    async def boom(request: Any) -> Any:
+        raise RuntimeError("boom")
+
+    def served(route: str) -> float:
+        labels = {"method": "GET", "route": route, "status": "500"}
+        return REGISTRY.get_sample_value("kervan_http_requests_total", labels) or 0.0
+
+    before = served("/boom")
+    with caplog.at_level("ERROR"):
+        async with await _small_app_client([Route("/boom", boom)]) as c:
+            answer = await c.get("/boom")
+    assert answer.status_code == 500
+    assert answer.json()["error"]["code"] == "internal_error"
+    assert "x-request-id" in answer.headers
+    assert served("/boom") == before + 1
+    assert len([r for r in caplog.records if r.exc_info and "boom" in str(r.exc_info[1])]) == 1
+
+
+def test_access_chunks_are_written_in_whole_lines_of_at_most_pipe_buf() -> None:
+    from service.access_log import _line_aligned
+
+    lines = [b"x" * n + b"\n" for n in (10, 5000, 3000, 100, 4095, 0, 7)]
+    chunk = b"".join(lines)
+    pieces = _line_aligned(chunk, 4096)
+    assert b"".join(pieces) == chunk
+    for piece in pieces:
+        assert piece.endswith(b"\n")
+        assert len(piece) <= 4096 or piece.count(b"\n") == 1  # only a lone long line exceeds

@@ -25,7 +25,7 @@ KNOWN = ("en-d", "tr-m", "de-m")
 
 async def _document(make_settings: Callable[..., Settings], make_client: MakeClient) -> Any:
     async with make_client(make_settings()) as client:
-        assert client.app.state.runtime.find(FlowsFacility) is not None  # type: ignore[attr-defined]
+        assert client.app.state.runtime.facility(FlowsFacility) is not None  # type: ignore[attr-defined]
         return (await client.get("/openapi.json")).json()
 
 
