@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+from core.errors import BackendUnavailable
 from service.logging import get_logger
 from service.whatsapp.metrics import WEBHOOK_GROUP_SIZE
 
@@ -107,9 +108,12 @@ class GroupRunner(Generic[T]):
 
     async def _drain(self) -> None:
         group: list[Entry[T]] = []
+        # A drain starts when the stage was idle: its first group goes at once (a lone item
+        # never waits for company); later groups of the same drain may wait during a burst.
+        first = True
         try:
             while self._queue:
-                if self._in_burst():
+                if not first and self._in_burst():
                     self._full.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._full.wait(), self.wait)
@@ -124,10 +128,14 @@ class GroupRunner(Generic[T]):
                         resolve(future, exc)
                 self._last_end = asyncio.get_running_loop().time()
                 group = []
+                first = False
         except asyncio.CancelledError:
             # Shutting down: nobody will run what is still queued; tell its requesters.
             for _item, future in [*group, *self._queue]:
-                resolve(future, RuntimeError("the webhook pipeline stopped"))
+                resolve(
+                    future,
+                    BackendUnavailable("webhooks", "the server is stopping; deliver again"),
+                )
             self._queue.clear()
             raise
         finally:

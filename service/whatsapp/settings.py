@@ -7,6 +7,8 @@ read the values through the one ``Settings`` object.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, Field
 
 
@@ -33,3 +35,6 @@ class WhatsAppSettings(BaseModel):
     # How long a group-commit stage waits for more deliveries while a burst is on; a lone
     # delivery never waits.
     whatsapp_webhook_group_wait_ms: float = Field(default=4.0, ge=0, le=100)
+    # Test seam for crash tests: while this file exists, webhook processing waits (storing goes
+    # on). Unset (the default) = no seam; ignored with KERVAN_ENV=production.
+    whatsapp_test_hold_file: Path | None = None

@@ -362,17 +362,21 @@ class WebhookProcessor:
     # ------------------------------------------------------------------ process stage
 
     async def _process_group(self, group: Sequence[Entry[StoredDelivery]]) -> None:
-        if self.hold is not None:
-            await self.hold()
-        parsed = [_parse(item) for item, _future in group]
-        results: list[Result]
-        if len(parsed) == 1:
-            results = [await self._process_one(parsed[0])]
-        else:
-            results = await self._process_together(parsed)
-        for (item, future), result in zip(group, results, strict=True):
-            self.in_flight.discard(item.event_id)
-            resolve(future, result)
+        try:
+            if self.hold is not None:
+                await self.hold()
+            parsed = [_parse(item) for item, _future in group]
+            results: list[Result]
+            if len(parsed) == 1:
+                results = [await self._process_one(parsed[0])]
+            else:
+                results = await self._process_together(parsed)
+            for (_item, future), result in zip(group, results, strict=True):
+                resolve(future, result)
+        finally:
+            # Also when the group failed or was cancelled: the sweep must see them again.
+            for item, _future in group:
+                self.in_flight.discard(item.event_id)
 
     async def _process_together(self, group: Sequence[_Parsed]) -> list[Result]:
         """The group in one transaction. A conflict or a deadlock (another process wrote the

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from core.errors import BackendUnavailable
 from service.whatsapp.group_commit import Entry, GroupRunner, resolve
 
 
@@ -17,12 +18,10 @@ class Recorder:
     def __init__(self, seconds: float = 0.05) -> None:
         self.seconds = seconds
         self.groups: list[list[Any]] = []
-        self.started: list[float] = []
         self.running = asyncio.Event()
 
     async def __call__(self, group: Sequence[Entry[Any]]) -> None:
         self.groups.append([item for item, _future in group])
-        self.started.append(asyncio.get_running_loop().time())
         self.running.set()
         await asyncio.sleep(self.seconds)
         for item, future in group:
@@ -55,31 +54,73 @@ async def test_bytes_bound_a_group_but_a_large_item_still_goes() -> None:
     assert run.groups == [["x"], ["aaaa", "bbbb"], ["cccc"], ["d" * 30], ["e"]]
 
 
-async def test_a_burst_waits_for_company_and_a_lone_item_does_not() -> None:
-    run = Recorder(0.02)
-    stage = runner(run, wait=0.3)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    await stage.submit("lone")  # idle stage: no wait at all
-    assert loop.time() - started < 0.2
+class Gated:
+    """A stage body whose groups finish only when the test lets them (no clocks involved)."""
+
+    def __init__(self) -> None:
+        self.groups: list[list[Any]] = []
+        self.gates: list[asyncio.Event] = []
+
+    async def __call__(self, group: Sequence[Entry[Any]]) -> None:
+        gate = asyncio.Event()
+        self.groups.append([item for item, _future in group])
+        self.gates.append(gate)
+        await gate.wait()
+        for item, future in group:
+            resolve(future, item)
+
+    async def until_groups(self, n: int) -> None:
+        for _ in range(1000):
+            if len(self.groups) >= n:
+                return
+            await asyncio.sleep(0)
+        raise AssertionError(f"{n} groups never started: {self.groups}")
+
+
+async def test_a_burst_waits_for_company_and_a_lone_item_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decisions: list[bool] = []
+    decide = GroupRunner._in_burst
+
+    def recorded(stage: GroupRunner[Any]) -> bool:
+        decisions.append(decide(stage))
+        return decisions[-1]
+
+    monkeypatch.setattr(GroupRunner, "_in_burst", recorded)
+    run = Gated()
+    # A wait far longer than the suite's timeout: a wrong wait hangs the test, it cannot pass.
+    stage = runner(run, wait=3600.0)
+    lone = asyncio.create_task(stage.submit("lone"))
+    await run.until_groups(1)
+    run.gates[0].set()
+    assert await lone == "lone"
+    assert decisions == []  # an idle stage's first group goes at once, nothing to decide
     first = asyncio.create_task(stage.submit("a"))
-    await run.running.wait()
+    await run.until_groups(2)
     pair = [asyncio.create_task(stage.submit(x)) for x in ("b", "c")]
+    run.gates[1].set()
+    await run.until_groups(3)
+    assert run.groups[2] == ["b", "c"] and decisions == [False]  # the group before was alone
+    # A burst is on (the group before had two): the next group waits for more...
+    later = [asyncio.create_task(stage.submit(x)) for x in ("d",)]
+    run.gates[2].set()
     await asyncio.gather(first, *pair)
-    # A burst is on (the group before had two): the next item waits for more...
-    waiting = asyncio.create_task(stage.submit("d"))
-    await asyncio.sleep(0.05)
-    assert not waiting.done()
+    for _ in range(100):
+        await asyncio.sleep(0)
+    assert decisions == [False, True] and len(run.groups) == 3
     # ...until the group is full, not the whole wait.
-    full = [asyncio.create_task(stage.submit(x)) for x in ("e", "f", "g")]
-    await asyncio.gather(waiting, *full)
-    assert run.groups[-1] == ["d", "e", "f", "g"]
-    assert run.started[-1] - run.started[-2] < 0.25
-    # Once the burst is over, a lone item goes at once again.
-    await asyncio.sleep(0.1)
-    started = loop.time()
-    await stage.submit("later")
-    assert loop.time() - started < 0.2
+    later += [asyncio.create_task(stage.submit(x)) for x in ("e", "f", "g")]
+    await run.until_groups(4)
+    assert run.groups[3] == ["d", "e", "f", "g"]
+    run.gates[3].set()
+    await asyncio.gather(*later)
+    # The stage is idle again: a lone item goes at once.
+    alone = asyncio.create_task(stage.submit("later"))
+    await run.until_groups(5)
+    run.gates[4].set()
+    assert await alone == "later"
+    assert decisions == [False, True] and run.groups[4] == ["later"]
 
 
 async def test_a_group_is_finished_when_its_requester_goes_away() -> None:
@@ -123,6 +164,6 @@ async def test_closing_tells_the_waiting_requesters() -> None:
     await asyncio.sleep(0)
     await stage.close()
     for task in (held, queued):
-        with pytest.raises(RuntimeError, match="pipeline stopped"):
+        with pytest.raises(BackendUnavailable, match="server is stopping"):  # a 503
             await task
     assert not stage.busy

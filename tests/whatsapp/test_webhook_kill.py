@@ -31,7 +31,6 @@ from sqlalchemy import func, select
 from core.whatsapp.signature import sign_body
 from service.db import Database
 from service.db.tables.crm import crm_contacts, crm_convos, crm_messages, wa_webhook_events
-from service.whatsapp.testing import HOLD_FILE
 from tests.services import free_port
 from tests.whatsapp import payloads as p
 from tests.whatsapp.dbutil import message_by_provider_id, rows, seed_outbound
@@ -130,13 +129,14 @@ async def test_kill_between_storing_and_processing_loses_and_doubles_nothing(
 ) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    hold = data / HOLD_FILE
+    hold = tmp_path / "hold-processing"
     env = {k: v for k, v in os.environ.items() if not k.startswith("KERVAN_")}
     env.update(
         KERVAN_HOST="127.0.0.1",
         KERVAN_WORKERS="1",
         KERVAN_DATABASE_URL=database_url,
         KERVAN_DATA_DIR=str(data),
+        KERVAN_WHATSAPP_TEST_HOLD_FILE=str(hold),
         KERVAN_WHATSAPP_APP_SECRET=SECRET,
         KERVAN_RATELIMIT_DEFAULT_POLICY="",
         KERVAN_LOG_LEVEL="INFO",
