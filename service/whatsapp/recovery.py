@@ -99,6 +99,7 @@ class WebhookRecovery(Periodic):
                             wa_webhook_events.c.id,
                             wa_webhook_events.c.body,
                             wa_webhook_events.c.body_encoding,
+                            wa_webhook_events.c.received_at,
                         )
                         .where(
                             wa_webhook_events.c.state == "received",
@@ -112,9 +113,10 @@ class WebhookRecovery(Periodic):
             if not rows:
                 return recovered
             after = int(rows[-1].id)
-            now = from_timestamp(self._runtime.clock.now())
+            # Processed as of their arrival, as they would have been: message times are capped
+            # at it and the 24-hour reply window counts from it.
             items = [
-                StoredDelivery(int(r.id), decode_raw(r.body, r.body_encoding), now)
+                StoredDelivery(int(r.id), decode_raw(r.body, r.body_encoding), r.received_at)
                 for r in rows
                 if int(r.id) not in self._processor.in_flight
             ]

@@ -113,7 +113,8 @@ async def test_the_sweep_leaves_recent_and_in_flight_deliveries_alone(
     old = now - timedelta(minutes=10)
 
     def delivery(n: int) -> Any:
-        return p.inbound(WA, "A", p.text(WA, f"wamid.S{n}", "x"))
+        # Stamped "now" by the sender: only the arrival time caps it.
+        return p.inbound(WA, "A", p.text(WA, f"wamid.S{n}", "x", ts=int(clock.now())))
 
     orphan = await store_raw(runtime.db, delivery(1), old)
     in_flight = await store_raw(runtime.db, delivery(2), old)
@@ -130,6 +131,10 @@ async def test_the_sweep_leaves_recent_and_in_flight_deliveries_alone(
         in_flight: "received",
         recent: "received",
     }
+    # Processed as of its arrival ten minutes ago, not as of the sweep: the reply window
+    # counts from when the customer wrote.
+    [convo] = await rows(runtime.db, crm_convos)
+    assert convo.last_inbound_at <= old
     clock.advance(120)
     await sweep.step()
     assert set((await states(runtime.db)).values()) == {"processed"}
