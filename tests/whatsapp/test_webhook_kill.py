@@ -181,8 +181,20 @@ async def test_kill_between_storing_and_processing_loses_and_doubles_nothing(
         stored = {m.provider_id for m in await rows(db, crm_messages)}
         assert {f"wamid.K2.{n}" for n in range(SECOND_BURST)} <= stored
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-            metrics = (await client.get("/metrics")).text
-            assert f"kervan_whatsapp_webhooks_recovered_total {float(len(second))}" in metrics
+            # Counted once the recovery's chunk returns, just after its commit made the rows
+            # "processed": read until the count settles, then it must be exactly the burst.
+            expected = f"kervan_whatsapp_webhooks_recovered_total {float(len(second))}"
+            for _ in range(200):
+                metrics = (await client.get("/metrics")).text
+                if expected in metrics:
+                    break
+                await asyncio.sleep(0.05)
+            counted = [
+                line
+                for line in metrics.splitlines()
+                if line.startswith("kervan_whatsapp_webhooks_recovered_total")
+            ]
+            assert counted == [expected]
             # Meta redelivers everything it got no 200 for.
             again = await asyncio.gather(*(post(client, body) for body in second))
         assert [r.status_code for r in again] == [200] * len(second)
