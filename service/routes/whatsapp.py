@@ -56,7 +56,8 @@ async def verify_webhook(request: Request) -> Response:
     responses={
         400: "Not a WhatsApp notification (stored, not processed)",
         401: "Missing or bad signature",
-        503: "Processing failed; the delivery is kept, and Meta delivers it again",
+        503: "Processing failed (the delivery is kept and Meta delivers it again), or too many "
+        "deliveries are pending (`overloaded`, nothing stored, with `Retry-After`)",
     },
 )
 async def receive_webhook(request: Request) -> Response:

@@ -11,7 +11,9 @@ over the next lone item goes at once again.
 
 Each item travels with the future its requester awaits; the stage's ``run`` function resolves
 it, or hands it on to the next stage. Work that a group took is always finished, even when its
-requester went away (a stored delivery is still processed).
+requester went away (a stored delivery is still processed). A stage queues whatever it is
+given: what it is given is bounded by its caller (``WebhookProcessor.handle`` refuses
+deliveries beyond ``max_pending``).
 """
 
 from __future__ import annotations

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from service.metrics import REGISTRY
 
 WEBHOOK_DELIVERIES = Counter(
     "kervan_whatsapp_webhooks_total",
-    "Webhook deliveries by outcome (processed, rejected, bad_signature, failed).",
+    "Webhook deliveries by outcome (processed, rejected, bad_signature, failed, overloaded: "
+    "refused with 503 before storing, because too many deliveries were pending).",
     ["outcome"],
     registry=REGISTRY,
 )
@@ -34,6 +35,19 @@ WEBHOOK_GROUP_SIZE = Histogram(
 WEBHOOK_RECOVERED = Counter(
     "kervan_whatsapp_webhooks_recovered_total",
     "Stored deliveries found unprocessed (after a crash) and processed by the recovery sweep.",
+    registry=REGISTRY,
+)
+WEBHOOK_PENDING = Gauge(
+    "kervan_whatsapp_webhooks_pending",
+    "Signed webhook deliveries accepted and not answered yet (stored or waiting to be), "
+    "against KERVAN_WHATSAPP_WEBHOOK_MAX_PENDING.",
+    registry=REGISTRY,
+)
+WEBHOOK_RETRIES = Counter(
+    "kervan_whatsapp_webhook_retries_total",
+    "Group-committed webhook transactions run again after a transient database error (lock "
+    "wait timeout, deadlock, lost connection), by stage (store, process).",
+    ["stage"],
     registry=REGISTRY,
 )
 SENDS = Counter(

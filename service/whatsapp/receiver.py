@@ -1,5 +1,6 @@
 """The webhook's front door: Meta's subscription handshake, the signature gate every delivery
-passes before it is stored, and an admin's replay of a stored delivery."""
+passes before it is stored, the bound on pending deliveries, and an admin's replay of a stored
+delivery."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from service.errors import ApiError
 from service.settings import Settings
 from service.whatsapp.facility import WhatsApp
 from service.whatsapp.metrics import WEBHOOK_DELIVERIES
-from service.whatsapp.webhook import PayloadRejected, WebhookOutcome
+from service.whatsapp.webhook import Overloaded, PayloadRejected, WebhookOutcome
 
 
 def verify_subscription(
@@ -43,14 +44,26 @@ def _counts(outcome: WebhookOutcome) -> dict[str, int]:
 
 async def receive_signed(whatsapp: WhatsApp, body: bytes, signature: str | None) -> dict[str, Any]:
     """Processes a delivery whose ``X-Hub-Signature-256`` matches its raw bytes; the signature
-    is checked before anything is parsed or stored."""
-    if not verify_signature(whatsapp.settings.whatsapp_app_secret, body, signature):
+    is checked before anything is parsed or stored. Beyond the pending bound the delivery is
+    refused with 503 and ``Retry-After`` before it is stored (Meta delivers it again)."""
+    settings = whatsapp.settings
+    if not verify_signature(settings.whatsapp_app_secret, body, signature):
         WEBHOOK_DELIVERIES.labels("bad_signature").inc()
         raise ApiError(401, "invalid_signature", "X-Hub-Signature-256 is missing or wrong")
     try:
-        outcome = await whatsapp.processor.handle(body)
+        outcome = await whatsapp.processor.handle(
+            body, max_pending=settings.whatsapp_webhook_max_pending
+        )
     except PayloadRejected as exc:
         raise ApiError(400, "invalid_payload", exc.reason, {"event_id": exc.event_id}) from None
+    except Overloaded as exc:
+        raise ApiError(
+            503,
+            "overloaded",
+            exc.message,
+            exc.details,
+            {"Retry-After": str(exc.retry_after)},
+        ) from None
     return {"status": "ok", **_counts(outcome)}
 
 

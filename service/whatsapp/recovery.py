@@ -4,16 +4,21 @@ A delivery's raw event is committed before it is processed (``service/whatsapp/w
 A process that dies between the two (SIGKILL, OOM, a host failure) leaves its raw events in the
 ``received`` state; nobody else would ever process them, and Meta does not redeliver what was
 answered with a 200. This component processes them through the same pipeline as live
-deliveries, which is safe because processing is idempotent (messages are keyed by provider id,
-statuses only move forwards, and unread counters, consent keywords and jobs only follow newly
-stored messages):
+deliveries:
 
-- at start-up, every ``received`` event stored before this process started (all of them are
-  orphans of an earlier process, or of a sibling that is processing them right now, which
-  idempotency makes harmless);
+- at start-up, every ``received`` event stored before this process started (orphans of an
+  earlier process, or events a sibling process stored and is about to process);
 - then every ``RECOVERY_INTERVAL_SECONDS``, events still ``received`` after
   ``STALE_AFTER_SECONDS`` (left by a sibling process that died and did not come back), except
   those this process is processing itself.
+
+Every process runs it, so several may reach for the same event at once, or for one a live group
+is about to process. What makes that safe is the claim, not the timing: the processing
+transaction claims its events before it applies them (``WebhookProcessor._claim``), locking
+them, applying only those still ``received`` and changing their state in the same transaction,
+and a recovery skips events another transaction holds. So each event is applied exactly once,
+whoever gets there first. The age threshold only keeps the sweep from getting to a live group's
+events first; a live group that does find its event processed answers it as a redelivery.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from service.runtime import Runtime
 from service.whatsapp.metrics import WEBHOOK_RECOVERED
 from service.whatsapp.webhook import (
     DEFAULT_MAX_GROUP,
+    NotClaimed,
     PayloadRejected,
     StoredDelivery,
     WebhookOutcome,
@@ -88,7 +94,8 @@ class WebhookRecovery(Periodic):
             log.warning("webhook recovery processed %d stored deliveries", recovered)
 
     async def recover(self, condition: ColumnElement[bool]) -> int:
-        """Processes the ``received`` events matching ``condition`` in id order; how many."""
+        """Processes the ``received`` events matching ``condition`` in id order; how many (not
+        counting those another transaction claimed first)."""
         recovered = 0
         after = 0
         while True:
@@ -113,10 +120,13 @@ class WebhookRecovery(Periodic):
             if not rows:
                 return recovered
             after = int(rows[-1].id)
+            # Read without a lock: only candidates, which the processing transaction claims.
             # Processed as of their arrival, as they would have been: message times are capped
             # at it and the 24-hour reply window counts from it.
             items = [
-                StoredDelivery(int(r.id), decode_raw(r.body, r.body_encoding), r.received_at)
+                StoredDelivery(
+                    int(r.id), decode_raw(r.body, r.body_encoding), r.received_at, "recovery"
+                )
                 for r in rows
                 if int(r.id) not in self._processor.in_flight
             ]
@@ -125,6 +135,8 @@ class WebhookRecovery(Periodic):
                 if isinstance(result, WebhookOutcome | PayloadRejected):
                     recovered += 1
                     WEBHOOK_RECOVERED.inc()
+                elif isinstance(result, NotClaimed):
+                    continue  # another process's transaction has it, or has processed it
                 else:  # failed: kept as failed, for an operator's replay
                     log.warning(
                         "webhook recovery: event %s not processed: %s",

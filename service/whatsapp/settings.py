@@ -35,6 +35,9 @@ class WhatsAppSettings(BaseModel):
     # How long a group-commit stage waits for more deliveries while a burst is on; a lone
     # delivery never waits.
     whatsapp_webhook_group_wait_ms: float = Field(default=4.0, ge=0, le=100)
+    # Most signed deliveries accepted and not answered yet (each holds its body in memory); one
+    # more is refused with 503 and Retry-After before it is stored, and Meta delivers it again.
+    whatsapp_webhook_max_pending: int = Field(default=2048, ge=1, le=1_000_000)
     # Test seam for crash tests: while this file exists, webhook processing waits (storing goes
     # on). Unset (the default) = no seam; ignored with KERVAN_ENV=production.
     whatsapp_test_hold_file: Path | None = None
