@@ -1,4 +1,4 @@
-"""The ``kervan`` command: serve, migrate, worker, settings."""
+"""The ``kervan`` command: serve, migrate, worker, settings, admin."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from core.errors import KervanError
+from core.errors import KervanError, NotFound, StorageError, ValidationFailed
+from core.i18n import SUPPORTED_LOCALES
 from service.logging import configure_logging, get_logger
 from service.settings import SETTINGS_PARTS, Settings, SettingsError, load_settings
 from service.settings_docs import NOTES
@@ -242,6 +243,69 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(settings, args.queue or None)
 
 
+async def _admin_command(settings: Settings, args: argparse.Namespace) -> str:
+    """Run one ``kervan admin`` command against the database; the line to print."""
+    from service.admins import accounts
+    from service.db import Database
+    from service.db.types import utcnow
+
+    db = Database(settings.database_url)
+    try:
+        if args.admin_command == "add":
+            admin = await accounts.add_admin(
+                db,
+                name=args.name,
+                telegram_chat_id=args.telegram_chat_id,
+                language=args.language or settings.admin_default_language,
+                now=utcnow(),
+                actor="cli",
+            )
+            return f"added admin {admin.name} (id {admin.id}, language {admin.language})"
+        if args.admin_command == "disable":
+            found = await accounts.disable_admin(db, args.name, now=utcnow(), actor="cli")
+            if found is None:
+                raise NotFound(f"no admin named {args.name!r}")
+            return f"disabled admin {found.name}: its sessions end at their next request"
+        rows = [("NAME", "LANGUAGE", "TELEGRAM CHAT", "STATUS", "CREATED")]
+        for admin in await accounts.list_admins(db):
+            status = "active" if admin.disabled_at is None else "disabled"
+            rows.append(
+                (
+                    admin.name,
+                    admin.language,
+                    admin.telegram_chat_id,
+                    status,
+                    admin.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+                )
+            )
+        if len(rows) == 1:
+            return "no admins yet: kervan admin add NAME --telegram-chat-id ID"
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        return "\n".join(
+            "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows
+        )
+    finally:
+        await db.dispose()
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    settings = _settings({})
+    _configure_logging(settings)
+    try:
+        print(asyncio.run(_admin_command(settings, args)))
+    except ValidationFailed as exc:
+        print(f"kervan admin {args.admin_command}: {exc.message}", file=sys.stderr)
+        return 2
+    except StorageError as exc:
+        hint = "(has `kervan migrate` run on this database?)"
+        print(f"kervan admin {args.admin_command}: {exc.message} {hint}", file=sys.stderr)
+        return 1
+    except KervanError as exc:
+        print(f"kervan admin {args.admin_command}: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _comment_descriptions() -> dict[str, str]:
     """Fields documented by the comment lines right above them (or trailing them) in the source
     of the settings parts (``service/settings.py`` and ``service/<feature>/settings.py``)."""
@@ -318,6 +382,19 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("settings", help="validate and print the effective settings")
     show.add_argument("--table", action="store_true", help="print every setting as Markdown")
     show.set_defaults(func=cmd_settings)
+
+    admin = sub.add_parser("admin", help="manage admin accounts (OTP login over Telegram)")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    add = admin_sub.add_parser("add", help="add an admin")
+    add.add_argument("name", help="2-64 characters of a-z, 0-9, '.', '_', '-'")
+    add.add_argument("--telegram-chat-id", required=True, help="the chat their codes go to")
+    add.add_argument(
+        "--language", choices=SUPPORTED_LOCALES, help="of their messages (default: settings)"
+    )
+    admin_sub.add_parser("list", help="list the admins")
+    disable = admin_sub.add_parser("disable", help="disable an admin and end their sessions")
+    disable.add_argument("name")
+    admin.set_defaults(func=cmd_admin)
     return parser
 
 

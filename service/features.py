@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from service.admins import feature as admins
 from service.consent import feature as consent
 from service.images import feature as images
 from service.queue import feature as queue
 from service.ratelimit import feature as ratelimit
 from service.runtime import Runtime
 from service.speculation import feature as speculation
+from service.support import feature as support
 from service.telegram import feature as telegram
 from service.whatsapp import feature as whatsapp
 
@@ -31,6 +33,8 @@ FEATURES: tuple[tuple[str, Setup], ...] = (
     ("images", images.setup),
     ("whatsapp", whatsapp.setup),
     ("telegram", telegram.setup),
+    ("admins", admins.setup),
+    ("support", support.setup),
     ("queue", queue.setup),
 )
 

@@ -21,18 +21,21 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.admins.settings import AdminSettings
 from service.consent.settings import ConsentSettings
 from service.images.settings import ImagesSettings
 from service.queue.settings import QueueSettings
 from service.ratelimit.settings import RateLimitSettings
 from service.settings_types import CommaList, IpNetwork, Network
 from service.speculation.settings import SpeculationSettings
+from service.support.settings import SupportSettings
 from service.telegram.settings import TelegramSettings
 from service.whatsapp.settings import WhatsAppSettings
 
 __all__ = [
     "DEV_COOKIE_SECRET",
     "MIN_COOKIE_SECRET_BYTES",
+    "AdminSettings",
     "CommaList",
     "ConsentSettings",
     "FoundationSettings",
@@ -189,8 +192,10 @@ class FoundationSettings(BaseModel):
 
 
 # pydantic orders the fields (and runs the model validators) from the last base to the first,
-# so the parts are listed in reverse: the foundation's fields come first, the images' last.
+# so the parts are listed in reverse: the foundation's fields come first, support's last.
 class Settings(
+    SupportSettings,
+    AdminSettings,
     ImagesSettings,
     WhatsAppSettings,
     TelegramSettings,

@@ -16,4 +16,6 @@ ROUTE_MODULES: list[str] = [
     "service.routes.whatsapp",
     "service.routes.admin_jobs",
     "service.routes.crm",
+    "service.routes.admin_auth",
+    "service.routes.support",
 ]

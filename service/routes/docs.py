@@ -57,7 +57,9 @@ async def docs_page(request: Request) -> Response:
 table{{border-collapse:collapse}}td,th{{border-bottom:1px solid #ddd;padding:.3rem .6rem;
 text-align:left}}.m{{font-weight:600}}</style></head>
 <body><h1>{TITLE} API {VERSION}</h1>
-<p>Machine-readable document: <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1).</p>
+<p>Machine-readable document: <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1).
+The live-support WebSocket <code>/ws/support</code> is described in
+<a href="/asyncapi.json">/asyncapi.json</a> (AsyncAPI 3).</p>
 <table><tr><th>Method</th><th>Path</th><th>Summary</th><th>Parameters</th><th>Responses</th></tr>
 {"".join(rows)}</table></body></html>"""
     return HTMLResponse(page)

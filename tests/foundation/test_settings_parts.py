@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from service.admins.settings import AdminSettings
 from service.cli import _comment_descriptions, settings_table
 from service.consent.settings import ConsentSettings
 from service.images.settings import ImagesSettings
@@ -23,11 +24,22 @@ from service.settings import (
     load_settings,
 )
 from service.speculation.settings import SpeculationSettings
+from service.support.settings import SupportSettings
 from service.telegram.settings import TelegramSettings
 from service.whatsapp.settings import WhatsAppSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-FEATURES = ("ratelimit", "speculation", "consent", "queue", "telegram", "whatsapp", "images")
+FEATURES = (
+    "ratelimit",
+    "speculation",
+    "consent",
+    "queue",
+    "telegram",
+    "whatsapp",
+    "images",
+    "admins",
+    "support",
+)
 PARTS: dict[type[BaseModel], str] = {
     FoundationSettings: "",
     RateLimitSettings: "ratelimit_",
@@ -37,6 +49,8 @@ PARTS: dict[type[BaseModel], str] = {
     TelegramSettings: "telegram_",
     WhatsAppSettings: "whatsapp_",
     ImagesSettings: "images_",
+    AdminSettings: "admin_",
+    SupportSettings: "support_",
 }
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects import mysql
 
@@ -58,12 +59,16 @@ crm_contacts = Table(
     Column("email", String(191), nullable=True),
     Column("phone", String(32), nullable=True),
     Column("wa_id", String(64), nullable=True, unique=True),
+    #: A live-support customer's person id (``cu_...``): one contact per customer, even when
+    #: two processes write its first messages at once.
+    Column("web_id", String(64), nullable=True),
     Column("locale", String(8), nullable=False, default="tr"),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("deleted_at", UTCDateTime(), nullable=True),
     Index("ix_crm_contacts_name", "name"),
     Index("ix_crm_contacts_phone", "phone"),
+    UniqueConstraint("web_id", name="uq_crm_contacts_web_id"),
 )
 
 crm_convos = Table(

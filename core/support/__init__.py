@@ -1,0 +1,1 @@
+"""Live support: pure rules of the waiting queue and its texts."""

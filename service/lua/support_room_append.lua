@@ -1,0 +1,20 @@
+-- Append one entry to a support room's log: the next offset of the current epoch, in one step.
+-- KEYS: 1 stream, 2 head hash {epoch, offset}
+-- ARGV: 1 payload, 2 a fresh random epoch (used only when a new one starts),
+--       3 approximate maximum length, 4 retention (ms)
+-- Returns {epoch, offset}.
+local epoch = redis.call('HGET', KEYS[2], 'epoch')
+local last = tonumber(redis.call('HGET', KEYS[2], 'offset') or '0')
+-- No head (dropped, expired, Redis lost its data), or a head whose stream is gone: the past is
+-- lost, so offsets start again under a new epoch and no client takes them for the old ones.
+if not epoch or (last > 0 and redis.call('EXISTS', KEYS[1]) == 0) then
+  epoch = ARGV[2]
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[2], 'epoch', epoch, 'offset', 0)
+end
+local offset = redis.call('HINCRBY', KEYS[2], 'offset', 1)
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], string.format('%d-0', offset),
+  'p', ARGV[1], 'e', epoch)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return {epoch, offset}

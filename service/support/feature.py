@@ -1,0 +1,69 @@
+"""The live-support feature's setup: the waiting queue, room logs, the hub and the desk."""
+
+from __future__ import annotations
+
+from core.consent.gate import has_consent
+from service.consent import store as consent_store
+from service.runtime import Runtime
+from service.support.desk import SupportDesk
+from service.support.hub import RoomHub
+from service.support.people import Person
+from service.support.roomlog import RoomLog
+from service.support.stores import create_room_log, create_wait_queue
+from service.telegram.jobs import notify_new_customer
+
+
+async def setup(runtime: Runtime) -> None:
+    settings = runtime.settings
+    rooms = create_room_log(runtime.backends)
+    hub = RoomHub(rooms)
+
+    async def notify_waiting(person: Person, position: int) -> None:
+        # The queue feature's setup runs after this one: read the job queue when needed.
+        if runtime.queue is None:
+            return
+        await notify_new_customer(
+            runtime.queue,
+            settings,
+            key=f"support-wait:{person.id}:{int(runtime.clock.now())}",
+            name=person.name,
+            at=runtime.clock.now(),
+            position=position,
+        )
+
+    async def callback_allowed(subject: str | None, phone: str) -> bool:
+        """A WhatsApp call back needs the visitor's granted, unexpired ``whatsapp`` consent."""
+        if not subject:
+            return False
+        async with runtime.db.connect() as conn:
+            state = await consent_store.load_state(conn, subject)
+        return has_consent(state, "whatsapp", runtime.clock.now())
+
+    desk = SupportDesk(
+        settings,
+        runtime.backends,
+        runtime.db,
+        create_wait_queue(runtime.backends),
+        rooms,
+        hub,
+        clock=runtime.clock.now,
+        notify_waiting=notify_waiting,
+        callback_allowed=callback_allowed,
+    )
+    runtime.provide(SupportDesk, desk)
+    runtime.add_component(_RoomLogCloser(rooms))
+    runtime.add_component(hub)
+    runtime.add_component(desk)
+
+
+class _RoomLogCloser:
+    """Closes the room log's own connections after the hub (started before it) has stopped."""
+
+    def __init__(self, rooms: RoomLog) -> None:
+        self._rooms = rooms
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        await self._rooms.close()

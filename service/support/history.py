@@ -1,0 +1,275 @@
+"""Support chats in the CRM: a customer is a contact, a chat a conversation on channel ``web``.
+
+Messages are written behind the room stream: the stream is what delivery and resume use; the
+database is the inbox agents search and page through. Each process writes what it accepted, in
+batches, one transaction a batch. A message's ``provider_id`` is ``web:<sender>:<client id>``,
+so writing one twice (a retried batch, a resent client id) stores it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.db import Database
+from service.db.tables.crm import crm_contacts, crm_convos, crm_messages
+from service.db.types import utcnow
+from service.db.upsert import upsert_stmt
+from service.logging import get_logger
+from service.whatsapp.store import ensure_open_convos
+
+log = get_logger("kervan.support.history")
+
+CHANNEL = "web"
+BATCH = 200
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: str  # the person id, also the room
+    name: str
+    language: str
+
+
+@dataclass(frozen=True)
+class ChatRecord:
+    customer: Customer
+    sender: str
+    role: str  # customer | admin
+    client_id: str
+    text: str
+    at: float
+
+
+def provider_id(sender: str, client_id: str) -> str:
+    return f"web:{sender}:{client_id}"[:191]
+
+
+async def ensure_contacts(
+    conn: AsyncConnection, dialect: str, customers: list[Customer], now: datetime
+) -> dict[str, int]:
+    """Customer id -> its CRM contact, created on first use; the unique ``web_id`` keeps it one
+    contact when two processes create it at once (insert-or-ignore, then read)."""
+    ids = list({c.id: c for c in customers})
+    query = select(crm_contacts.c.id, crm_contacts.c.web_id).where(crm_contacts.c.web_id.in_(ids))
+    found = {r.web_id: int(r.id) for r in await conn.execute(query)}
+    missing = {c.id: c for c in customers if c.id not in found}
+    if missing:
+        rows = [
+            {
+                "web_id": c.id,
+                "name": c.name,
+                "locale": c.language,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for c in missing.values()
+        ]
+        await conn.execute(upsert_stmt(dialect, crm_contacts, rows, index_elements=["web_id"]))
+        found.update(
+            {
+                r.web_id: int(r.id)
+                for r in await conn.execute(
+                    select(crm_contacts.c.id, crm_contacts.c.web_id).where(
+                        crm_contacts.c.web_id.in_(list(missing))
+                    )
+                )
+            }
+        )
+    return found
+
+
+async def store_message(
+    db: Database, customer: Customer, *, text: str, kind: str = "text", payload: Any = None
+) -> int:
+    """One customer message outside a chat (a left message, a call-back request)."""
+    now = utcnow()
+    async with db.begin() as conn:
+        contact = (await ensure_contacts(conn, db.dialect, [customer], now))[customer.id]
+        convo = (await ensure_open_convos(conn, db.dialect, [contact], CHANNEL, now))[contact]
+        await conn.execute(
+            crm_messages.insert().values(
+                convo_id=convo,
+                direction="in",
+                kind=kind,
+                body=text,
+                payload=payload,
+                status="received",
+                created_at=now,
+            )
+        )
+        await conn.execute(
+            crm_convos.update()
+            .where(crm_convos.c.id == convo)
+            .values(unread=crm_convos.c.unread + 1, last_inbound_at=now, last_activity_at=now)
+        )
+    return convo
+
+
+async def write_batch(db: Database, records: list[ChatRecord]) -> None:
+    now = utcnow()
+    async with db.begin() as conn:
+        contacts = await ensure_contacts(conn, db.dialect, [r.customer for r in records], now)
+        convos = await ensure_open_convos(conn, db.dialect, set(contacts.values()), CHANNEL, now)
+        convo_of = {customer: convos[contact] for customer, contact in contacts.items()}
+        rows = [
+            {
+                "convo_id": convo_of[r.customer.id],
+                "direction": "in" if r.role == "customer" else "out",
+                "kind": "text",
+                "body": r.text,
+                "provider_id": provider_id(r.sender, r.client_id),
+                "status": "received" if r.role == "customer" else "delivered",
+                "created_at": datetime.fromtimestamp(r.at, UTC),
+                "created_by": r.sender if r.role == "admin" else None,
+                "marketing": False,
+            }
+            for r in records
+        ]
+        await conn.execute(
+            upsert_stmt(db.dialect, crm_messages, rows, index_elements=["provider_id"])
+        )
+        inbound: dict[int, int] = {}
+        for r in records:
+            if r.role == "customer":
+                convo = convo_of[r.customer.id]
+                inbound[convo] = inbound.get(convo, 0) + 1
+        for convo in sorted(set(convo_of.values())):
+            values: dict[str, Any] = {"last_activity_at": now}
+            if convo in inbound:
+                values["unread"] = crm_convos.c.unread + inbound[convo]
+                values["last_inbound_at"] = now
+            await conn.execute(crm_convos.update().where(crm_convos.c.id == convo).values(**values))
+
+
+class HistoryWriter:
+    """Batches the chat messages this process accepted into the database (a component)."""
+
+    def __init__(self, db: Database, *, retry_seconds: float = 1.0) -> None:
+        self._db = db
+        self._queue: asyncio.Queue[ChatRecord] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._retry = retry_seconds
+        self.written = 0
+
+    def add(self, record: ChatRecord) -> None:
+        self._queue.put_nowait(record)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="support-history")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        # What was accepted is written before the process goes.
+        await self._drain()
+
+    async def flush(self) -> None:
+        """Wait until everything added so far is written (tests, shutdown)."""
+        await self._queue.join()
+
+    def _take(self, first: ChatRecord) -> list[ChatRecord]:
+        batch = [first]
+        while len(batch) < BATCH and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return batch
+
+    async def _write(self, batch: list[ChatRecord]) -> None:
+        while True:
+            try:
+                await write_batch(self._db, batch)
+                self.written += len(batch)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the stream still holds them; keep trying, say so
+                log.warning("support history batch not written, retrying: %s", exc)
+                await asyncio.sleep(self._retry)
+
+    async def _run(self) -> None:
+        while True:
+            batch = self._take(await self._queue.get())
+            try:
+                await self._write(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _drain(self) -> None:
+        while not self._queue.empty():
+            batch = self._take(self._queue.get_nowait())
+            try:
+                await write_batch(self._db, batch)
+                self.written += len(batch)
+            except Exception as exc:
+                log.error("support history lost %d messages at shutdown: %s", len(batch), exc)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+
+def page_cursor(at: datetime, message_id: int) -> str:
+    return f"{round(at.timestamp() * 1_000_000)}.{message_id}"
+
+
+def parse_cursor(cursor: str) -> tuple[datetime, int] | None:
+    micros, dot, message_id = cursor.partition(".")
+    if not dot or not micros.isdigit() or not message_id.isdigit():
+        return None
+    return datetime.fromtimestamp(int(micros) / 1_000_000, UTC), int(message_id)
+
+
+async def history_page(
+    db: Database, customer: str, *, before: tuple[datetime, int] | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The customer's web chat messages, the newest ``limit`` before the cursor, oldest first.
+
+    Ordered by the time each message was sent (then id): two processes write one chat's
+    messages in batches of their own, so ids alone need not follow the chat's order.
+    """
+    async with db.connect() as conn:
+        convo_ids = [
+            int(r.id)
+            for r in await conn.execute(
+                select(crm_convos.c.id)
+                .join(crm_contacts, crm_contacts.c.id == crm_convos.c.contact_id)
+                .where(crm_contacts.c.web_id == customer, crm_convos.c.channel == CHANNEL)
+            )
+        ]
+        if not convo_ids:
+            return [], None
+        query = select(crm_messages).where(crm_messages.c.convo_id.in_(convo_ids))
+        if before is not None:
+            at, message_id = before
+            query = query.where(
+                or_(
+                    crm_messages.c.created_at < at,
+                    and_(crm_messages.c.created_at == at, crm_messages.c.id < message_id),
+                )
+            )
+        newest_first = query.order_by(crm_messages.c.created_at.desc(), crm_messages.c.id.desc())
+        rows = list((await conn.execute(newest_first.limit(limit + 1))).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    rows.reverse()
+    items = [
+        {
+            "id": int(r.id),
+            "direction": r.direction,
+            "text": r.body,
+            "at": r.created_at.isoformat(),
+            "sender": r.created_by,
+        }
+        for r in rows
+    ]
+    cursor = page_cursor(rows[0].created_at, int(rows[0].id)) if more and rows else None
+    return items, cursor

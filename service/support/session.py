@@ -1,0 +1,317 @@
+"""One ``/ws/support`` connection from ``hello`` to close: frames in, the desk's calls, frames out.
+
+Every bad frame is answered with an ``error`` frame (the same ``code``/``message``/``details``
+as the HTTP error body) and the connection stays open; a connection is closed only with a code
+and a reason: no ``hello`` in time (4001), a failed admin login (4003), a missed heartbeat
+(4000), an outbox overflow (1013), or the server going away (1001).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from core.errors import StateBackendError
+from core.i18n import resolve_locale
+from core.support.texts import text
+from service.logging import get_logger
+from service.support.connection import CLOSE_HEARTBEAT, Connection
+from service.support.desk import SupportDesk
+from service.support.metrics import SUPPORT
+from service.support.people import Person, admin_person_id
+from service.support.protocol import (
+    ADMIN_ONLY,
+    CUSTOMER_ONLY,
+    CallbackRequest,
+    ChatEnd,
+    ChatSend,
+    Hello,
+    HistoryFetch,
+    MessageLeave,
+    PresenceSet,
+    ProtocolError,
+    Typing,
+    error_frame,
+    frame,
+    parse_client_frame,
+)
+
+log = get_logger("kervan.support.session")
+
+CLOSE_NO_HELLO = 4001
+CLOSE_FORBIDDEN = 4003
+CLOSE_GOING_AWAY = 1001
+
+
+@dataclass(frozen=True)
+class AdminIdentity:
+    id: str
+    name: str
+    language: str
+
+
+AdminAuthenticator = Callable[[WebSocket, str | None], Awaitable[AdminIdentity | None]]
+
+
+class SupportSession:
+    def __init__(
+        self, desk: SupportDesk, websocket: WebSocket, authenticate_admin: AdminAuthenticator
+    ) -> None:
+        self.desk = desk
+        self.ws = websocket
+        self.authenticate_admin = authenticate_admin
+        self.settings = desk.settings
+        self.conn: Connection | None = None
+        self.last_heard = time.monotonic()
+        self._close_request: tuple[int, str] | None = None
+        self._main: asyncio.Task[Any] | None = None
+
+    async def _send_now(self, data: bytes) -> None:
+        await self.ws.send_text(data.decode())
+
+    async def _close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            if self.ws.application_state != WebSocketState.DISCONNECTED:
+                await self.ws.close(code, reason)
+
+    async def request_close(self, code: int, reason: str) -> None:
+        """Close from another task (heartbeat, a full outbox): the reading task is cancelled
+        and closes the socket itself, since a close sent while a receive waits is not
+        delivered by every server."""
+        if self._close_request is None:
+            self._close_request = (code, reason)
+            if self._main is not None:
+                self._main.cancel()
+
+    async def _receive(self) -> str | bytes | None:
+        message = await self.ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return None
+        self.last_heard = time.monotonic()
+        data: str | bytes | None = message.get("text")
+        if data is None:
+            data = message.get("bytes") or b""
+        return data
+
+    def _too_large(self, data: str | bytes) -> bool:
+        size = len(data) if isinstance(data, bytes) else len(data.encode())
+        return size > self.settings.support_max_frame_bytes
+
+    async def run(self) -> None:
+        await self.ws.accept()
+        try:
+            person, resume_token, hello = await self._hello()
+        except WebSocketDisconnect:
+            return
+        if person is None:
+            return
+        conn = Connection(
+            person=person,
+            send_text=self.ws.send_text,
+            close=self.request_close,
+            outbox_size=self.settings.support_send_queue,
+        )
+        self.conn = conn
+        conn.start()
+        conn.send(
+            frame(
+                "welcome",
+                person=person.id,
+                role=person.role,
+                name=person.name,
+                language=person.language,
+                resume=resume_token,
+                heartbeat=self.settings.support_heartbeat_seconds,
+                queue_enabled=self.settings.support_queue_enabled,
+            )
+        )
+        heartbeat = asyncio.create_task(self._heartbeat(conn), name=f"support-beat-{conn.id}")
+        attached = False
+        try:
+            try:
+                for room, position in hello.rooms.items():
+                    await self.desk.resume_room(conn, room, position.epoch, position.offset)
+                await self.desk.attach(conn)
+                attached = True
+            except StateBackendError:
+                attached = True  # detach tolerates an unknown state
+                self.desk.local[person.id].add(conn)
+                conn.send(
+                    error_frame(
+                        "support_unavailable", text("unavailable", resolve_locale(person.language))
+                    )
+                )
+            self._main = asyncio.current_task()
+            try:
+                await self._loop(conn)
+            except asyncio.CancelledError:
+                if self._close_request is None:
+                    raise
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+                await conn.flush(timeout=1.0)
+                await self._close(*self._close_request)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            if attached:
+                await self.desk.detach(conn)
+            await conn.stop()
+
+    async def _hello(self) -> tuple[Person | None, str | None, Hello]:
+        try:
+            data = await asyncio.wait_for(
+                self._receive(), timeout=self.settings.support_hello_timeout_seconds
+            )
+        except TimeoutError:
+            await self._send_now(error_frame("hello_timeout", "send `hello` first"))
+            await self._close(CLOSE_NO_HELLO, "no hello")
+            return None, None, Hello(type="hello", role="customer")
+        if data is None:
+            raise WebSocketDisconnect(1000)
+        while True:
+            # The visitor is told in the language its hello asked for, even with no state.
+            language: str | None = None
+            try:
+                if self._too_large(data):
+                    raise ProtocolError("frame_too_large", "the frame is too large")
+                message = parse_client_frame(data)
+                if not isinstance(message, Hello):
+                    raise ProtocolError("hello_required", "the first frame must be `hello`")
+                language = message.language or self.ws.headers.get("accept-language")
+                return await self._identify(message)
+            except ProtocolError as exc:
+                SUPPORT.frames_refused.labels(exc.code).inc()
+                await self._send_now(error_frame(exc.code, exc.message, exc.details))
+                if exc.code == "forbidden":
+                    await self._close(CLOSE_FORBIDDEN, "admin login failed")
+                    return None, None, Hello(type="hello", role="customer")
+            except StateBackendError:
+                await self._send_now(
+                    error_frame(
+                        "support_unavailable", text("unavailable", resolve_locale(language))
+                    )
+                )
+            try:
+                data = await asyncio.wait_for(
+                    self._receive(), timeout=self.settings.support_hello_timeout_seconds
+                )
+            except TimeoutError:
+                await self._close(CLOSE_NO_HELLO, "no hello")
+                return None, None, Hello(type="hello", role="customer")
+            if data is None:
+                raise WebSocketDisconnect(1000)
+
+    async def _identify(self, hello: Hello) -> tuple[Person, str | None, Hello]:
+        people = self.desk.people
+        if hello.role == "admin":
+            admin = await self.authenticate_admin(self.ws, hello.token)
+            if admin is None:
+                raise ProtocolError("forbidden", "an admin session is required")
+            person = Person(
+                id=admin_person_id(admin.id),
+                role="admin",
+                name=admin.name,
+                language=hello.language or admin.language,
+                admin_id=admin.id,
+            )
+            await people.save(person)
+            return person, None, hello
+        if hello.name is not None and len(hello.name) > self.settings.support_name_max_length:
+            raise ProtocolError(
+                "validation_failed",
+                f"`name` may have at most {self.settings.support_name_max_length} characters",
+                [{"loc": ["name"], "msg": "too long", "type": "string_too_long"}],
+            )
+        language = hello.language or resolve_locale(self.ws.headers.get("accept-language"))
+        if hello.resume is not None:
+            found = await people.resume_customer(
+                hello.resume, name=hello.name, language=hello.language
+            )
+            if found is not None:
+                return found, hello.resume, hello
+            # An expired token starts afresh; the client sees a new person id.
+        if hello.name is None:
+            raise ProtocolError(
+                "validation_failed",
+                "a customer's `hello` needs a `name`",
+                [{"loc": ["name"], "msg": "Field required", "type": "missing"}],
+            )
+        person, token = await people.new_customer(hello.name, language)
+        # A new customer's rooms from an old token are not theirs.
+        return person, token, hello.model_copy(update={"rooms": {}})
+
+    async def _heartbeat(self, conn: Connection) -> None:
+        period = self.settings.support_heartbeat_seconds
+        ping = frame("ping")
+        while True:
+            await asyncio.sleep(period)
+            if time.monotonic() - self.last_heard > 2 * period:
+                await self.request_close(CLOSE_HEARTBEAT, "heartbeat missed")
+                return
+            conn.send(ping)
+
+    async def _loop(self, conn: Connection) -> None:
+        while True:
+            data = await self._receive()
+            if data is None:
+                return
+            try:
+                if self._too_large(data):
+                    raise ProtocolError(
+                        "frame_too_large",
+                        f"frames may have at most {self.settings.support_max_frame_bytes} bytes",
+                    )
+                await self._dispatch(conn, parse_client_frame(data))
+            except ProtocolError as exc:
+                SUPPORT.frames_refused.labels(exc.code).inc()
+                conn.send(error_frame(exc.code, exc.message, exc.details))
+            except StateBackendError:
+                SUPPORT.frames_refused.labels("support_unavailable").inc()
+                conn.send(
+                    error_frame(
+                        "support_unavailable",
+                        text("unavailable", resolve_locale(conn.person.language)),
+                    )
+                )
+
+    async def _dispatch(self, conn: Connection, message: Any) -> None:
+        kind = message.type
+        role = conn.person.role
+        if (kind in ADMIN_ONLY and role != "admin") or (
+            kind in CUSTOMER_ONLY and role != "customer"
+        ):
+            raise ProtocolError("forbidden", f"`{kind}` is not for a {role}")
+        desk = self.desk
+        if isinstance(message, ChatSend):
+            await desk.chat_send(conn, message.room, message.client_id, message.text)
+        elif kind == "ping":
+            conn.send(frame("pong"))
+        elif kind == "pong":
+            return
+        elif isinstance(message, Typing):
+            await desk.typing(conn, message.room, message.active)
+        elif kind == "queue:join":
+            await desk.join(conn)
+        elif kind == "queue:leave":
+            await desk.leave(conn)
+        elif isinstance(message, PresenceSet):
+            await desk.set_presence(conn.person, message.status)
+        elif isinstance(message, ChatEnd):
+            await desk.end_chat(conn, message.room, message.reason)
+        elif isinstance(message, HistoryFetch):
+            await desk.history_page(conn, message.room, message.before, message.limit)
+        elif isinstance(message, MessageLeave):
+            await desk.leave_message(conn, message.text, email=message.email, phone=message.phone)
+        elif isinstance(message, CallbackRequest):
+            await desk.request_callback(conn, message.phone, message.consent_subject)
+        elif isinstance(message, Hello):
+            raise ProtocolError("already_hello", "`hello` is sent once per connection")

@@ -1,0 +1,37 @@
+"""Fixtures of the support-desk tests: a served app with fast sweeps, and admin tokens."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import pytest
+
+from service.settings import Settings
+from tests.support.wsclient import Desk
+
+FAST = {
+    "support_sweep_seconds": 0.05,
+    "support_heartbeat_seconds": 5.0,
+}
+
+
+@pytest.fixture(params=["memory", "redis"])
+def serve_desk(
+    request: pytest.FixtureRequest, make_settings: Callable[..., Settings]
+) -> Callable[..., AbstractAsyncContextManager[Desk]]:
+    """The app on a real port, with the embedded backends or the real Redis."""
+    backend: dict[str, Any] = {}
+    if request.param == "redis":
+        backend = {
+            "redis_url": request.getfixturevalue("redis_url"),
+            "redis_namespace": request.getfixturevalue("redis_namespace"),
+        }
+
+    @asynccontextmanager
+    async def serve(**overrides: Any) -> AsyncIterator[Desk]:
+        async with Desk.serve(make_settings(**{**FAST, **backend, **overrides})) as desk:
+            yield desk
+
+    return serve
