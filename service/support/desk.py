@@ -531,10 +531,6 @@ class SupportDesk:
                 "message_too_long",
                 f"a message may have at most {self.settings.support_message_max_length} characters",
             )
-        marker = f"{SUPPORT_CLIENT_ID}:{person.id}:{client_id}"
-        if not await self.backends.kv.set_if_absent(marker, b"", ttl=SUPPORT_CLIENT_ID_TTL):
-            await self._ack_duplicate(conn, room, client_id, marker)
-            return
         at = self.clock()
         payload = orjson.dumps(
             {
@@ -546,14 +542,26 @@ class SupportDesk:
                 "at": at,
             }
         )
-        try:
-            epoch, offset = await self.rooms.append(room, payload)
-        except BaseException:
-            # Not stored: the client's resend must be taken as new.
-            with contextlib.suppress(Exception):
-                await self.backends.kv.delete(marker)
-            raise
-        await self.backends.kv.set(marker, f"{epoch}:{offset}".encode(), ttl=SUPPORT_CLIENT_ID_TTL)
+        # One step in the state backend: stored once per client id, or its earlier place.
+        epoch, offset, duplicate = await self.rooms.append_once(
+            room,
+            payload,
+            marker=f"{SUPPORT_CLIENT_ID}:{person.id}:{client_id}",
+            marker_ttl=SUPPORT_CLIENT_ID_TTL,
+        )
+        if duplicate:
+            SUPPORT.duplicates.inc()
+            conn.send(
+                frame(
+                    "chat:ack",
+                    client_id=client_id,
+                    room=room,
+                    epoch=epoch,
+                    offset=offset,
+                    duplicate=True,
+                )
+            )
+            return
         self.hub.deliver_local(RoomEntry(room=room, offset=offset, payload=payload, epoch=epoch))
         conn.send(
             frame(
@@ -577,32 +585,6 @@ class SupportDesk:
                 at=at,
             )
         )
-
-    async def _ack_duplicate(
-        self, conn: Connection, room: str, client_id: str, marker: str
-    ) -> None:
-        for _ in range(50):
-            stored = await self.backends.kv.get(marker)
-            if stored:
-                epoch, _, offset = stored.decode().rpartition(":")
-                SUPPORT.duplicates.inc()
-                conn.send(
-                    frame(
-                        "chat:ack",
-                        client_id=client_id,
-                        room=room,
-                        epoch=epoch,
-                        offset=int(offset),
-                        duplicate=True,
-                    )
-                )
-                return
-            if stored is None:
-                raise ProtocolError(
-                    "retry", "the first copy of this message was not stored; resend"
-                )
-            await asyncio.sleep(0.02)
-        raise ProtocolError("retry", "the first copy of this message is still being stored; resend")
 
     async def _customer_of(self, room: str, person: Person) -> history.Customer:
         """The customer a room belongs to (its id is the room's), as the CRM contact shows it."""

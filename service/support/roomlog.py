@@ -50,6 +50,14 @@ class RoomLog(Protocol):
         """Atomic: ``(epoch, offset)`` of the new entry; starts a new epoch if there is none."""
         ...
 
+    async def append_once(
+        self, room: str, payload: bytes, *, marker: str, marker_ttl: float
+    ) -> tuple[str, int, bool]:
+        """``append`` unless ``marker`` (a key naming the sender's client id) exists: then the
+        place it was stored at. Atomic, so a resent message is stored once. ``(epoch, offset,
+        duplicate)``; the marker lives ``marker_ttl`` seconds."""
+        ...
+
     async def epoch(self, room: str) -> tuple[str, int]:
         """``(epoch, last offset)``; creates the epoch (with last offset 0) if there is none."""
         ...

@@ -92,6 +92,18 @@ class MemoryRoomLog:
         self._signal().fire()
         return r.epoch, r.last
 
+    async def append_once(
+        self, room: str, payload: bytes, *, marker: str, marker_ttl: float
+    ) -> tuple[str, int, bool]:
+        # No await before the append: the check and the append are one step in-process.
+        seen = self._space.get_value(marker, bytes)
+        if seen is not None:
+            stored_epoch, _, stored_offset = seen.decode().rpartition(":")
+            return stored_epoch, int(stored_offset), True
+        epoch, offset = await self.append(room, payload)
+        self._space.put(marker, f"{epoch}:{offset}".encode(), marker_ttl)
+        return epoch, offset, False
+
     async def epoch(self, room: str) -> tuple[str, int]:
         r = self._room(room, create=True)
         assert r is not None

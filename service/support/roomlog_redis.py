@@ -26,6 +26,8 @@ from service.backends.errors import redis_errors
 from service.backends.keys import (
     SUPPORT_ROOM_HEAD,
     SUPPORT_ROOM_MAXLEN,
+    SUPPORT_ROOM_NEWS,
+    SUPPORT_ROOM_NEWS_MAXLEN,
     SUPPORT_ROOM_RETENTION,
     SUPPORT_ROOM_STREAM,
 )
@@ -81,12 +83,19 @@ class RedisRoomLog:
         self._maxlen = maxlen
         self._retention_ms = max(1, round(retention * 1000))
         self._append = LuaScript(backends.redis, "support_room_append")
+        self._send = LuaScript(backends.redis, "support_room_send")
         self._since = LuaScript(backends.redis, "support_room_since")
         self._reader: Any = dedicated_client(backends.redis)
         timeout = self._reader.connection_pool.connection_kwargs.get("socket_timeout")
         # A blocked read must answer well within the socket timeout, or it would be cut off
         # as a dead connection.
         self._max_block: float | None = None if timeout is None else timeout / 2
+        self._news = self._key(SUPPORT_ROOM_NEWS)
+        #: The last news entry read; None until the first read (and after an error), when
+        #: every room is read in full once, since news before the cursor are not looked at.
+        self._news_cursor: str | None = None
+        #: Per room, the offset up to which it was read (the news cover what comes after).
+        self._through: dict[str, int] = {}
 
     def _stream(self, room: str) -> str:
         return self._key(SUPPORT_ROOM_STREAM, room)
@@ -96,10 +105,34 @@ class RedisRoomLog:
 
     async def append(self, room: str, payload: bytes) -> tuple[str, int]:
         epoch, offset = await self._append(
-            keys=[self._stream(room), self._head(room)],
-            args=[payload, secrets.token_hex(8), self._maxlen, self._retention_ms],
+            keys=[self._stream(room), self._head(room), self._news],
+            args=[
+                payload,
+                secrets.token_hex(8),
+                self._maxlen,
+                self._retention_ms,
+                room,
+                SUPPORT_ROOM_NEWS_MAXLEN,
+            ],
         )
         return epoch.decode(), int(offset)
+
+    async def append_once(
+        self, room: str, payload: bytes, *, marker: str, marker_ttl: float
+    ) -> tuple[str, int, bool]:
+        epoch, offset, duplicate = await self._send(
+            keys=[self._stream(room), self._head(room), self._key(marker), self._news],
+            args=[
+                payload,
+                secrets.token_hex(8),
+                self._maxlen,
+                self._retention_ms,
+                max(1, round(marker_ttl * 1000)),
+                room,
+                SUPPORT_ROOM_NEWS_MAXLEN,
+            ],
+        )
+        return epoch.decode(), int(offset), bool(duplicate)
 
     async def _replay(self, room: str, epoch: str, offset: int, limit: int) -> list[Any]:
         reply: list[Any] = await self._since(
@@ -126,6 +159,9 @@ class RedisRoomLog:
     async def read_many(
         self, positions: Mapping[str, int], *, block: float | None, count: int = 500
     ) -> list[RoomEntry]:
+        """Rooms are read only when the news stream says they moved past the position asked
+        (one blocking read of the news, however many rooms); a room new to the reader, or
+        every room after an error, is read in full once."""
         if block is not None and block > 0 and self._max_block is not None:
             block = min(block, self._max_block)
         if not positions:
@@ -134,14 +170,75 @@ class RedisRoomLog:
             return []
         if any(offset < 0 for offset in positions.values()):
             raise ValueError("offsets must be >= 0")
+        try:
+            return await self._read_news(positions, block, count)
+        except BaseException:
+            self._news_cursor = None
+            raise
+
+    async def _read_news(
+        self, positions: Mapping[str, int], block: float | None, count: int
+    ) -> list[RoomEntry]:
+        if self._news_cursor is None:
+            with redis_errors("XREVRANGE"):
+                newest: Any = await self._reader.xrevrange(self._news, count=1)
+            self._news_cursor = newest[0][0].decode() if newest else "0-0"
+            self._through = {}
+        for room in [room for room in self._through if room not in positions]:
+            del self._through[room]
+        # New rooms, and rooms asked again from before what was read, are read in full.
+        fresh = {
+            room: at
+            for room, at in positions.items()
+            if room not in self._through or at < self._through[room]
+        }
+        if fresh:
+            entries = await self._read_rooms(fresh, count)
+            self._note_read(fresh, entries, count)
+            if entries:
+                return entries
+        # BLOCK 0 would wait forever: no block (or none left) reads without waiting.
+        block_ms = None if block is None or block <= 0 else max(1, round(block * 1000))
+        with redis_errors("XREAD"):
+            result: Any = await self._reader.xread(
+                {self._news: self._news_cursor}, count=10_000, block=block_ms
+            )
+        behind: dict[str, int] = {}
+        for _key, items in result or ():
+            for ident, fields in items:
+                self._news_cursor = ident.decode()
+                room = fields[b"r"].decode()
+                at = positions.get(room)
+                if at is not None and int(fields[b"o"]) > at:
+                    behind[room] = at
+        if not behind:
+            return []
+        entries = await self._read_rooms(behind, count)
+        self._note_read(behind, entries, count)
+        return entries
+
+    def _note_read(
+        self, positions: Mapping[str, int], entries: list[RoomEntry], count: int
+    ) -> None:
+        """Remember how far each room was read; a room that filled its ``count`` may hold more
+        than the news will announce again, so it is read in full on the next call."""
+        per_room: dict[str, int] = {}
+        for room, at in positions.items():
+            self._through[room] = max(at, self._through.get(room, 0))
+        for entry in entries:
+            per_room[entry.room] = per_room.get(entry.room, 0) + 1
+            self._through[entry.room] = max(entry.offset, self._through[entry.room])
+        for room, n in per_room.items():
+            if n >= count:
+                del self._through[room]
+
+    async def _read_rooms(self, positions: Mapping[str, int], count: int) -> list[RoomEntry]:
         rooms = {self._stream(room): room for room in positions}
         streams = {
             self._stream(room): f"{min(offset, MAX_OFFSET)}-0" for room, offset in positions.items()
         }
-        # BLOCK 0 would wait forever: no block (or none left) reads without waiting.
-        block_ms = None if block is None or block <= 0 else max(1, round(block * 1000))
         with redis_errors("XREAD"):
-            result: Any = await self._reader.xread(streams, count=count, block=block_ms)
+            result: Any = await self._reader.xread(streams, count=count)
         entries: list[RoomEntry] = []
         for key, items in result or ():
             room = rooms[key.decode()]
