@@ -43,6 +43,9 @@ class Connection:
     told_position: int | None = None
     #: Waiting for a room (joined the queue): a sweep checks for an assignment it missed.
     wants_room: bool = False
+    #: The last presence frame and desk view sent, so unchanged ones are not sent again.
+    last_presence: bytes | None = None
+    desk_signature: tuple[Any, ...] | None = None
     closing: str | None = None
     _outbox: asyncio.Queue[bytes | None] = field(init=False)
     _writer: asyncio.Task[None] | None = field(default=None, init=False)

@@ -48,6 +48,7 @@ from service.support.waitqueue import Assigned, Full, Waiting, WaitQueue
 log = get_logger("kervan.support.desk")
 
 Notifier = Callable[[Person, int], Any]
+PRESENCE_COALESCE_SECONDS = 0.05
 
 
 class SupportUnavailable(Exception):
@@ -83,6 +84,7 @@ class SupportDesk:
         self._tasks: list[asyncio.Task[None]] = []
         self._queue_version = -1
         self._refresh_pending = False
+        self._presence_pending = False
         self._presence_cache: dict[str, dict[str, Any]] = {}
         self._customers: dict[str, history.Customer] = {}
         self.listening = asyncio.Event()
@@ -147,7 +149,7 @@ class SupportDesk:
             self._tell_closed(event["room"], event["reason"], event["members"])
             self._schedule_refresh()
         elif kind == "presence":
-            await self._tell_presence()
+            self._schedule_presence()
         elif kind == "typing":
             payload = frame(
                 "typing", room=event["room"], sender=event["sender"], active=event["active"]
@@ -173,11 +175,13 @@ class SupportDesk:
             if first:
                 await self.set_presence(conn.person, "online")
             await self._admin_take_room(conn)
-            conn.send(await self._presence_frame(conn.person))
+            conn.last_presence = await self._presence_frame(conn.person)
+            conn.send(conn.last_presence)
             await self._send_desk_state([conn])
         else:
             await self._customer_take_room(conn)
-            conn.send(await self._presence_frame(conn.person))
+            conn.last_presence = await self._presence_frame(conn.person)
+            conn.send(conn.last_presence)
 
     async def detach(self, conn: Connection) -> None:
         connections = self.local.get(conn.person.id)
@@ -753,6 +757,23 @@ class SupportDesk:
             online=len(statuses),
         )
 
+    def _schedule_presence(self) -> None:
+        """Presence notices come in bursts (admins logging in, chats handed over): one view
+        for all of a burst, a moment later."""
+        if self._presence_pending:
+            return
+        self._presence_pending = True
+
+        async def tell() -> None:
+            await asyncio.sleep(PRESENCE_COALESCE_SECONDS)
+            self._presence_pending = False
+            try:
+                await self._tell_presence()
+            except StateBackendError as exc:
+                log.warning("support presence not told: %s", exc)
+
+        asyncio.get_running_loop().create_task(tell())
+
     async def _tell_presence(self) -> None:
         if not self.local:
             return
@@ -763,11 +784,12 @@ class SupportDesk:
         admins: list[Connection] = []
         for connections in self.local.values():
             for conn in connections:
+                shown = for_admins if conn.person.role == "admin" else for_customers
                 if conn.person.role == "admin":
-                    conn.send(for_admins)
                     admins.append(conn)
-                else:
-                    conn.send(for_customers)
+                if shown != conn.last_presence:
+                    conn.last_presence = shown
+                    conn.send(shown)
         await self._send_desk_state(admins)
 
     async def _send_desk_state(self, admins: list[Connection]) -> None:
@@ -787,14 +809,23 @@ class SupportDesk:
         serving_since = {
             a.admin: (a.customer, a.assigned_at) for a in await self.queue.assignments()
         }
+        local = {conn.person.id for conn in admins}
+        served = [c for admin, (c, _) in serving_since.items() if admin in local]
+        served_names = await self.people.names(served)
+        waiting_ids = tuple(w.customer for w in waiting)
         for conn in admins:
             serving = None
             found = serving_since.get(conn.person.id)
+            # Sent when what the admin sees changed (times are counted on from the last view).
+            signature = (found[0] if found else None, waiting_ids)
+            if signature == conn.desk_signature:
+                continue
+            conn.desk_signature = signature
             if found is not None:
                 customer, since = found
                 serving = {
                     "customer": customer,
-                    "name": (await self.people.names([customer]))[customer],
+                    "name": served_names[customer],
                     "room": customer,
                     "talk_seconds": round(max(now - since, 0.0), 1),
                 }
