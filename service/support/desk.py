@@ -579,7 +579,7 @@ class SupportDesk:
         )
         SUPPORT.messages.labels(person.role).inc()
         # Written behind the stream; the writer retries until the database takes it.
-        self.history.add(
+        await self.history.add(
             history.ChatRecord(
                 customer=await self._customer_of(room, person),
                 sender=person.id,

@@ -27,7 +27,9 @@ from service.whatsapp.store import ensure_open_convos
 log = get_logger("kervan.support.history")
 
 CHANNEL = "web"
-BATCH = 200
+BATCH = 500
+#: Messages accepted but not yet written; past it, senders wait (their acks come later).
+PENDING_LIMIT = 20_000
 
 
 @dataclass(frozen=True)
@@ -153,13 +155,15 @@ class HistoryWriter:
 
     def __init__(self, db: Database, *, retry_seconds: float = 1.0) -> None:
         self._db = db
-        self._queue: asyncio.Queue[ChatRecord] = asyncio.Queue()
+        self._queue: asyncio.Queue[ChatRecord] = asyncio.Queue(PENDING_LIMIT)
         self._task: asyncio.Task[None] | None = None
         self._retry = retry_seconds
         self.written = 0
 
-    def add(self, record: ChatRecord) -> None:
-        self._queue.put_nowait(record)
+    async def add(self, record: ChatRecord) -> None:
+        """Queue a message for the database; waits while the writer is ``PENDING_LIMIT``
+        behind, so a flood slows its senders instead of growing without bound."""
+        await self._queue.put(record)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="support-history")
