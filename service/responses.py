@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import orjson
 from starlette.responses import Response
@@ -43,3 +43,43 @@ def etag_matches(header: str | None, etag: str) -> bool:
     if header.strip() == "*":
         return True
     return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
+
+
+class CookieAttributes(Protocol):
+    """What a feature states about a cookie it issues (the routes only apply it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def max_age(self) -> int: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def secure(self) -> bool: ...
+    @property
+    def httponly(self) -> bool: ...
+    @property
+    def samesite(self) -> Literal["lax", "strict", "none"]: ...
+
+
+def set_cookie(response: Response, cookie: CookieAttributes, value: str) -> None:
+    response.set_cookie(
+        cookie.name,
+        value,
+        max_age=cookie.max_age,
+        path=cookie.path,
+        secure=cookie.secure,
+        httponly=cookie.httponly,
+        samesite=cookie.samesite,
+    )
+
+
+def clear_cookie(response: Response, cookie: CookieAttributes) -> None:
+    # The same attributes as when set: browsers refuse a __Host- cookie without Secure.
+    response.delete_cookie(
+        cookie.name,
+        path=cookie.path,
+        secure=cookie.secure,
+        httponly=cookie.httponly,
+        samesite=cookie.samesite,
+    )

@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from core.i18n import Locale
 from service.admins.accounts import NAME_PATTERN
-from service.admins.facility import AdminAuth, SessionCookie
+from service.admins.facility import AdminAuth
 from service.admins.otp import CODE_PATTERN
 from service.admins.sessions import SESSION_ID_PATTERN, Session
 from service.auth import AdminPrincipal, client_info, session_token
@@ -28,7 +28,7 @@ from service.clientip import client_ip
 from service.db.types import from_timestamp
 from service.endpoint import admin_principal, api
 from service.errors import ApiError
-from service.responses import json_response
+from service.responses import clear_cookie, json_response, set_cookie
 from service.runtime import get_runtime
 from service.validation import parse_body, parse_path, read_body
 
@@ -127,17 +127,6 @@ def _session_out(auth: AdminAuth, session: Session, current: str | None) -> dict
     }
 
 
-def _clear_cookie(response: Response, cookie: SessionCookie) -> None:
-    # The same attributes as when set: browsers refuse a __Host- cookie without Secure.
-    response.delete_cookie(
-        cookie.name,
-        path=cookie.path,
-        secure=cookie.secure,
-        httponly=cookie.httponly,
-        samesite=cookie.samesite,
-    )
-
-
 @api(
     "Send a one-time login code to an admin's Telegram chat",
     body=OtpRequestIn,
@@ -192,16 +181,7 @@ async def verify_code(request: Request) -> Response:
         "session": _session_out(auth, login.session, login.session.id),
     }
     response = json_response(answer, headers=NO_STORE)
-    cookie = auth.cookie
-    response.set_cookie(
-        cookie.name,
-        login.token,
-        max_age=cookie.max_age,
-        path=cookie.path,
-        secure=cookie.secure,
-        httponly=cookie.httponly,
-        samesite=cookie.samesite,
-    )
+    set_cookie(response, auth.cookie, login.token)
     return response
 
 
@@ -221,7 +201,7 @@ async def list_sessions(request: Request) -> Response:
 
 def _ended_current(response: Response, auth: AdminAuth, principal: AdminPrincipal) -> None:
     if principal.session_id is not None:
-        _clear_cookie(response, auth.cookie)
+        clear_cookie(response, auth.cookie)
 
 
 @api(
@@ -269,7 +249,7 @@ async def logout(request: Request) -> Response:
     auth = _auth(request)
     revoked = await auth.logout(session_token(request))
     response = json_response({"revoked": revoked}, headers=NO_STORE)
-    _clear_cookie(response, auth.cookie)
+    clear_cookie(response, auth.cookie)
     return response
 
 

@@ -28,7 +28,7 @@ from service.consent.schemas import (
 )
 from service.consent.subject_access import authorize_subject
 from service.endpoint import admin_principal, api
-from service.responses import json_response
+from service.responses import json_response, set_cookie
 from service.runtime import get_runtime
 from service.validation import parse_body, parse_query
 
@@ -83,16 +83,7 @@ async def get_consent(request: Request) -> Response:
 async def mint_subject(request: Request) -> Response:
     minted = _consent(request).mint()
     response = _answer(minted.body, status=201)
-    cookie = minted.cookie
-    response.set_cookie(
-        cookie.name,
-        cookie.value,
-        max_age=cookie.max_age,
-        path=cookie.path,
-        secure=cookie.secure,
-        httponly=cookie.httponly,
-        samesite=cookie.samesite,
-    )
+    set_cookie(response, minted.cookie, minted.cookie.value)
     return response
 
 
