@@ -24,7 +24,7 @@ log = get_logger("kervan.support")
 
 
 async def asyncapi_json(request: Request) -> Response:
-    return json_response(asyncapi_document())
+    return json_response(asyncapi_document(get_runtime(request).settings))
 
 
 async def authenticate_admin(websocket: WebSocket, token: str | None) -> AdminIdentity | None:

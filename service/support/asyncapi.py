@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from service.support.protocol import CLIENT_MESSAGES, SERVER_MESSAGES
+from service.support.settings import SupportSettings
 from service.version import VERSION
 
 REF = "#/components/schemas/{model}"
@@ -103,5 +104,21 @@ def _document() -> dict[str, Any]:
     }
 
 
-def asyncapi_document() -> dict[str, Any]:
-    return copy.deepcopy(_document())
+def asyncapi_document(settings: SupportSettings | None = None) -> dict[str, Any]:
+    """The document; with ``settings``, the limits this deployment enforces (names, message
+    texts, frame size) instead of the protocol's upper bounds."""
+    doc = copy.deepcopy(_document())
+    if settings is None:
+        return doc
+    schemas = doc["components"]["schemas"]
+    schemas["Hello"]["properties"]["name"]["anyOf"][0]["maxLength"] = (
+        settings.support_name_max_length
+    )
+    for model in ("ChatSend", "MessageLeave"):
+        schemas[model]["properties"]["text"]["maxLength"] = settings.support_message_max_length
+    doc["info"]["description"] += (
+        f"\nA client frame may have at most {settings.support_max_frame_bytes} bytes "
+        "(`error` code `frame_too_large`); the server pings every "
+        f"{settings.support_heartbeat_seconds:g} s.\n"
+    )
+    return doc

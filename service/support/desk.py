@@ -530,11 +530,7 @@ class SupportDesk:
         view = conn.rooms.get(room)
         if view is None:
             raise ProtocolError("not_in_room", f"you are not in room {room!r}")
-        if len(body) > self.settings.support_message_max_length:
-            raise ProtocolError(
-                "message_too_long",
-                f"a message may have at most {self.settings.support_message_max_length} characters",
-            )
+        self._check_length(body)
         at = self.clock()
         payload = orjson.dumps(
             {
@@ -590,6 +586,15 @@ class SupportDesk:
             )
         )
 
+    def _check_length(self, body: str) -> None:
+        limit = self.settings.support_message_max_length
+        if len(body) > limit:
+            raise ProtocolError(
+                "validation_failed",
+                f"a message may have at most {limit} characters",
+                [{"loc": ["text"], "msg": f"at most {limit} characters", "type": "too_long"}],
+            )
+
     async def _customer_of(self, room: str, person: Person) -> history.Customer:
         """The customer a room belongs to (its id is the room's), as the CRM contact shows it."""
         if person.id == room:
@@ -616,6 +621,7 @@ class SupportDesk:
         self, conn: Connection, body: str, *, email: str | None, phone: str | None
     ) -> None:
         person = conn.person
+        self._check_length(body)
         payload = {"email": email, "phone": phone, "source": "support"}
         convo = await history.store_message(
             self.db, await self._customer_of(person.id, person), text=body, payload=payload

@@ -12,7 +12,7 @@ import unicodedata
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 ClientId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 RoomId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,80}$")]
@@ -36,6 +36,27 @@ def clean_text(value: str, *, allow_newlines: bool) -> str:
     return value
 
 
+def _one_line(value: str) -> str:
+    cleaned = clean_text(value, allow_newlines=False)
+    if not cleaned:
+        raise ValueError("must not be blank")
+    return cleaned
+
+
+def _block(value: str) -> str:
+    cleaned = clean_text(value, allow_newlines=True)
+    if not cleaned:
+        raise ValueError("must not be blank")
+    return cleaned
+
+
+#: A display name: one line, no control or invisible formatting characters, not blank.
+NameText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_line)]
+#: A message body: newlines allowed, otherwise as ``NameText``. The settings may lower the
+#: maximum (``KERVAN_SUPPORT_MESSAGE_MAX_LENGTH``); the served document states the lower one.
+MessageText = Annotated[str, Field(min_length=1, max_length=65_536), AfterValidator(_block)]
+
+
 # --- client -> server ----------------------------------------------------------------------
 
 
@@ -49,7 +70,7 @@ class Hello(_Message):
 
     type: Literal["hello"]
     role: Literal["customer", "admin"]
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: NameText | None = None
     language: Language | None = None
     #: A customer's resume token from an earlier ``welcome``.
     resume: str | None = Field(default=None, min_length=16, max_length=128)
@@ -57,16 +78,6 @@ class Hello(_Message):
     token: str | None = Field(default=None, min_length=16, max_length=256)
     #: The last offset the client delivered in each room it was in.
     rooms: dict[RoomId, RoomPosition] = Field(default_factory=dict, max_length=16)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        cleaned = clean_text(value, allow_newlines=False)
-        if not cleaned:
-            raise ValueError("must not be blank")
-        return cleaned
 
 
 class Ping(_Message):
@@ -89,15 +100,7 @@ class ChatSend(_Message):
     type: Literal["chat:send"]
     room: RoomId
     client_id: ClientId
-    text: str = Field(min_length=1, max_length=65_536)
-
-    @field_validator("text")
-    @classmethod
-    def _text(cls, value: str) -> str:
-        cleaned = clean_text(value, allow_newlines=True)
-        if not cleaned:
-            raise ValueError("must not be blank")
-        return cleaned
+    text: MessageText
 
 
 class Typing(_Message):
@@ -122,7 +125,11 @@ class ChatEnd(_Message):
 class HistoryFetch(_Message):
     type: Literal["history:fetch"]
     room: RoomId
-    before: str | None = Field(default=None, max_length=200)
+    before: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{1,20}\.[0-9]{1,20}$",
+        description="`next_before` of an earlier `history:page`; absent: the newest page.",
+    )
     limit: int = Field(default=50, ge=1, le=200)
 
 
@@ -130,17 +137,9 @@ class MessageLeave(_Message):
     """Leave a message instead of waiting (stored as a CRM conversation, channel ``web``)."""
 
     type: Literal["message:leave"]
-    text: str = Field(min_length=1, max_length=65_536)
+    text: MessageText
     email: str | None = Field(default=None, max_length=191, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
-
-    @field_validator("text")
-    @classmethod
-    def _text(cls, value: str) -> str:
-        cleaned = clean_text(value, allow_newlines=True)
-        if not cleaned:
-            raise ValueError("must not be blank")
-        return cleaned
 
 
 class CallbackRequest(_Message):
@@ -333,7 +332,9 @@ class Resume(_Out):
     epoch: str
     last_offset: int = Field(ge=0)
     history_before: str | None = Field(
-        default=None, description="When not recovered: a cursor for `history:fetch`."
+        default=None,
+        description="When not recovered: where `history:fetch` starts (`before`); null: "
+        "fetch without `before`, the newest page of the stored history.",
     )
 
 

@@ -33,7 +33,12 @@ CLIENT_SAMPLES: dict[str, dict[str, Any]] = {
     "typing": {"type": "typing", "room": "cu_1", "active": True},
     "presence:set": {"type": "presence:set", "status": "away"},
     "chat:end": {"type": "chat:end", "room": "cu_1", "reason": "resolved"},
-    "history:fetch": {"type": "history:fetch", "room": "cu_1", "before": "12", "limit": 20},
+    "history:fetch": {
+        "type": "history:fetch",
+        "room": "cu_1",
+        "before": "1796468791211880.12",
+        "limit": 20,
+    },
     "message:leave": {"type": "message:leave", "text": "Call me", "email": "a@b.co"},
     "callback:request": {
         "type": "callback:request",
@@ -189,11 +194,21 @@ def test_every_frame_the_server_code_sends_is_in_the_document() -> None:
         frame("made:up")
 
 
-async def test_the_document_is_served_and_linked_from_the_docs(
+async def test_the_document_is_served_with_this_deployments_limits_and_linked_from_the_docs(
     make_client: Any, make_settings: Any
 ) -> None:
-    async with make_client(make_settings()) as client:
+    settings = make_settings(support_message_max_length=500, support_name_max_length=20)
+    async with make_client(settings) as client:
         response = await client.get("/asyncapi.json")
         assert response.status_code == 200
-        assert response.json()["asyncapi"] == "3.0.0"
+        doc = response.json()
+        assert doc["asyncapi"] == "3.0.0"
         assert 'href="/asyncapi.json"' in (await client.get("/docs")).text
+    chat = _validator(doc, message_key("client", "chat:send"))
+    chat.validate({"type": "chat:send", "room": "r", "client_id": "c", "text": "x" * 500})
+    with pytest.raises(jsonschema_rs.ValidationError):
+        chat.validate({"type": "chat:send", "room": "r", "client_id": "c", "text": "x" * 501})
+    hello = _validator(doc, message_key("client", "hello"))
+    with pytest.raises(jsonschema_rs.ValidationError):
+        hello.validate({"type": "hello", "role": "customer", "name": "x" * 21})
+    assert str(settings.support_max_frame_bytes) in doc["info"]["description"]

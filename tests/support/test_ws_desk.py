@@ -42,6 +42,12 @@ async def test_bad_frames_get_error_frames_and_the_connection_stays(serve_desk: 
         assert (await client.expect("error"))["code"] == "forbidden"
         await client.send("x" * 20_000)
         assert (await client.expect("error"))["code"] == "frame_too_large"
+        await client.send({"type": "history:fetch", "room": "cu_x", "before": "12"})
+        error = await client.expect("error")
+        assert error["code"] == "validation_failed" and error["details"][0]["loc"] == ["before"]
+        await client.send({"type": "message:leave", "text": "x" * 4001})
+        error = await client.expect("error")
+        assert error["code"] == "validation_failed" and error["details"][0]["loc"] == ["text"]
         await client.send({"type": "ping"})
         await client.expect("pong")
 
@@ -196,9 +202,21 @@ async def test_a_reconnecting_client_gets_exactly_what_it_missed(serve_desk: Ser
                 assert reset["recovered"] is False and reset["epoch"] == epoch
                 assert reset["last_offset"] == 4
                 await stale.absent("chat:message")
+                # The database is written behind the stream: wait for it.
+                await desk.runtime.facility(SupportDesk).history.flush()
                 await stale.send({"type": "history:fetch", "room": room})
                 page = await stale.expect("history:page", timeout=15)
                 assert [m["text"] for m in page["messages"]] == ["1", "2", "3", "4"]
+                assert page["next_before"] is None
+                await stale.send({"type": "history:fetch", "room": room, "limit": 3})
+                newest = await stale.expect("history:page")
+                assert [m["text"] for m in newest["messages"]] == ["2", "3", "4"]
+                await stale.send(
+                    {"type": "history:fetch", "room": room, "before": newest["next_before"]}
+                )
+                older = await stale.expect("history:page")
+                assert [m["text"] for m in older["messages"]] == ["1"]
+                assert older["next_before"] is None
 
 
 async def test_the_waiting_list_has_a_capacity_and_refuses_in_the_customers_language(
