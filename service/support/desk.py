@@ -51,10 +51,6 @@ Notifier = Callable[[Person, int], Any]
 PRESENCE_COALESCE_SECONDS = 0.05
 
 
-class SupportUnavailable(Exception):
-    """The state backend cannot be reached; the client is told, in its language."""
-
-
 class SupportDesk:
     def __init__(
         self,
@@ -210,27 +206,39 @@ class SupportDesk:
     def _locale(self, person: Person) -> Locale:
         return resolve_locale(person.language)
 
-    async def eta(self, position: int) -> Eta:
+    async def estimator(self) -> Callable[[int], Eta]:
+        """The ETA of any position, from one read of the handle times and of who is serving
+        (a refresh tells many customers their position from the same reads)."""
         stats = await self.queue.handle_stats()
         now = self.clock()
         # Every process's admins: each busy one is expected free after its remaining time.
         talked = [now - a.assigned_at for a in await self.queue.assignments()]
-        return estimate(
-            position,
-            stats.ewma if stats else None,
-            default_handle=self.settings.support_default_handle_seconds,
-            free_soon=talked,
-            spread=stats.spread if stats else None,
-        )
 
-    async def _eta_fields(self, position: int) -> dict[str, Any]:
-        eta = await self.eta(position)
+        def eta(position: int) -> Eta:
+            return estimate(
+                position,
+                stats.ewma if stats else None,
+                default_handle=self.settings.support_default_handle_seconds,
+                free_soon=talked,
+                spread=stats.spread if stats else None,
+            )
+
+        return eta
+
+    async def eta(self, position: int) -> Eta:
+        return (await self.estimator())(position)
+
+    @staticmethod
+    def eta_fields(position: int, eta: Eta) -> dict[str, Any]:
         return {
             "position": position,
             "eta_seconds": round(eta.seconds, 1),
             "eta_low": round(eta.low, 1),
             "eta_high": round(eta.high, 1),
         }
+
+    async def _eta_fields(self, position: int) -> dict[str, Any]:
+        return self.eta_fields(position, await self.eta(position))
 
     async def join(self, conn: Connection) -> None:
         person = conn.person
@@ -701,16 +709,23 @@ class SupportDesk:
         raw = await self.backends.hashes.get(SUPPORT_PRESENCE, admin)
         return orjson.loads(raw) if raw else None
 
+    async def _presence_records(self) -> tuple[dict[str, str], list[str]]:
+        """Admin id -> status for admins beaten lately, and the admins not beaten for
+        ``SUPPORT_PRESENCE_STALE`` sweeps (their process went, or a beat raced a logout)."""
+        horizon = self.clock() - (self.settings.support_sweep_seconds * SUPPORT_PRESENCE_STALE + 1)
+        fresh: dict[str, str] = {}
+        stale: list[str] = []
+        for admin, value in (await self.backends.hashes.get_all(SUPPORT_PRESENCE)).items():
+            record = orjson.loads(value)
+            if record["seen"] >= horizon:
+                fresh[admin] = record["status"]
+            else:
+                stale.append(admin)
+        return fresh, stale
+
     async def presence(self) -> dict[str, str]:
         """Admin id -> effective status (``busy`` while serving), stale entries left out."""
-        stale = self.settings.support_sweep_seconds * SUPPORT_PRESENCE_STALE + 1
-        now = self.clock()
-        raw = await self.backends.hashes.get_all(SUPPORT_PRESENCE)
-        found: dict[str, str] = {}
-        for admin, value in raw.items():
-            record = orjson.loads(value)
-            if now - record["seen"] <= stale:
-                found[admin] = record["status"]
+        found, _stale = await self._presence_records()
         if found:
             serving = {a.admin for a in await self.queue.assignments()}
             for admin in serving & found.keys():
@@ -735,17 +750,9 @@ class SupportDesk:
         except StateBackendError as exc:
             log.warning("support admins not re-offered yet: %s", exc)
 
-    async def _drop_stale_presence(self) -> None:
-        """Admins not beaten for a while (their process went, or a beat raced a logout) are
-        removed, and everyone is told."""
-        stale = self.settings.support_sweep_seconds * SUPPORT_PRESENCE_STALE + 1
-        now = self.clock()
-        raw = await self.backends.hashes.get_all(SUPPORT_PRESENCE)
-        gone = [
-            admin
-            for admin, value in raw.items()
-            if now - orjson.loads(value)["seen"] > stale and admin not in self.local
-        ]
+    async def _drop_stale_presence(self, stale: list[str]) -> None:
+        """Stale admins (not served by this process) are removed, and everyone is told."""
+        gone = [admin for admin in stale if admin not in self.local]
         if gone:
             await self.backends.hashes.delete(SUPPORT_PRESENCE, *gone)
             await self.publish({"e": "presence"})
@@ -856,6 +863,7 @@ class SupportDesk:
         self._queue_version = version
         positions = {w.customer: index for index, w in enumerate(waiting, start=1)}
         admins: list[Connection] = []
+        eta: Callable[[int], Eta] | None = None
         for person_id, connections in list(self.local.items()):
             for conn in list(connections):
                 if conn.person.role == "admin":
@@ -870,7 +878,8 @@ class SupportDesk:
                 position = positions.get(person_id)
                 if position is not None and position != conn.told_position:
                     conn.told_position = position
-                    conn.send(frame("queue:position", **(await self._eta_fields(position))))
+                    eta = eta or await self.estimator()
+                    conn.send(frame("queue:position", **self.eta_fields(position, eta(position))))
                 elif (
                     position is None
                     and conn.told_position is not None
@@ -909,12 +918,12 @@ class SupportDesk:
         # first: an admin logging in meanwhile writes its presence before joining the set, so
         # it is either not in this free list or already in the statuses read after it.
         free = await self.queue.free_admins()
-        statuses = await self.presence()
+        statuses, stale = await self._presence_records()
         for admin in free:
             if admin not in statuses:
                 await self.queue.admin_away(admin)
         await self._reassert_admins(free)
-        await self._drop_stale_presence()
+        await self._drop_stale_presence(stale)
         if await self.queue.version() != self._queue_version:
             self._schedule_refresh()
         SUPPORT.waiting.set(len(await self.queue.waiting()))
