@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from core.errors import StateBackendError
+from core.errors import BackendUnavailable, StateBackendError
 from core.i18n import resolve_locale
 from core.support.texts import text
 from service.logging import get_logger
@@ -274,7 +274,8 @@ class SupportSession:
             except ProtocolError as exc:
                 SUPPORT.frames_refused.labels(exc.code).inc()
                 conn.send(error_frame(exc.code, exc.message, exc.details))
-            except StateBackendError:
+            except BackendUnavailable:
+                # The state backend or the database: the client is told, the socket stays.
                 SUPPORT.frames_refused.labels("support_unavailable").inc()
                 conn.send(
                     error_frame(

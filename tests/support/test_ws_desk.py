@@ -430,3 +430,21 @@ async def test_a_call_back_needs_granted_whatsapp_consent(serve_desk: Serve) -> 
                 )
             ).one()
         assert row.kind == "callback_request" and row.payload["phone"] == "+905551112233"
+
+
+async def test_a_database_failure_is_told_and_the_connection_stays(
+    serve_desk: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.errors import StorageError
+    from service.support import history
+
+    async def down(*_args: Any, **_kwargs: Any) -> int:
+        raise StorageError("database unavailable")
+
+    monkeypatch.setattr(history, "store_message", down)
+    async with serve_desk() as desk, desk.customer("Ayşe", language="de") as customer:
+        await customer.send({"type": "message:leave", "text": "Hallo"})
+        error = await customer.expect("error")
+        assert error["code"] == "support_unavailable" and "vorübergehend" in error["message"]
+        await customer.send({"type": "ping"})
+        await customer.expect("pong")
