@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.db import Database
@@ -22,7 +22,7 @@ from service.db.tables.crm import crm_contacts, crm_convos, crm_messages
 from service.db.types import utcnow
 from service.db.upsert import upsert_stmt
 from service.logging import get_logger
-from service.whatsapp.store import ensure_open_convos
+from service.whatsapp.store import ensure_open_convos, existing_provider_ids
 
 log = get_logger("kervan.support.history")
 
@@ -117,6 +117,19 @@ async def store_message(
 async def write_batch(db: Database, records: list[ChatRecord]) -> None:
     now = utcnow()
     async with db.begin() as conn:
+        # A retried batch (its commit's answer lost) or a record given twice stores nothing
+        # again and counts nothing again.
+        stored = await existing_provider_ids(
+            conn, [provider_id(r.sender, r.client_id) for r in records]
+        )
+        fresh: dict[str, ChatRecord] = {}
+        for r in records:
+            key = provider_id(r.sender, r.client_id)
+            if key not in stored:
+                fresh.setdefault(key, r)
+        records = list(fresh.values())
+        if not records:
+            return
         contacts = await ensure_contacts(conn, db.dialect, [r.customer for r in records], now)
         convos = await ensure_open_convos(conn, db.dialect, set(contacts.values()), CHANNEL, now)
         convo_of = {customer: convos[contact] for customer, contact in contacts.items()}
@@ -142,12 +155,15 @@ async def write_batch(db: Database, records: list[ChatRecord]) -> None:
             if r.role == "customer":
                 convo = convo_of[r.customer.id]
                 inbound[convo] = inbound.get(convo, 0) + 1
-        for convo in sorted(set(convo_of.values())):
-            values: dict[str, Any] = {"last_activity_at": now}
-            if convo in inbound:
-                values["unread"] = crm_convos.c.unread + inbound[convo]
-                values["last_inbound_at"] = now
-            await conn.execute(crm_convos.update().where(crm_convos.c.id == convo).values(**values))
+        # Every conversation of the batch in one statement (a batch spans hundreds of chats).
+        touched = sorted(set(convo_of.values()))
+        values: dict[str, Any] = {"last_activity_at": now}
+        if inbound:
+            values["unread"] = crm_convos.c.unread + case(inbound, value=crm_convos.c.id, else_=0)
+            values["last_inbound_at"] = case(
+                (crm_convos.c.id.in_(list(inbound)), now), else_=crm_convos.c.last_inbound_at
+            )
+        await conn.execute(crm_convos.update().where(crm_convos.c.id.in_(touched)).values(**values))
 
 
 class HistoryWriter:
