@@ -72,6 +72,15 @@ SUPPORT_ROOM_RETENTION = 7 * 86_400.0  # a room idle this long is forgotten (ref
 SUPPORT_ROOM_NEWS = "sup:roomnews"  # stream: one entry per append {r: room, o: offset}, so a hub
 SUPPORT_ROOM_NEWS_MAXLEN = 100_000  # reads only rooms with news instead of every room it serves
 
+# --- call signaling ---
+# Every key of one call carries its room as a hash tag ({rtc:<room>}), so the scripts that touch
+# a call's keys together stay in one slot on Redis Cluster. The two indexes are separate keys,
+# updated by separate commands (never inside a script with the call's keys).
+RTC_TAG = "rtc"  # "{rtc:<room>}" tags: call:<call> (hash), out:<call>:<person> (hash), current
+RTC_CHANNEL = "rtc:news"  # pub/sub: {"r": room, "c": call, "to": person} when a peer has news
+RTC_RINGING = "rtc:ringing"  # zset: "<room>|<call>" -> ring deadline (unix seconds)
+RTC_ACTIVE = "rtc:active"  # zset: "<room>|<call>" -> start (unix seconds), calls not ended
+
 # --- admins ---
 # Shared by every kind of principal ("admin" now, site members later): "<prefix>:<kind>:...".
 AUTH_OTP = "auth:otp"  # string per kind and name: salt, HMAC of the code, expiry; TTL = the code's
