@@ -1,0 +1,1 @@
+"""WebRTC calls: ICE servers with TURN credentials, and the signaling relay."""
