@@ -44,6 +44,7 @@ EXTENSIONS = [
     kernel("_gcra"),
     kernel("_limiter"),
     kernel("_blurhash"),
+    kernel("_sigwindow"),
 ]
 
 setup(

@@ -26,10 +26,12 @@ from service.consent.settings import ConsentSettings
 from service.images.settings import ImagesSettings
 from service.queue.settings import QueueSettings
 from service.ratelimit.settings import RateLimitSettings
+from service.rtc.settings import RtcSettings
 from service.settings_types import CommaList, IpNetwork, Network
 from service.speculation.settings import SpeculationSettings
 from service.support.settings import SupportSettings
 from service.telegram.settings import TelegramSettings
+from service.tracking.settings import TrackingSettings
 from service.whatsapp.settings import WhatsAppSettings
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "Network",
     "QueueSettings",
     "RateLimitSettings",
+    "RtcSettings",
     "Settings",
     "SettingsError",
     "SpeculationSettings",
@@ -194,6 +197,8 @@ class FoundationSettings(BaseModel):
 # pydantic orders the fields (and runs the model validators) from the last base to the first,
 # so the parts are listed in reverse: the foundation's fields come first, support's last.
 class Settings(
+    TrackingSettings,
+    RtcSettings,
     SupportSettings,
     AdminSettings,
     ImagesSettings,

@@ -27,6 +27,7 @@ from service.db import Database
 from service.db.metadata import metadata
 from service.db.migrate import migrate
 from service.settings import Settings
+from service.tracking.scope import ALL_SITES, install_scope_guard
 from tests.services import (
     ServiceDown,
     ServiceState,
@@ -45,6 +46,8 @@ hypothesis_settings.register_profile("explore", derandomize=False)
 hypothesis_settings.load_profile("kervan")
 
 RUN_ID = uuid.uuid4().hex[:10]
+# Every statement of every test on a site's tracking rows must name the site.
+install_scope_guard()
 _counter = iter(range(1_000_000))
 
 
@@ -146,6 +149,7 @@ def mariadb_url(mariadb_server: ServiceState) -> str:
 
 async def _clear_tables(db: Database) -> None:
     async with db.begin() as conn:
+        await conn.execution_options(**ALL_SITES)
         for table in reversed(metadata.sorted_tables):
             await conn.execute(delete(table))
 

@@ -18,4 +18,5 @@ ROUTE_MODULES: list[str] = [
     "service.routes.crm",
     "service.routes.admin_auth",
     "service.routes.support",
+    "service.routes.rtc",
 ]

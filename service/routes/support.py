@@ -12,6 +12,7 @@ from starlette.websockets import WebSocket
 from service.auth import admin_from_connection
 from service.logging import get_logger
 from service.responses import json_response
+from service.rtc.relay import SignalRelay
 from service.runtime import get_runtime
 from service.support.asyncapi import asyncapi_document
 from service.support.desk import SupportDesk
@@ -60,9 +61,12 @@ async def support_socket(websocket: WebSocket) -> None:
             )
             await websocket.close(CLOSE_POLICY, "origin not allowed")
         return
-    desk = get_runtime(websocket).facility(SupportDesk)
+    runtime = get_runtime(websocket)
+    desk = runtime.facility(SupportDesk)
     try:
-        await SupportSession(desk, websocket, authenticate_admin).run()
+        await SupportSession(
+            desk, websocket, authenticate_admin, runtime.facility(SignalRelay)
+        ).run()
     except Exception:
         # A bug, not the client's fault: say so before closing rather than drop the socket.
         log.exception("support connection failed")

@@ -84,6 +84,8 @@ class SupportDesk:
         self._presence_cache: dict[str, dict[str, Any]] = {}
         self._customers: dict[str, history.Customer] = {}
         self.listening = asyncio.Event()
+        #: Called with each room closed (on every process that hears of it).
+        self.room_closed_hooks: list[Callable[[str], None]] = []
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -491,6 +493,11 @@ class SupportDesk:
             )
             await self.join_room(conn, room, peer_id=peer, after=replay.last_offset, announce=False)
 
+    async def peer_of(self, conn: Connection, room: str) -> str | None:
+        """The other member of ``room`` if ``conn``'s person is in it now ("" for a customer
+        whose room has no admin), else None."""
+        return await self._peer_of(conn, room)
+
     async def _peer_of(self, conn: Connection, room: str) -> str | None:
         if conn.person.role == "customer":
             if room != conn.person.id:
@@ -509,6 +516,8 @@ class SupportDesk:
                 await self.join_room(conn, customer, peer_id=customer, after=None)
 
     def _tell_closed(self, room: str, reason: str, members: list[str]) -> None:
+        for hook in self.room_closed_hooks:
+            hook(room)
         for member in members:
             for conn in self.local.get(member, ()):
                 view = conn.rooms.pop(room, None)

@@ -1,9 +1,12 @@
-"""The live-support feature's setup: the waiting queue, room logs, the hub and the desk."""
+"""The live-support feature's setup: the waiting queue, room logs, the hub, the desk and the
+call signaling relay (calls are made over the same socket)."""
 
 from __future__ import annotations
 
 from core.consent.gate import has_consent
 from service.consent import store as consent_store
+from service.rtc.relay import SignalRelay
+from service.rtc.stores import create_signal_store
 from service.runtime import Runtime
 from service.support.desk import SupportDesk
 from service.support.hub import RoomHub
@@ -54,6 +57,16 @@ async def setup(runtime: Runtime) -> None:
     runtime.add_component(_RoomLogCloser(rooms))
     runtime.add_component(hub)
     runtime.add_component(desk)
+    relay = SignalRelay(
+        settings,
+        runtime.backends,
+        create_signal_store(runtime.backends),
+        desk,
+        clock=runtime.clock.now,
+    )
+    runtime.provide(SignalRelay, relay)
+    runtime.add_component(relay)
+    runtime.add_readiness_info("calls", relay.readiness)
 
 
 class _RoomLogCloser:

@@ -14,6 +14,16 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
+from service.support.protocol_rtc import (
+    RTC_ADMIN_ONLY,
+    RTC_CLIENT_MESSAGES,
+    RTC_SERVER_MESSAGES,
+    CallId,
+    CallPosition,
+    RtcAck,
+    SignalMessage,
+)
+
 ClientId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 RoomId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,80}$")]
 Language = Literal["tr", "de", "en"]
@@ -78,6 +88,8 @@ class Hello(_Message):
     token: str | None = Field(default=None, min_length=16, max_length=256)
     #: The last offset the client delivered in each room it was in.
     rooms: dict[RoomId, RoomPosition] = Field(default_factory=dict, max_length=16)
+    #: The calls the client was in and the last ``seq`` it delivered in each (a resume).
+    calls: dict[CallId, CallPosition] = Field(default_factory=dict, max_length=4)
 
 
 class Ping(_Message):
@@ -150,24 +162,29 @@ class CallbackRequest(_Message):
     consent_subject: str | None = Field(default=None, max_length=200)
 
 
-CLIENT_MESSAGES: dict[str, type[_Message]] = {
-    model.model_fields["type"].annotation.__args__[0]: model  # type: ignore[union-attr]
-    for model in (
-        Hello,
-        Ping,
-        Pong,
-        QueueJoin,
-        QueueLeave,
-        ChatSend,
-        Typing,
-        PresenceSet,
-        ChatEnd,
-        HistoryFetch,
-        MessageLeave,
-        CallbackRequest,
-    )
-}
-ADMIN_ONLY = frozenset({"presence:set"})
+def _by_type(*models: type[BaseModel]) -> dict[str, type[BaseModel]]:
+    return {
+        model.model_fields["type"].annotation.__args__[0]: model  # type: ignore[union-attr]
+        for model in models
+    }
+
+
+CLIENT_MESSAGES: dict[str, type[BaseModel]] = _by_type(
+    *RTC_CLIENT_MESSAGES,
+    Hello,
+    Ping,
+    Pong,
+    QueueJoin,
+    QueueLeave,
+    ChatSend,
+    Typing,
+    PresenceSet,
+    ChatEnd,
+    HistoryFetch,
+    MessageLeave,
+    CallbackRequest,
+)
+ADMIN_ONLY = frozenset({"presence:set", *RTC_ADMIN_ONLY})
 CUSTOMER_ONLY = frozenset({"queue:join", "queue:leave", "message:leave", "callback:request"})
 
 ClientMessage = (
@@ -183,6 +200,8 @@ ClientMessage = (
     | HistoryFetch
     | MessageLeave
     | CallbackRequest
+    | SignalMessage
+    | RtcAck
 )
 _ADAPTERS: dict[str, TypeAdapter[Any]] = {
     name: TypeAdapter(model) for name, model in CLIENT_MESSAGES.items()
@@ -422,32 +441,30 @@ class CallbackStored(_Out):
     message: str
 
 
-SERVER_MESSAGES: dict[str, type[_Out]] = {
-    model.model_fields["type"].annotation.__args__[0]: model  # type: ignore[union-attr]
-    for model in (
-        Welcome,
-        ServerPing,
-        ServerPong,
-        ErrorFrame,
-        QueueJoined,
-        QueuePosition,
-        QueueReady,
-        QueueRefused,
-        QueueTimeout,
-        QueueLeft,
-        RoomJoined,
-        RoomClosed,
-        Resume,
-        ChatAck,
-        ChatMessage,
-        TypingOut,
-        PresenceOut,
-        DeskState,
-        HistoryPage,
-        MessageStored,
-        CallbackStored,
-    )
-}
+SERVER_MESSAGES: dict[str, type[BaseModel]] = _by_type(
+    *RTC_SERVER_MESSAGES,
+    Welcome,
+    ServerPing,
+    ServerPong,
+    ErrorFrame,
+    QueueJoined,
+    QueuePosition,
+    QueueReady,
+    QueueRefused,
+    QueueTimeout,
+    QueueLeft,
+    RoomJoined,
+    RoomClosed,
+    Resume,
+    ChatAck,
+    ChatMessage,
+    TypingOut,
+    PresenceOut,
+    DeskState,
+    HistoryPage,
+    MessageStored,
+    CallbackStored,
+)
 
 
 def frame(kind: str, **fields: Any) -> bytes:

@@ -13,7 +13,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -41,8 +41,13 @@ from service.support.protocol import (
     frame,
     parse_client_frame,
 )
+from service.support.protocol_rtc import RTC_CLIENT_MESSAGES
+
+if TYPE_CHECKING:
+    from service.rtc.relay import SignalRelay
 
 log = get_logger("kervan.support.session")
+RTC_KINDS = frozenset(m.model_fields["type"].annotation.__args__[0] for m in RTC_CLIENT_MESSAGES)  # type: ignore[union-attr]
 
 CLOSE_NO_HELLO = 4001
 CLOSE_FORBIDDEN = 4003
@@ -61,9 +66,14 @@ AdminAuthenticator = Callable[[WebSocket, str | None], Awaitable[AdminIdentity |
 
 class SupportSession:
     def __init__(
-        self, desk: SupportDesk, websocket: WebSocket, authenticate_admin: AdminAuthenticator
+        self,
+        desk: SupportDesk,
+        websocket: WebSocket,
+        authenticate_admin: AdminAuthenticator,
+        relay: SignalRelay | None = None,
     ) -> None:
         self.desk = desk
+        self.relay = relay
         self.ws = websocket
         self.authenticate_admin = authenticate_admin
         self.settings = desk.settings
@@ -137,6 +147,9 @@ class SupportSession:
             try:
                 for room, position in hello.rooms.items():
                     await self.desk.resume_room(conn, room, position.epoch, position.offset)
+                if self.relay is not None:
+                    for call, place in hello.calls.items():
+                        await self.relay.resume(conn, call, place)
                 await self.desk.attach(conn)
                 attached = True
             except StateBackendError:
@@ -162,6 +175,8 @@ class SupportSession:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+            if self.relay is not None:
+                self.relay.detach(conn)
             if attached:
                 await self.desk.detach(conn)
             await conn.stop()
@@ -247,7 +262,7 @@ class SupportSession:
             )
         person, token = await people.new_customer(hello.name, language)
         # A new customer's rooms from an old token are not theirs.
-        return person, token, hello.model_copy(update={"rooms": {}})
+        return person, token, hello.model_copy(update={"rooms": {}, "calls": {}})
 
     async def _heartbeat(self, conn: Connection) -> None:
         period = self.settings.support_heartbeat_seconds
@@ -316,3 +331,7 @@ class SupportSession:
             await desk.request_callback(conn, message.phone, message.consent_subject)
         elif isinstance(message, Hello):
             raise ProtocolError("already_hello", "`hello` is sent once per connection")
+        elif kind in RTC_KINDS:
+            if self.relay is None:
+                raise ProtocolError("calls_disabled", "calls are not available here")
+            await self.relay.handle(conn, message)

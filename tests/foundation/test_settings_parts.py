@@ -16,6 +16,7 @@ from service.consent.settings import ConsentSettings
 from service.images.settings import ImagesSettings
 from service.queue.settings import QueueSettings
 from service.ratelimit.settings import RateLimitSettings
+from service.rtc.settings import RtcSettings
 from service.settings import (
     SETTINGS_PARTS,
     FoundationSettings,
@@ -26,6 +27,7 @@ from service.settings import (
 from service.speculation.settings import SpeculationSettings
 from service.support.settings import SupportSettings
 from service.telegram.settings import TelegramSettings
+from service.tracking.settings import TrackingSettings
 from service.whatsapp.settings import WhatsAppSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +41,8 @@ FEATURES = (
     "images",
     "admins",
     "support",
+    "rtc",
+    "tracking",
 )
 PARTS: dict[type[BaseModel], str] = {
     FoundationSettings: "",
@@ -51,6 +55,8 @@ PARTS: dict[type[BaseModel], str] = {
     ImagesSettings: "images_",
     AdminSettings: "admin_",
     SupportSettings: "support_",
+    RtcSettings: "rtc_",
+    TrackingSettings: "tracking_",
 }
 
 

@@ -24,6 +24,7 @@ CLIENT_SAMPLES: dict[str, dict[str, Any]] = {
         "language": "tr",
         "resume": "r" * 43,
         "rooms": {"cu_1": {"epoch": "e1", "offset": 3}},
+        "calls": {"call-0001": {"room": "cu_1", "delivered": 4}},
     },
     "ping": {"type": "ping"},
     "pong": {"type": "pong"},
@@ -46,6 +47,37 @@ CLIENT_SAMPLES: dict[str, dict[str, Any]] = {
         "consent_subject": "anon_x",
     },
 }
+
+CALL = {"call": "call-0001", "seq": 3}
+SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+CANDIDATE = {
+    "candidate": "candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host",
+    "sdpMid": "0",
+    "sdpMLineIndex": 0,
+}
+RTC_SAMPLES: dict[str, dict[str, Any]] = {
+    "call:start": {**CALL, "seq": 1, "room": "cu_1", "media": "video"},
+    "call:accept": CALL,
+    "call:reject": {**CALL, "reason": "busy"},
+    "call:end": {**CALL, "reason": "hangup"},
+    "rtc:description": {**CALL, "description": {"type": "offer", "sdp": SDP}, "ice_restart": True},
+    "rtc:ice:candidate": {**CALL, "candidate": CANDIDATE},
+    "call:stats": {
+        **CALL,
+        "rtt_ms": 42.5,
+        "jitter_ms": 3.1,
+        "packet_loss": 0.01,
+        "codec": "audio/opus",
+        "candidate_pair": "relay",
+        "region": "eu-1",
+        "setup_ms": 1800,
+    },
+    "device:audio-output": {**CALL, "device_type": "bluetooth"},
+    "call:control": {**CALL, "action": "audio_only"},
+    "call:quality": {**CALL, "mode": "audio_only", "reason": "high_loss"},
+}
+CLIENT_SAMPLES.update({kind: {"type": kind, **body} for kind, body in RTC_SAMPLES.items()})
+CLIENT_SAMPLES["rtc:ack"] = {"type": "rtc:ack", "call": "call-0001", "ack": 4, "sack": [6, 7]}
 
 ETA = {"position": 2, "eta_seconds": 600.0, "eta_low": 420.0, "eta_high": 780.0}
 SERVER_SAMPLES: dict[str, dict[str, Any]] = {
@@ -120,7 +152,17 @@ SERVER_SAMPLES: dict[str, dict[str, Any]] = {
     },
     "message:stored": {"conversation": 3, "message": "..."},
     "callback:stored": {"conversation": 3, "message": "..."},
+    "rtc:ack": {"call": "call-0001", "ack": 3, "sack": [5]},
+    "rtc:resumed": {"call": "call-0001", "delivered": 4, "received": 2, "state": "active"},
+    "call:end": {"call": "call-0001", "seq": 9, "from": "kervan", "reason": "room_closed"},
 }
+SERVER_SAMPLES.update(
+    {
+        kind: {**body, "seq": 7, "from": "cu_1"}
+        for kind, body in RTC_SAMPLES.items()
+        if kind not in ("call:end", "device:audio-output")
+    }
+)
 
 
 def _validator(doc: dict[str, Any], key: str) -> Any:
@@ -168,6 +210,12 @@ def test_server_samples_validate(kind: str) -> None:
     _validator(asyncapi_document(), message_key("server", kind)).validate(sample)
 
 
+def test_end_of_candidates_is_a_null_candidate() -> None:
+    sample = {"type": "rtc:ice:candidate", "call": "call-0001", "seq": 2, "candidate": None}
+    _validator(asyncapi_document(), message_key("client", "rtc:ice:candidate")).validate(sample)
+    assert parse_client_frame(orjson.dumps(sample)).candidate is None  # type: ignore[union-attr]
+
+
 def test_a_wrong_frame_does_not_validate() -> None:
     validator = _validator(asyncapi_document(), message_key("server", "chat:ack"))
     with pytest.raises(jsonschema_rs.ValidationError):
@@ -177,7 +225,8 @@ def test_a_wrong_frame_does_not_validate() -> None:
 def test_every_frame_the_server_code_sends_is_in_the_document() -> None:
     """Scans the support package for ``frame("<type>", ...)`` calls."""
     sent: set[str] = set()
-    for path in (ROOT / "service" / "support").glob("*.py"):
+    paths = [*(ROOT / "service" / "support").glob("*.py"), *(ROOT / "service" / "rtc").glob("*.py")]
+    for path in paths:
         for node in ast.walk(ast.parse(path.read_text())):
             if (
                 isinstance(node, ast.Call)

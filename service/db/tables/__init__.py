@@ -7,3 +7,4 @@ from service.db.tables import flows as flows
 from service.db.tables import foundation as foundation
 from service.db.tables import images as images
 from service.db.tables import jobs as jobs
+from service.db.tables import tracking as tracking

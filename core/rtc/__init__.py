@@ -1,0 +1,1 @@
+"""WebRTC calls: pure rules of ICE server URLs and of short-lived TURN credentials."""
