@@ -1,9 +1,11 @@
-"""A disk budget for the derived image caches: variants and IIIF tile pyramids.
+"""A disk budget for the derived image caches: variants, IIIF tile pyramids and the local
+copies of originals kept in shared storage (``local_copy.py``).
 
-Both are pure functions of an original and the settings, so any of them can be dropped and is
-made again on its next request. A sweep measures the two trees and, above the budget, drops the
-least recently used entries until the total is at the low-water mark (90% of the budget), so a
-cache at its bound is not swept on every pass. An entry is a variant file or a whole pyramid
+Variants and pyramids are pure functions of an original and the settings, and a copy is fetched
+again, so any entry can be dropped and is made again on its next request. A sweep measures the
+two trees (copies live in the variants' one) and, above the budget, drops the least recently
+used entries until the total is at the low-water mark (90% of the budget), so a cache at its
+bound is not swept on every pass. An entry is a variant file, a copy or a whole pyramid
 (dropped as one: a pyramid is renamed away first, so readers never see half of one). "Used" is
 the entry's mtime (a pyramid's: its info.json); hits touch it, at most once per
 ``TOUCH_INTERVAL_SECONDS`` so a hot entry costs no write per request. Temporary files that a
@@ -35,6 +37,8 @@ STALE_TEMP_SECONDS = 3600.0
 #: Prefixes of in-progress writes (variants.py, tiles.py) and of pyramids being dropped.
 TEMP_PREFIXES = (".tmp-", ".tiles-", ".trash-")
 PYRAMID_DIR = "iiif"
+#: The file name of an original's local copy, beside its variants (never a variant's name).
+ORIGINAL_COPY = "original"
 
 
 def touch_if_stale(path: Path, mtime: float, now: float) -> None:
@@ -47,7 +51,7 @@ def touch_if_stale(path: Path, mtime: float, now: float) -> None:
 @dataclass(frozen=True, slots=True)
 class CacheEntry:
     path: Path
-    kind: str  # "variant" or "tiles"
+    kind: str  # "variant", "original" (a local copy) or "tiles"
     bytes: int
     used: float
 
@@ -101,9 +105,8 @@ def scan(variants: Path, tiles: Path, now: float) -> tuple[list[CacheEntry], lis
                         if now - st.st_mtime > STALE_TEMP_SECONDS:
                             stale.append(Path(item.path))
                     elif item.is_file(follow_symlinks=False):
-                        entries.append(
-                            CacheEntry(Path(item.path), "variant", st.st_size, st.st_mtime)
-                        )
+                        kind = "original" if item.name == ORIGINAL_COPY else "variant"
+                        entries.append(CacheEntry(Path(item.path), kind, st.st_size, st.st_mtime))
     for key_dir in _key_dirs(tiles):
         with contextlib.suppress(FileNotFoundError):
             for item in os.scandir(key_dir):

@@ -32,7 +32,8 @@ from service.images.fetcher import FetchLimits, SafeFetcher
 from service.images.ingest import ImageFactsDraft, IngestSettings, inspect_image
 from service.images.metrics import IMAGE_INGESTS
 from service.images.render import EncodeOptions
-from service.images.storage import DiskOriginalStore, OriginalStore
+from service.images.storage import OriginalStore
+from service.images.stores import original_store
 from service.images.tiles import TileStore
 from service.images.variants import VariantCache, VariantKey
 from service.settings import Settings
@@ -91,7 +92,7 @@ class ImagesFacility:
             blurhash_y=settings.images_blurhash_y,
             preview_width=settings.images_preview_width,
         )
-        self.originals: OriginalStore = DiskOriginalStore(self.root / "originals")
+        self.originals: OriginalStore = original_store(settings, db, self.root)
         self.variants = VariantCache(
             self.root / "variants", max_concurrent_renders=settings.images_render_concurrency
         )

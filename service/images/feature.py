@@ -1,4 +1,5 @@
-"""The images feature's setup: the facility (originals, variants, tiles) and its cache janitor."""
+"""The images feature's setup: the facility (originals, variants, tiles), the original store's
+connections and the cache janitor."""
 
 from __future__ import annotations
 
@@ -9,5 +10,6 @@ from service.runtime import Runtime
 async def setup(runtime: Runtime) -> None:
     ImagesFacility.harden_libvips()
     facility = runtime.provide(ImagesFacility, ImagesFacility(runtime.settings, runtime.db))
+    runtime.add_component(facility.originals)
     if facility.janitor is not None:
         runtime.add_component(facility.janitor)

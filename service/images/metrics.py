@@ -27,12 +27,26 @@ IMAGE_INGESTS = Counter(
 )
 IMAGE_CACHE_BYTES = Gauge(
     "kervan_image_cache_bytes",
-    "Bytes of rendered variants and tile pyramids on disk after the last sweep.",
+    "Bytes of rendered variants, tile pyramids and local copies of originals on disk after "
+    "the last sweep.",
     registry=REGISTRY,
 )
 IMAGE_CACHE_EVICTIONS = Counter(
     "kervan_image_cache_evictions_total",
     "Cache entries dropped to keep the image caches within their disk budget, by kind.",
     ["kind"],
+    registry=REGISTRY,
+)
+IMAGE_STORE_FAILURES = Counter(
+    "kervan_image_store_failures_total",
+    "Failed calls to the originals' storage (answered 503), by storage and operation.",
+    ["storage", "operation"],
+    registry=REGISTRY,
+)
+IMAGE_ORIGINAL_READS = Counter(
+    "kervan_image_original_reads_total",
+    "Originals read to render variants or tiles, by source: this process's local copy, or "
+    "the shared storage.",
+    ["source"],
     registry=REGISTRY,
 )
