@@ -22,12 +22,12 @@ push and ack stale, nothing held, every receipt a duplicate): what the loop, the
 argument checks and the result objects cost alone. ``floor / reference`` is the most any window
 could gain over the reference on a workload through this per-message API.
 
-Each contender runs every workload for ``--seconds`` of timed work per pass, in ``ROUNDS``
+Each contender runs every workload for ``--seconds`` of timed work per pass, in ``--rounds``
 interleaved passes, and keeps its best pass, so a load spike on a shared machine hurts one pass
 of each contender rather than one contender's whole figure. Goal: the kernel at least 20x the
 reference on every workload.
 
-    .venv/bin/python bench/bench_sigwindow.py [--seconds S]
+    .venv/bin/python bench/bench_sigwindow.py [--seconds S] [--rounds N]
 
 Prints a table and writes bench/results/sigwindow.json.
 """
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import platform
 import sys
 import time
@@ -291,7 +292,7 @@ SEND_WORKLOADS: dict[str, Callable[[SendFactory, float], Measured]] = {
 }
 
 
-def measure_all(seconds: float) -> list[dict[str, Any]]:
+def measure_all(seconds: float, rounds: int) -> list[dict[str, Any]]:
     jobs: list[tuple[str, str, Callable[[], Measured]]] = []
     for workload, run in SEND_WORKLOADS.items():
         for name, send_factory in SEND_CONTENDERS.items():
@@ -300,7 +301,7 @@ def measure_all(seconds: float) -> list[dict[str, Any]]:
         jobs.append(("receive", name, partial(bench_receive, receive_factory, seconds)))
     best: dict[tuple[str, str], float] = {}
     work: dict[tuple[str, str], float] = {}
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         for workload, name, job in jobs:
             ops, elapsed, done = job()
             best[workload, name] = max(best.get((workload, name), 0.0), ops / elapsed)
@@ -334,10 +335,13 @@ def measure_all(seconds: float) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=0.3, help="timed work per pass")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved passes")
     args = parser.parse_args()
 
-    rows = measure_all(args.seconds)
-    print(f"\nSignaling windows, operations/s (best of {ROUNDS} interleaved passes)")
+    load_before = os.getloadavg()[0]
+    rows = measure_all(args.seconds, args.rounds)
+    load_after = os.getloadavg()[0]
+    print(f"\nSignaling windows, operations/s (best of {args.rounds} interleaved passes)")
     print(
         f"{'workload':<16} {'kernel':>12} {'reference':>11} {'dict':>11} "
         f"{'vs reference':>13} {'vs dict':>8} {'floor':>11} {'ceiling':>8}"
@@ -360,7 +364,7 @@ def main() -> None:
     print(
         f"\nGoal, kernel >= {GOAL_VS_REFERENCE:.0f}x the reference on every workload: "
         f"{'met' if met else 'missed'}; worst {worst['kernel_vs_reference']:.1f}x "
-        f"({worst['workload']})."
+        f"({worst['workload']}). Load average {load_before:.1f} -> {load_after:.1f}."
     )
 
     result = {
@@ -369,7 +373,9 @@ def main() -> None:
         "machine": platform.machine(),
         "cython_version": version("Cython"),
         "seconds_per_pass": args.seconds,
-        "rounds": ROUNDS,
+        "rounds": args.rounds,
+        # A shared machine: other processes' load lowers every contender's figure alike.
+        "load_average_1min": [load_before, load_after],
         "payload_bytes": len(PAYLOAD),
         "workloads": rows,
         "goals": {

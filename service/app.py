@@ -70,6 +70,7 @@ def create_app(
         allowed_origins=settings.allowed_origins,
         trusted_proxies=settings.trusted_proxies,
         access_log=AccessLog(),
+        own_cors=[path for module in modules for path in getattr(module, "own_cors_paths", ())],
     )
 
     @asynccontextmanager

@@ -1,4 +1,4 @@
-"""The ``kervan`` command: serve, migrate, worker, settings, admin."""
+"""The ``kervan`` command: serve, migrate, worker, settings, admin, site, person."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import inspect
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -123,6 +123,28 @@ def serve_banner(settings: Settings) -> str:
     return "\n".join(lines)
 
 
+def http_options(settings: Settings) -> dict[str, Any]:
+    """granian's HTTP options: HTTP/1 only, with the header timeout from the settings.
+
+    granian's default (``auto``) serves a connection through hyper-util's protocol detection,
+    which waits for the first bytes to tell HTTP/1 from HTTP/2 with no timer at all: a peer
+    that connects and sends nothing holds its socket (and a file descriptor) until it leaves.
+    hyper's HTTP/1 header timeout starts when the connection is accepted and again after each
+    response, so with HTTP/1 only, idle, slow and silent connections are all closed after the
+    timeout. Nothing is lost: browsers speak HTTP/2 only over TLS, which a proxy in front
+    terminates, and WebSockets are HTTP/1.1 upgrades.
+    """
+    from granian.constants import HTTPModes
+    from granian.http import HTTP1Settings
+
+    # granian takes whole milliseconds, 1 to 60,000 (the setting allows at most 60 s).
+    timeout_ms = max(1, round(settings.http_header_timeout_seconds * 1000))
+    return {
+        "http": HTTPModes.http1,
+        "http1_settings": HTTP1Settings(header_read_timeout=timeout_ms),
+    }
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from granian import Granian
     from granian.constants import Interfaces, Loops
@@ -146,6 +168,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         loop=Loops.uvloop,
         log_enabled=True,
         respawn_failed_workers=True,
+        **http_options(settings),
         # The same KERVAN_* environment reaches the workers; validation already passed here.
     )
     server.serve()
@@ -306,6 +329,118 @@ def cmd_admin(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _site_command(settings: Settings, args: argparse.Namespace) -> str:
+    """Run one ``kervan site`` command against the database; the text to print."""
+    from service.db import Database
+    from service.db.types import utcnow
+    from service.tracking.access import Actor, scope_for
+    from service.tracking.members import invite_member
+    from service.tracking.sites_manage import add_site, list_sites
+
+    db = Database(settings.database_url)
+    try:
+        if args.site_command == "add":
+            async with db.begin() as conn:
+                site = await add_site(
+                    conn,
+                    name=args.name,
+                    domains=args.domain,
+                    currency=args.currency,
+                    time_zone=args.time_zone,
+                    config=None,
+                    now=utcnow(),
+                    actor="cli",
+                )
+                line = f"added site {site.name!r} (id {site.id}, key {site.public_key})"
+                if args.owner:
+                    _site, scope = await scope_for(conn, Actor("admin", "cli"), site.id)
+                    invited = await invite_member(
+                        conn,
+                        scope,
+                        email=args.owner,
+                        role="owner",
+                        language=settings.admin_default_language,
+                        now=utcnow(),
+                    )
+                    line += f", owner {invited.member.person.email}"
+            return line
+        rows: list[tuple[str, ...]] = [("ID", "NAME", "KEY", "CURRENCY", "TIME ZONE", "DOMAINS")]
+        async with db.connect() as conn:
+            after = 0
+            while page := await list_sites(conn, after=after, limit=500):
+                rows += [
+                    (str(s.id), s.name, s.public_key, s.currency, s.time_zone, ",".join(s.domains))
+                    for s in page
+                ]
+                after = page[-1].id
+        if len(rows) == 1:
+            return "no sites yet: kervan site add NAME --domain HOST --currency TRY"
+        return _table(rows)
+    finally:
+        await db.dispose()
+
+
+async def _person_command(settings: Settings, args: argparse.Namespace) -> str:
+    """Run one ``kervan person`` command against the database; the line to print."""
+    from service.db import Database
+    from service.db.types import utcnow
+    from service.tracking.people import add_person
+
+    db = Database(settings.database_url)
+    try:
+        async with db.begin() as conn:
+            person = await add_person(
+                conn,
+                email=args.email,
+                name=args.name or args.email.partition("@")[0],
+                language=args.language or settings.admin_default_language,
+                telegram_chat_id=args.telegram_chat_id,
+                now=utcnow(),
+                actor="cli",
+            )
+        return f"added person {person.email} (id {person.id}, language {person.language})"
+    finally:
+        await db.dispose()
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+def _run_tracking_command(
+    command: str,
+    run: Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, str]],
+    args: argparse.Namespace,
+) -> int:
+    settings = _settings({})
+    _configure_logging(settings)
+    name = f"kervan {command} {getattr(args, command + '_command')}"
+    try:
+        print(asyncio.run(run(settings, args)))
+    except ValidationFailed as exc:
+        print(f"{name}: {exc.message}", file=sys.stderr)
+        return 2
+    except StorageError as exc:
+        hint = "(has `kervan migrate` run on this database?)"
+        print(f"{name}: {exc.message} {hint}", file=sys.stderr)
+        return 1
+    except KervanError as exc:
+        print(f"{name}: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    return _run_tracking_command("site", _site_command, args)
+
+
+def cmd_person(args: argparse.Namespace) -> int:
+    return _run_tracking_command("person", _person_command, args)
+
+
 def _comment_descriptions() -> dict[str, str]:
     """Fields documented by the comment lines right above them (or trailing them) in the source
     of the settings parts (``service/settings.py`` and ``service/<feature>/settings.py``)."""
@@ -395,6 +530,30 @@ def build_parser() -> argparse.ArgumentParser:
     disable = admin_sub.add_parser("disable", help="disable an admin and end their sessions")
     disable.add_argument("name")
     admin.set_defaults(func=cmd_admin)
+
+    site = sub.add_parser("site", help="manage tracked sites (tenants)")
+    site_sub = site.add_subparsers(dest="site_command", required=True)
+    site_add = site_sub.add_parser("add", help="add a site")
+    site_add.add_argument("name")
+    site_add.add_argument(
+        "--domain", action="append", required=True, help="a host its pages come from (repeatable)"
+    )
+    site_add.add_argument("--currency", required=True, help="ISO 4217, e.g. TRY")
+    site_add.add_argument("--time-zone", default="Europe/Istanbul", help="IANA time zone")
+    site_add.add_argument("--owner", help="e-mail of its first owner (created when new)")
+    site_sub.add_parser("list", help="list the sites")
+    site.set_defaults(func=cmd_site)
+
+    person = sub.add_parser("person", help="manage people who sign in to sites' dashboards")
+    person_sub = person.add_subparsers(dest="person_command", required=True)
+    person_add = person_sub.add_parser("add", help="add a person")
+    person_add.add_argument("email")
+    person_add.add_argument("--name", help="shown to other members (default: the address)")
+    person_add.add_argument(
+        "--language", choices=SUPPORTED_LOCALES, help="of their messages (default: settings)"
+    )
+    person_add.add_argument("--telegram-chat-id", help="codes go there (else by e-mail)")
+    person.set_defaults(func=cmd_person)
     return parser
 
 

@@ -29,7 +29,10 @@ from service.fast_routes import FastRoute, Header
 from service.logging import get_logger, request_id_var
 from service.metrics import HTTP
 from service.middleware.cors import EnvelopeCORSMiddleware
+from service.middleware.request_body import CLOSE, RequestBody, has_body
 from service.middleware.security import API_CSP, CSP_TEMPLATE, csp_nonce
+from service.overload.monitor import OverloadMonitor, shed_response
+from service.overload.priority import low_priority_kind
 from service.ratelimit.headers import policy_item, state_item
 from service.ratelimit.http import DEFAULT_EXEMPT, refusal
 from service.settings_types import Network
@@ -131,10 +134,13 @@ class Edge:
         access_log: AccessLog,
         fast_routes: Sequence[FastRoute] = (),
         exempt: Sequence[str] = DEFAULT_EXEMPT,
+        own_cors: Sequence[str] = (),
     ) -> None:
         self.trusted_proxies = list(trusted_proxies)
         self.access_log = access_log
         self.exempt = tuple(exempt)
+        #: Paths whose routes answer CORS themselves (per-site origins: ``/t/sync``).
+        self.own_cors = tuple(own_cors)
         self.ids = RequestIds()
         self.cors = _Cors(allowed_origins)
         security = [
@@ -151,6 +157,8 @@ class Edge:
         #: Fast routes of the route modules; features add theirs to the runtime's.
         self.static_routes = {route.template: route for route in fast_routes}
         self.fast_routes: dict[str, FastRoute] = dict(self.static_routes)
+        #: Degrade mode: low-priority requests are refused while it sheds.
+        self.overload: OverloadMonitor | None = None
         self._policy_items: dict[str, bytes] = {}
 
     def bind(self, runtime: Runtime) -> None:
@@ -159,10 +167,15 @@ class Edge:
         self.policy = runtime.settings.ratelimit_default_policy
         self._policy_items.clear()
         self.fast_routes = {**self.static_routes, **runtime.fast_routes}
+        try:
+            self.overload = runtime.facility(OverloadMonitor)
+        except (LookupError, AttributeError):  # a runtime without the feature list (tests)
+            self.overload = None
         self.access_log.configure()
 
     def unbind(self) -> None:
         self.runtime = None
+        self.overload = None
         self.fast_routes = dict(self.static_routes)
 
     # --- the request ---------------------------------------------------------------------
@@ -195,6 +208,7 @@ class Edge:
     async def _http(self, scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
         started = time.perf_counter()
         incoming = origin = preflight_method = accept_language = None
+        length = coding = expect = None
         for name, value in scope["headers"]:
             # The first of a repeated field counts, as Starlette's ``Headers`` reads it.
             if name == b"x-request-id":
@@ -205,6 +219,12 @@ class Edge:
                 preflight_method = preflight_method or value
             elif name == b"accept-language":
                 accept_language = accept_language or value
+            elif name == b"content-length":
+                length = value
+            elif name == b"transfer-encoding":
+                coding = value
+            elif name == b"expect":
+                expect = value
         if incoming is not None and _VALID_REQUEST_ID.match(text := incoming.decode("latin-1")):
             request_id = text
         else:
@@ -220,11 +240,18 @@ class Edge:
         path: str = scope["path"]
 
         extra: list[Header] = [(b"x-request-id", request_id.encode())]
-        if origin is not None:
+        if origin is not None and not (self.own_cors and path.startswith(self.own_cors)):
             if method == "OPTIONS" and preflight_method is not None:
                 app = self.cors.preflight
             else:
                 extra += self.cors.fields(origin)
+
+        # A body the route leaves unread must not be taken for the next request on the
+        # connection (service/middleware/request_body.py).
+        body = None
+        if has_body(length, coding):
+            body = RequestBody(receive, length, expect)
+            receive = body.receive
 
         status = 500
         route = _UNMATCHED
@@ -238,6 +265,8 @@ class Edge:
                 message["headers"] = self._finish_headers(
                     scope, list(message.get("headers", ())), extra
                 )
+                if body is not None and not await body.reusable():
+                    message["headers"].append(CLOSE)
             await send(message)
 
         fast = self.fast_routes.get(path) if method == "GET" else None
@@ -248,12 +277,19 @@ class Edge:
                 refused = await self._limit(ip, accept_language, extra)
                 if refused is not None:
                     app, fast = refused, None
+            overload = self.overload
+            if overload is not None and overload.shedding:
+                kind = low_priority_kind(path, scope["headers"])
+                if kind is not None:
+                    app, fast = shed_response(overload, kind), None
             reply = fast.handler(scope) if fast is not None else None
             if fast is not None and reply is not None:
                 route = fast.template
                 status = reply.status
                 # Fast replies carry no CSP or Vary of their own.
                 headers = [*reply.headers, *extra, self.api_csp, *self.security, VARY_ORIGIN]
+                if body is not None and not await body.reusable():
+                    headers.append(CLOSE)
                 response_started = True
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": reply.body})
@@ -285,6 +321,8 @@ class Edge:
             HTTP.in_flight -= 1
             elapsed = time.perf_counter() - started
             HTTP.observe(method, route, status, elapsed)
+            if self.overload is not None:
+                self.overload.record(elapsed)
             self.access_log.record(method, path, route, status, elapsed, ip, request_id)
             request_id_var.reset(token)
 
@@ -332,14 +370,24 @@ class Edge:
                 headers.append((b"content-security-policy", policy))
             else:
                 headers.append(self.api_csp)
-        # CORS fields replace a route's own (IIIF answers "*" for everyone; one value only, or
-        # browsers refuse the answer). A route's own RateLimit fields come first; the app-wide
-        # policy's follow as a second field line, which HTTP reads as one list.
+        # A public answer (the route says "Access-Control-Allow-Origin: *": images, IIIF,
+        # static files) is the same for every origin: it keeps its "*", and needs no
+        # "Vary: Origin", so a shared cache holds one copy instead of one per site.
+        public = any(
+            name.lower() == b"access-control-allow-origin" and value == b"*"
+            for name, value in headers
+        )
+        if public:
+            extra = [h for h in extra if not h[0].startswith(b"access-control-")]
+        # Otherwise CORS fields replace a route's own (one value only, or browsers refuse the
+        # answer). A route's own RateLimit fields come first; the app-wide policy's follow as a
+        # second field line, which HTTP reads as one list.
         replaced = {name for name, _ in extra if name.startswith(b"access-control-")}
         if replaced:
             headers = [h for h in headers if h[0].lower() not in replaced]
         headers += extra
         headers += self.security
-        # Every answer varies by Origin: CORS fields depend on it (as Starlette's CORS does).
-        _merge_vary(headers, b"Origin")
+        if not public:
+            # The CORS fields depend on Origin (as Starlette's CORS does).
+            _merge_vary(headers, b"Origin")
         return headers

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from core.errors import (
@@ -17,6 +17,7 @@ from core.errors import (
     NotFound,
     ValidationFailed,
 )
+from service.backends.health_log import outage_logged
 from service.logging import get_logger
 from service.responses import json_response
 
@@ -88,7 +89,8 @@ async def kervan_error_handler(request: Request, exc: Exception) -> Response:
         if isinstance(exc, kind):
             details = exc.details
             if isinstance(exc, BackendUnavailable):
-                log.warning("backend unavailable: %s", exc.message)
+                if not outage_logged(exc, f"{request.method} {_route(request)}"):
+                    log.warning("backend unavailable: %s", exc.message)
                 # Driver messages can carry hosts and credentials; name only the component.
                 return error_response(
                     503,
@@ -101,6 +103,21 @@ async def kervan_error_handler(request: Request, exc: Exception) -> Response:
                 details = None
             return error_response(status, exc.code, exc.message, details)
     return await unhandled_error_handler(request, exc)
+
+
+def _route(request: Request) -> str:
+    """The matched route's template (a path a client chose could be anything)."""
+    template = getattr(request.scope.get("route"), "path", None)
+    return template if isinstance(template, str) else "<unmatched>"
+
+
+async def client_disconnect_handler(request: Request, exc: Exception) -> Response:
+    # The server ends a body with a disconnect when the client left before its end or its
+    # chunked framing was broken: the client's doing, answered 400 (read only in the second
+    # case), never a 500 with a traceback. The edge closes the connection after it.
+    return error_response(
+        400, "incomplete_body", "the request body ended early or its framing is malformed"
+    )
 
 
 async def http_exception_handler(request: Request, exc: Exception) -> Response:
@@ -118,5 +135,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ApiError: api_error_handler,
     KervanError: kervan_error_handler,
     HTTPException: http_exception_handler,
+    ClientDisconnect: client_disconnect_handler,
     Exception: unhandled_error_handler,
 }

@@ -14,19 +14,25 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from service.admins import feature as admins
+from service.ads import feature as ads
+from service.cache import feature as cache
 from service.consent import feature as consent
 from service.images import feature as images
+from service.overload import feature as overload
 from service.queue import feature as queue
 from service.ratelimit import feature as ratelimit
 from service.runtime import Runtime
 from service.speculation import feature as speculation
 from service.support import feature as support
 from service.telegram import feature as telegram
+from service.tracking import feature as tracking
 from service.whatsapp import feature as whatsapp
 
 Setup = Callable[[Runtime], Awaitable[None]]
 
 FEATURES: tuple[tuple[str, Setup], ...] = (
+    ("overload", overload.setup),
+    ("cache", cache.setup),
     ("ratelimit", ratelimit.setup),
     ("consent", consent.setup),
     ("speculation", speculation.setup),
@@ -35,6 +41,8 @@ FEATURES: tuple[tuple[str, Setup], ...] = (
     ("telegram", telegram.setup),
     ("admins", admins.setup),
     ("support", support.setup),
+    ("tracking", tracking.setup),
+    ("ads", ads.setup),
     ("queue", queue.setup),
 )
 

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from core.clock import Clock
 from core.errors import KervanError
 from service.backends import Backends
+from service.backends.health_log import outage_logged
 from service.backends.keys import WORKER_HEARTBEAT, WORKER_HEARTBEAT_TTL
 from service.logging import get_logger
 from service.periodic import Periodic
@@ -50,6 +51,8 @@ class WorkerHeartbeat(Periodic):
         await self.beat()
 
     def on_error(self, error: Exception) -> None:
+        if outage_logged(error, "worker heartbeat"):
+            return
         message = error.message if isinstance(error, KervanError) else repr(error)
         log.warning("heartbeat failed: %s", message)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from service.backends.health_log import outage_logged
 from service.logging import get_logger
 
 log = get_logger("kervan.periodic")
@@ -26,7 +27,8 @@ class Periodic:
         raise NotImplementedError
 
     def on_error(self, error: Exception) -> None:
-        log.warning("%s failed: %s", self.name, error, extra={"task": self.name})
+        if not outage_logged(error, self.name):
+            log.warning("%s failed: %s", self.name, error, extra={"task": self.name})
 
     async def _run(self) -> None:
         while True:

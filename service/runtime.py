@@ -134,6 +134,7 @@ def build_runtime(settings: Settings, clock: Clock) -> Runtime:
             settings.redis_namespace,
             max_connections=settings.redis_pool_size,
             timeout=settings.redis_timeout_seconds,
+            cluster=settings.redis_cluster,
         ),
     )
 

@@ -22,8 +22,11 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.admins.settings import AdminSettings
+from service.ads.settings import AdsSettings
+from service.backends.redis_url import parse_redis_url
 from service.consent.settings import ConsentSettings
 from service.images.settings import ImagesSettings
+from service.overload.settings import DegradeSettings
 from service.queue.settings import QueueSettings
 from service.ratelimit.settings import RateLimitSettings
 from service.rtc.settings import RtcSettings
@@ -38,6 +41,7 @@ __all__ = [
     "DEV_COOKIE_SECRET",
     "MIN_COOKIE_SECRET_BYTES",
     "AdminSettings",
+    "AdsSettings",
     "CommaList",
     "ConsentSettings",
     "FoundationSettings",
@@ -88,7 +92,14 @@ class FoundationSettings(BaseModel):
     )
     database_pool_size: int = Field(default=10, ge=1, le=200, description="MariaDB pool size.")
     redis_url: str | None = Field(
-        default=None, description="Unset: in-process backends (embedded). Set: Redis (scaled)."
+        default=None,
+        description="Unset: in-process backends (embedded). Set: Redis (scaled); a Redis "
+        "Cluster as `redis+cluster://host:port,host:port,...`.",
+    )
+    redis_cluster: bool = Field(
+        default=False,
+        description="The `redis://` URL names one node of a Redis Cluster (the client finds the "
+        "others); `redis+cluster://` URLs need no switch.",
     )
     redis_namespace: str = Field(
         default="kervan",
@@ -134,6 +145,13 @@ class FoundationSettings(BaseModel):
     )
     threads: int = Field(default=1, ge=1, le=64, description="granian runtime threads.")
     backlog: int = Field(default=1024, ge=16, le=65535, description="Listen backlog.")
+    http_header_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=60,
+        description="A connection that has not sent a whole request head this long after it "
+        "opened or after its last response (idle or slow) is closed.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level."
     )
@@ -175,9 +193,17 @@ class FoundationSettings(BaseModel):
     def _check_redis_url(cls, value: str | None) -> str | None:
         if value is None or value.strip() == "":
             return None
-        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL (or unset)")
+        parse_redis_url(value)  # its error says what is wrong with the URL
         return value
+
+    @model_validator(mode="after")
+    def _check_redis_cluster(self) -> Self:
+        if self.redis_url is not None:
+            try:
+                parse_redis_url(self.redis_url, cluster=self.redis_cluster)
+            except ValueError as error:
+                raise ValueError(f"redis_url: {error} (KERVAN_REDIS_CLUSTER is set)") from None
+        return self
 
     @field_validator("log_format", mode="before")
     @classmethod
@@ -197,6 +223,8 @@ class FoundationSettings(BaseModel):
 # pydantic orders the fields (and runs the model validators) from the last base to the first,
 # so the parts are listed in reverse: the foundation's fields come first, support's last.
 class Settings(
+    DegradeSettings,
+    AdsSettings,
     TrackingSettings,
     RtcSettings,
     SupportSettings,

@@ -28,6 +28,7 @@ from service.db.metadata import metadata
 from service.db.migrate import migrate
 from service.settings import Settings
 from service.tracking.scope import ALL_SITES, install_scope_guard
+from tests.redis_cluster import drop_cluster_namespace, private_redis_cluster
 from tests.services import (
     ServiceDown,
     ServiceState,
@@ -97,6 +98,21 @@ def redis_namespace(redis_url: str) -> Iterator[str]:
     namespace = unique("kt")
     yield namespace
     _drop_namespace(redis_url, namespace)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real 3-master Redis Cluster for the run (tests/redis_cluster.py): skipped without
+    redis-server and redis-cli, failed instead under KERVAN_REQUIRE_SERVICES=1."""
+    with private_redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as url:
+        yield url
+
+
+@pytest.fixture
+def redis_cluster_namespace(redis_cluster_url: str) -> Iterator[str]:
+    namespace = unique("kc")
+    yield namespace
+    drop_cluster_namespace(redis_cluster_url, namespace)
 
 
 # ---------------------------------------------------------------- MariaDB
@@ -190,15 +206,30 @@ async def database(database_url: str) -> AsyncIterator[Database]:
     await db.dispose()
 
 
-@pytest.fixture(params=["memory", "redis"])
+#: The state backends every contract suite runs on: in-process, one Redis, a Redis Cluster.
+BACKEND_KINDS = ["memory", "redis", "redis-cluster"]
+
+
+@pytest.fixture(params=BACKEND_KINDS)
 def backend_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+def backends_url(request: pytest.FixtureRequest, backend_kind: str) -> str:
+    """The URL of the Redis (or cluster) of ``backend_kind``, for a test that opens more
+    ``Backends`` on it (as more processes would)."""
+    if backend_kind == "redis-cluster":
+        return str(request.getfixturevalue("redis_cluster_url"))
+    return str(request.getfixturevalue("redis_url"))
 
 
 @pytest.fixture
 async def backends(request: pytest.FixtureRequest, backend_kind: str) -> AsyncIterator[Backends]:
     if backend_kind == "memory":
         made = memory_backends(unique("km"))
+    elif backend_kind == "redis-cluster":
+        url = request.getfixturevalue("redis_cluster_url")
+        made = redis_backends(url, request.getfixturevalue("redis_cluster_namespace"))
     else:
         url = request.getfixturevalue("redis_url")
         made = redis_backends(url, request.getfixturevalue("redis_namespace"))
@@ -220,6 +251,9 @@ def make_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..
             # Tests send bursts from one address; the app-wide per-IP policy is exercised by
             # the tests that turn it back on (tests/ratelimit/test_http.py).
             "ratelimit_default_policy": "",
+            # A loaded test machine must not shed the requests a test sends (degrade mode is
+            # exercised by tests/overload with it set on purpose).
+            "degrade_mode": "off",
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

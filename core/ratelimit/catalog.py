@@ -19,6 +19,10 @@ DEFAULT_POLICIES: dict[str, str] = {
     "public.ip": "600/minute burst 100",
     # Tracking beacons are small and bursty (a page view sends several at once).
     "ingest.ip": "1200/minute burst 300",
+    # POST /t/sync: a visitor's page sends a batch every few seconds at most (many visitors may
+    # share an address); a site's own script across all its visitors.
+    "tracking.ip": "600/minute burst 120",
+    "tracking.site": "3000/second burst 6000",
     "admin": "1200/minute burst 200",
     "api_key": "6000/minute burst 1000",
     # Authentication refuses rather than admits when the limiter cannot be consulted.

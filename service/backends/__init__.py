@@ -1,10 +1,9 @@
-"""State backends chosen by the Redis URL: in-process when unset, Redis otherwise."""
+"""State backends chosen by the Redis URL: in-process when unset, Redis (one server or a
+Redis Cluster) otherwise."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from redis.asyncio import Redis
 
 from service.backends.base import (
     CounterStore,
@@ -24,6 +23,7 @@ from service.backends.memory import (
     MemoryStreamStore,
 )
 from service.backends.redis import (
+    RedisClient,
     RedisCounterStore,
     RedisHashStore,
     RedisKeyValueStore,
@@ -31,15 +31,16 @@ from service.backends.redis import (
     RedisPubSub,
     RedisStreamStore,
     create_redis_client,
+    is_cluster,
     ping,
 )
 
-__all__ = ["Backends", "create_backends", "memory_backends", "redis_backends"]
+__all__ = ["Backends", "RedisClient", "create_backends", "memory_backends", "redis_backends"]
 
 
 @dataclass
 class Backends:
-    kind: str  # "memory" or "redis"
+    kind: str  # "memory" or "redis" (one server or a cluster: see ``cluster``)
     namespace: str
     kv: KeyValueStore
     counters: CounterStore
@@ -47,8 +48,13 @@ class Backends:
     lists: ListStore
     pubsub: PubSub
     streams: StreamStore
-    redis: Redis | None = None
+    redis: RedisClient | None = None
     keyspace: MemoryKeyspace | None = None
+
+    @property
+    def cluster(self) -> bool:
+        """True on a Redis Cluster: multi-key commands must stay within one slot."""
+        return self.redis is not None and is_cluster(self.redis)
 
     def key(self, *parts: str) -> str:
         """The full namespaced key, for code that talks to Redis directly (Lua scripts)."""
@@ -79,9 +85,18 @@ def memory_backends(namespace: str) -> Backends:
 
 
 def redis_backends(
-    url: str, namespace: str, *, max_connections: int = 50, timeout: float = 2.0
+    url: str,
+    namespace: str,
+    *,
+    max_connections: int = 50,
+    timeout: float = 2.0,
+    cluster: bool = False,
 ) -> Backends:
-    client = create_redis_client(url, max_connections=max_connections, timeout=timeout)
+    """Backends on the Redis of ``url``; a cluster when the URL is ``redis+cluster://`` or
+    ``cluster`` is set (``KERVAN_REDIS_CLUSTER``)."""
+    client = create_redis_client(
+        url, max_connections=max_connections, timeout=timeout, cluster=cluster
+    )
     return Backends(
         kind="redis",
         namespace=namespace,
@@ -96,8 +111,15 @@ def redis_backends(
 
 
 def create_backends(
-    redis_url: str | None, namespace: str, *, max_connections: int = 50, timeout: float = 2.0
+    redis_url: str | None,
+    namespace: str,
+    *,
+    max_connections: int = 50,
+    timeout: float = 2.0,
+    cluster: bool = False,
 ) -> Backends:
     if redis_url is None:
         return memory_backends(namespace)
-    return redis_backends(redis_url, namespace, max_connections=max_connections, timeout=timeout)
+    return redis_backends(
+        redis_url, namespace, max_connections=max_connections, timeout=timeout, cluster=cluster
+    )

@@ -3,9 +3,20 @@
 Keys are relative: the stores prepend ``<KERVAN_REDIS_NAMESPACE>:`` themselves. Keep every
 prefix here so a key's owner and lifetime can be found with one search, and so that no code
 ever needs to scan the keyspace (no KEYS, no SCAN over patterns).
+
+Redis Cluster: keys that one Lua script or one MULTI/EXEC touches carry one hash tag
+(``{<prefix>:<entity>}``: the part Redis hashes to pick a slot), so they live in one slot. Tags
+name an entity (a job queue, a room, a call, a lockout shard) rather than a feature, so the load
+spreads over the slots (the support waiting queue is one entity: ``{sup}``); the few keys without
+an entity (indexes, news, channels) are touched by commands of their own. Keys that nothing
+touches together carry no tag.
+``tests/foundation/test_cluster_key_slots.py`` runs every script on a real cluster, which refuses
+keys of two slots (CROSSSLOT).
 """
 
 from __future__ import annotations
+
+import zlib
 
 # --- foundation ---
 WORKER_HEARTBEAT = "worker:heartbeat"  # hash: worker id -> unix time of last beat
@@ -14,8 +25,24 @@ READY_PROBE = "ready:probe"
 
 # --- ratelimit ---
 RATELIMIT_GCRA = "rl:gcra"  # string per policy and key: theoretical arrival time (µs); PX to it
-RATELIMIT_LOCKOUT = "rl:lock"  # hash per rule and key: failures, window, level, lock; PX to forget
-RATELIMIT_LOCKOUT_INDEX = "rl:locks"  # zset: "rule|key" -> locked until (µs), for listing locks
+# GCRA keys are single keys: a batched script call groups its checks by slot on a cluster.
+# Lockouts are spread over RATELIMIT_LOCKOUT_SHARDS tags ``{rl:lock:<shard>}``: a key's state hash
+# and the index of locks of its shard share the tag, so the failure script updates both at once.
+RATELIMIT_LOCKOUT = "rl:lock"  # "{rl:lock:<shard>}:<rule>:<key>" hash: failures, window, level...
+RATELIMIT_LOCKOUT_INDEX = "locks"  # "{rl:lock:<shard>}:locks" zset: "rule|key" -> locked until (µs)
+RATELIMIT_LOCKOUT_SHARDS = 16
+
+
+def lockout_tag(member: str) -> str:
+    """The hash tag of a lockout's keys: ``member`` is ``"<rule>|<key>"``."""
+    shard = zlib.crc32(member.encode()) % RATELIMIT_LOCKOUT_SHARDS
+    return f"{{{RATELIMIT_LOCKOUT}:{shard}}}"
+
+
+def lockout_tags() -> list[str]:
+    """Every lockout shard's tag (listing locks reads each shard's index)."""
+    return [f"{{{RATELIMIT_LOCKOUT}:{shard}}}" for shard in range(RATELIMIT_LOCKOUT_SHARDS)]
+
 
 # --- speculation ---
 FLOW_SESSION_LAST = "flow:last"  # string per session id: its last page view {seg, path, ts}
@@ -27,12 +54,29 @@ SPECULATION_REFRESH_LOCK_TTL = 120.0  # a crashed refresher's lock frees itself
 # --- consent ---
 
 # --- queue ---
-QUEUE_JOB = "q:job"  # hash per job key: record, attempts, lease, status (done: key only, TTL)
-QUEUE_STREAM = "q:stream"  # stream per queue: ready and in-flight entries (acked ones deleted)
-QUEUE_DELAYED = "q:delayed"  # zset per queue: job key -> due time
-QUEUE_DEAD = "q:dead"  # zset per queue, and one for all queues: job key -> time of death
-QUEUE_DEAD_ALL = "q:dead-all"
+# Every key of one queue carries the queue as its hash tag ({q:<queue>}), so the scripts that
+# move a job between its record, the stream and the sorted sets stay in one slot, and queues
+# spread over slots. A job key is therefore unique within its queue on Redis (kervan's keys name
+# their feature, so they never meet across queues). QUEUE_NAMES lists the queues ever used, for
+# the dead letters of all queues and the lookup of a dead letter by its key alone.
+QUEUE_TAG = "q"  # "{q:<queue>}:<part>" with the parts below
+QUEUE_JOB = "job"  # hash per job key: record, attempts, lease, status (done: key only, TTL)
+QUEUE_STREAM = "stream"  # stream: ready and in-flight entries (acked ones deleted)
+QUEUE_DELAYED = "delayed"  # zset: job key -> due time
+QUEUE_DEAD = "dead"  # zset: job key -> time of death
+QUEUE_NAMES = "q:queues"  # set: every queue a producer or worker has used
 QUEUE_GROUP = "workers"  # the consumer group every worker joins
+
+
+def queue_key(queue: str, part: str, *rest: str) -> str:
+    """A queue's key: ``{q:<queue>}:<part>[:<rest>...]``."""
+    return ":".join((f"{{{QUEUE_TAG}:{queue}}}", part, *rest))
+
+
+def queue_stream(queue: str) -> str:
+    """The stream of ``queue`` (KEDA's ScaledObject names it too)."""
+    return queue_key(queue, QUEUE_STREAM)
+
 
 # --- whatsapp ---
 WHATSAPP_LIVE_CHANNEL = "wa:live"  # pub/sub: new CRM messages and status changes (JSON)
@@ -64,13 +108,24 @@ SUPPORT_PRESENCE = "sup:presence"  # hash: admin id -> {"status", "seen", "name"
 SUPPORT_PRESENCE_STALE = 3  # sweep periods without a beat: the admin's process is gone
 
 # --- support rooms ---
-SUPPORT_ROOM_STREAM = "sup:room"  # stream per room: entry id "<offset>-0", fields p (payload), e
-SUPPORT_ROOM_HEAD = "sup:roomhead"  # hash per room: epoch, offset (the last one handed out)
+# Every key of one room carries the room as its hash tag ({sup:room:<room>}): its stream, its
+# head and the client-id markers of messages sent into it, which one script touches together.
+# The news stream is one key of its own: on a cluster the append script leaves it out and the
+# news entry follows as a command of its own (service/support/roomlog_redis.py).
+SUPPORT_ROOM_TAG = "sup:room"  # "{sup:room:<room>}:<part>"
+SUPPORT_ROOM_STREAM = "log"  # stream per room: entry id "<offset>-0", fields p (payload), e
+SUPPORT_ROOM_HEAD = "head"  # hash per room: epoch, offset (the last one handed out)
 SUPPORT_ROOM_SIGNAL = "sup:roomsignal"  # memory backend only: wakes blocked readers on appends
 SUPPORT_ROOM_MAXLEN = 10_000  # entries kept per room (trimmed approximately on Redis)
 SUPPORT_ROOM_RETENTION = 7 * 86_400.0  # a room idle this long is forgotten (refreshed by appends)
 SUPPORT_ROOM_NEWS = "sup:roomnews"  # stream: one entry per append {r: room, o: offset}, so a hub
 SUPPORT_ROOM_NEWS_MAXLEN = 100_000  # reads only rooms with news instead of every room it serves
+
+
+def room_key(room: str, part: str, *rest: str) -> str:
+    """A support room's key: ``{sup:room:<room>}:<part>[:<rest>...]``."""
+    return ":".join((f"{{{SUPPORT_ROOM_TAG}:{room}}}", part, *rest))
+
 
 # --- call signaling ---
 # Every key of one call carries its room as a hash tag ({rtc:<room>}), so the scripts that touch
@@ -80,6 +135,10 @@ RTC_TAG = "rtc"  # "{rtc:<room>}" tags: call:<call> (hash), out:<call>:<person> 
 RTC_CHANNEL = "rtc:news"  # pub/sub: {"r": room, "c": call, "to": person} when a peer has news
 RTC_RINGING = "rtc:ringing"  # zset: "<room>|<call>" -> ring deadline (unix seconds)
 RTC_ACTIVE = "rtc:active"  # zset: "<room>|<call>" -> start (unix seconds), calls not ended
+
+# --- tracking ---
+TRACKING_MAINTENANCE_LOCK = "trk:maintenance:lock"  # string: owner token of the running job
+TRACKING_MAINTENANCE_LOCK_TTL = 900.0  # a crashed job's lock frees itself
 
 # --- admins ---
 # Shared by every kind of principal ("admin" now, site members later): "<prefix>:<kind>:...".

@@ -11,9 +11,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
-
 from service.backends.errors import redis_errors
+from service.backends.redis import RedisClient
 
 
 @cache
@@ -22,7 +21,7 @@ def load_lua(name: str) -> str:
 
 
 class LuaScript:
-    def __init__(self, client: Redis, name: str) -> None:
+    def __init__(self, client: RedisClient, name: str) -> None:
         self.name = name
         self._script = client.register_script(load_lua(name))
 

@@ -1,7 +1,14 @@
-"""Redis implementations of the state backend interfaces (scaled mode).
+"""Redis implementations of the state backend interfaces (scaled mode), on one server or a
+Redis Cluster.
 
-One bounded, blocking connection pool per process: a burst of callers waits for a free
-connection (up to the socket timeout) instead of opening unbounded sockets to Redis.
+One server: one bounded, blocking connection pool per process: a burst of callers waits for a
+free connection (up to the socket timeout) instead of opening unbounded sockets to Redis.
+
+Cluster (redis-py's ``RedisCluster``): a pool per node of ``max_connections``. Every command of
+the stores names one key, except the multi-key ones, which a cluster splits per slot
+(``get_many`` is one MGET per slot, ``delete`` one DEL per slot); pub/sub is sharded (SPUBLISH,
+SSUBSCRIBE: a channel lives on the node of its slot instead of every message reaching every
+node).
 """
 
 from __future__ import annotations
@@ -14,13 +21,49 @@ from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub as RedisPubSubConn
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import SSLConnection
 
 from core.errors import StateBackendError
 from service.backends.base import StreamEntry
 from service.backends.errors import redis_errors
+from service.backends.redis_url import parse_redis_url
+
+#: A client of one Redis server or of a Redis Cluster.
+RedisClient = Redis | RedisCluster
 
 
-def create_redis_client(url: str, *, max_connections: int, timeout: float) -> Redis:
+class ClusterClient(RedisCluster):
+    """redis-py's cluster client, reading the cluster's map of slots before its first command.
+
+    A fresh ``RedisCluster`` learns the map lazily, and concurrent first commands then race
+    inside redis-py 8 (a connection is disconnected while another task is connecting it, seen
+    as ``AttributeError: 'NoneType' object has no attribute 'writelines'``). Initialising first,
+    under redis-py's own lock, avoids it.
+    """
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self._initialize:
+            await self.initialize()
+        return await super().execute_command(*args, **kwargs)
+
+
+def create_redis_client(
+    url: str, *, max_connections: int, timeout: float, cluster: bool = False
+) -> RedisClient:
+    """A client for ``url``: a cluster when the URL says so (``redis+cluster://``) or when
+    ``cluster`` is set (``KERVAN_REDIS_CLUSTER``)."""
+    target = parse_redis_url(url, cluster=cluster)
+    if target.cluster:
+        return ClusterClient.from_url(
+            target.url,
+            startup_nodes=[ClusterNode(host, port) for host, port in target.nodes[1:]] or None,
+            max_connections=max_connections,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=30,
+            decode_responses=False,
+        )
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -32,11 +75,70 @@ def create_redis_client(url: str, *, max_connections: int, timeout: float) -> Re
     return Redis(connection_pool=pool, decode_responses=False)
 
 
+def is_cluster(client: RedisClient) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+# The RedisCluster arguments a copy of a cluster client takes over from its connections' settings.
+_CLUSTER_SETTINGS = (
+    "username",
+    "password",
+    "credential_provider",
+    "client_name",
+    "socket_timeout",
+    "socket_connect_timeout",
+    "socket_keepalive",
+    "socket_keepalive_options",
+    "health_check_interval",
+    "protocol",
+    "ssl_ca_certs",
+    "ssl_ca_data",
+    "ssl_cert_reqs",
+    "ssl_certfile",
+    "ssl_check_hostname",
+    "ssl_keyfile",
+    "ssl_min_version",
+    "ssl_ciphers",
+)
+# Connection settings redis-py adds per pool (maintenance notifications, original timeouts,
+# the HIMPORT registry): a new pool makes its own, so they are not copied.
+_POOL_INTERNALS = ("maint_notifications", "orig_", "himport_registry")
+
+
+def dedicated_client(client: RedisClient, *, max_connections: int) -> RedisClient:
+    """A client with connections of its own (``max_connections``, per node on a cluster),
+    connecting as ``client`` does (same servers, credentials, TLS and timeouts): for blocking
+    reads, which would otherwise hold the shared pool's connections for their whole wait."""
+    if isinstance(client, RedisCluster):
+        settings = client.connection_kwargs
+        # The nodes known so far, or (before its first command) the ones it starts from.
+        known = client.get_nodes() or list(client.nodes_manager.startup_nodes.values())
+        return ClusterClient(
+            startup_nodes=[ClusterNode(node.host, node.port) for node in known],
+            max_connections=max_connections,
+            ssl=settings.get("connection_class") is SSLConnection,
+            decode_responses=False,
+            **{k: settings[k] for k in _CLUSTER_SETTINGS if k in settings},
+        )
+    pool = client.connection_pool
+    own_settings = {
+        k: v for k, v in pool.connection_kwargs.items() if not k.startswith(_POOL_INTERNALS)
+    }
+    own = BlockingConnectionPool(
+        connection_class=pool.connection_class,
+        max_connections=max_connections,
+        timeout=getattr(pool, "timeout", None),
+        **own_settings,
+    )
+    return Redis.from_pool(own)
+
+
 class _RedisStore:
-    def __init__(self, client: Redis, namespace: str) -> None:
+    def __init__(self, client: RedisClient, namespace: str) -> None:
         # redis-py's annotations mix str and bytes results; the stores pin their own types.
         self._r: Any = client
         self._ns = namespace
+        self._cluster = is_cluster(client)
 
     def k(self, key: str) -> str:
         return f"{self._ns}:{key}"
@@ -57,6 +159,9 @@ class RedisKeyValueStore(_RedisStore):
         if not keys:
             return []
         with redis_errors("MGET"):
+            if self._cluster:  # one MGET per slot, in one pipeline per node
+                found: list[bytes | None] = await self._r.mget_nonatomic([self.k(k) for k in keys])
+                return found
             values: list[bytes | None] = await self._r.mget([self.k(k) for k in keys])
             return values
 
@@ -75,6 +180,7 @@ class RedisKeyValueStore(_RedisStore):
         if not keys:
             return 0
         with redis_errors("DEL"):
+            # A cluster client sends one DEL per slot and adds up the answers.
             return int(await self._r.delete(*(self.k(k) for k in keys)))
 
     _DELETE_IF_EQUALS = (
@@ -211,13 +317,68 @@ class _RedisSubscription:
                 yield item
 
 
+class _ClusterSubscription:
+    """Sharded channels, possibly on several nodes: one reader task per node's connection
+    passes messages on, so a message waits for no other node's read."""
+
+    def __init__(self, conn: Any, prefix_len: int) -> None:
+        self._conn = conn
+        self._cut = prefix_len
+        self._inbox: asyncio.Queue[tuple[str, bytes] | Exception] = asyncio.Queue()
+        self._tasks = [
+            asyncio.create_task(self._pump(node))
+            for node in list(conn.node_pubsub_mapping.values())
+        ]
+
+    async def _pump(self, node: Any) -> None:
+        try:
+            while True:
+                msg = await node.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if msg is not None and msg.get("type") in ("smessage", b"smessage"):
+                    self._inbox.put_nowait((msg["channel"].decode()[self._cut :], msg["data"]))
+        except Exception as error:  # handed to the reader, as a broken subscription
+            self._inbox.put_nowait(error)
+
+    async def get(self, timeout: float | None = None) -> tuple[str, bytes] | None:
+        try:
+            item = await asyncio.wait_for(self._inbox.get(), timeout)
+        except TimeoutError:
+            return None
+        if isinstance(item, Exception):
+            self._inbox.put_nowait(item)  # the subscription stays broken
+            with redis_errors("SSUBSCRIBE read"):
+                raise item
+        return item
+
+    async def __aiter__(self) -> AsyncIterator[tuple[str, bytes]]:
+        while True:
+            item = await self.get(None)
+            if item is not None:
+                yield item
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
 class RedisPubSub(_RedisStore):
     async def publish(self, channel: str, message: bytes) -> int:
+        if self._cluster:
+            # Sharded: the message goes to the node of the channel's slot only.
+            with redis_errors("SPUBLISH"):
+                return int(await self._r.spublish(self.k(channel), message))
         with redis_errors("PUBLISH"):
             return int(await self._r.publish(self.k(channel), message))
 
     @asynccontextmanager
-    async def subscribe(self, *channels: str) -> AsyncIterator[_RedisSubscription]:
+    async def subscribe(
+        self, *channels: str
+    ) -> AsyncIterator[_RedisSubscription | _ClusterSubscription]:
+        if self._cluster:
+            async with self._subscribe_sharded(*channels) as sub:
+                yield sub
+            return
         conn: Any = self._r.pubsub()
         try:
             with redis_errors("SUBSCRIBE"):
@@ -226,6 +387,26 @@ class RedisPubSub(_RedisStore):
         finally:
             # Closing a broken connection must not mask the error that broke it.
             with contextlib.suppress(Exception):
+                await conn.aclose()
+
+    @asynccontextmanager
+    async def _subscribe_sharded(self, *channels: str) -> AsyncIterator[_ClusterSubscription]:
+        with redis_errors("cluster slots"):
+            await self._r.initialize()  # the map of slots, which a fresh client lacks
+        conn: Any = self._r.pubsub()
+        sub: _ClusterSubscription | None = None
+        try:
+            with redis_errors("SSUBSCRIBE"):
+                for channel in channels:  # one slot each: a SSUBSCRIBE per channel
+                    await conn.ssubscribe(self.k(channel))
+            sub = _ClusterSubscription(conn, len(self._ns) + 1)
+            yield sub
+        finally:
+            if sub is not None:
+                await sub.close()
+            with contextlib.suppress(Exception):
+                for node in list(conn.node_pubsub_mapping.values()):
+                    await node.aclose()
                 await conn.aclose()
 
 
@@ -269,7 +450,12 @@ class RedisStreamStore(_RedisStore):
             await self._r.delete(self.k(stream))
 
 
-async def ping(client: Redis) -> None:
+async def ping(client: RedisClient) -> None:
     with redis_errors("PING"):
-        if not await client.ping():
+        if isinstance(client, RedisCluster):
+            # Every primary answers, or the part of the keyspace it serves is unreachable.
+            answered = await client.ping(target_nodes=RedisCluster.PRIMARIES)
+        else:
+            answered = await client.ping()
+        if not answered:
             raise StateBackendError("redis PING returned no PONG")

@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.clock import Clock
 from core.consent.chain import ChainHead, verify_chain
-from core.consent.model import ConsentState
+from core.consent.model import ConsentState, purposes_from_json
 from core.consent.subject_proof import subject_proof
 from service.audit import record_audit
+from service.cache.aside import CacheAside
 from service.consent import export, store
 from service.consent.export import ExportFile, ExportFormat, Period, Verification
 from service.consent.metrics import CONSENT_CHAIN_BREAKS
@@ -30,9 +31,37 @@ from service.consent.writes import write
 from service.db import Database
 
 Choices = Mapping[str, Literal["granted", "denied"]]
+#: How long a subject's state stays cached without a write (writes drop it at once).
+STATE_CACHE_SECONDS = 300.0
 # A subject's full chain is verified on each events listing; beyond this, use the export.
 VERIFY_MAX_EVENTS = 20_000
 ANONYMOUS_PREFIX = "a-"
+
+
+def _tag(subject: str) -> str:
+    return f"consent:{subject}"
+
+
+def state_json(state: ConsentState) -> dict[str, Any]:
+    return {
+        "subject": state.subject,
+        "region": state.region,
+        "purposes": state.purposes_json(),
+        "updated_at": state.updated_at,
+        "seq": state.seq,
+        "head_hash": state.head_hash,
+    }
+
+
+def state_from_json(data: Mapping[str, Any]) -> ConsentState:
+    return ConsentState(
+        subject=data["subject"],
+        region=data["region"],
+        purposes=purposes_from_json(data["purposes"]),
+        updated_at=data["updated_at"],
+        seq=data["seq"],
+        head_hash=data["head_hash"],
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,17 +72,42 @@ class MintedSubject:
 
 class ConsentFacility:
     def __init__(
-        self, db: Database, clock: Clock, policy: ConsentPolicy, *, secure_cookies: bool
+        self,
+        db: Database,
+        clock: Clock,
+        policy: ConsentPolicy,
+        *,
+        secure_cookies: bool,
+        cache: CacheAside | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.policy = policy
         self.secure_cookies = secure_cookies
+        self.cache = cache
 
     async def state(self, subject: str) -> dict[str, Any]:
-        async with self.db.connect() as conn:
-            state = await store.load_state(conn, subject)
-        return state_body(state, self.policy, self.clock.now())
+        return state_body(await self.current(subject), self.policy, self.clock.now())
+
+    async def current(self, subject: str) -> ConsentState:
+        """The subject's recorded state, through the cache (consent is read far more often
+        than written: the support call-back gate, ads uploads, banners). Every write drops it;
+        expiry is computed by the reader at read time, so a cached state is never stale."""
+
+        async def load() -> dict[str, Any]:
+            async with self.db.connect() as conn:
+                return state_json(await store.load_state(conn, subject))
+
+        if self.cache is None:
+            return state_from_json(await load())
+        found = await self.cache.get_or_load(
+            "consent_state", subject, load, ttl=STATE_CACHE_SECONDS, tags=[_tag(subject)]
+        )
+        return state_from_json(found)
+
+    async def _changed(self, subject: str) -> None:
+        if self.cache is not None:
+            await self.cache.invalidate(_tag(subject))
 
     def mint(self) -> MintedSubject:
         """A fresh anonymous subject: its empty state, its proof and the cookie carrying it."""
@@ -91,7 +145,9 @@ class ConsentFacility:
                 policy=self.policy,
             )
 
-        return state_body(await write(self.db, change), self.policy, now)
+        state = await write(self.db, change)
+        await self._changed(subject)
+        return state_body(state, self.policy, now)
 
     async def withdraw(self, subject: str, purposes: Sequence[str] | None) -> dict[str, Any]:
         now = self.clock.now()
@@ -101,7 +157,9 @@ class ConsentFacility:
                 conn, subject, source="api", now=now, purposes=purposes, policy=self.policy
             )
 
-        return state_body(await write(self.db, change), self.policy, now)
+        state = await write(self.db, change)
+        await self._changed(subject)
+        return state_body(state, self.policy, now)
 
     async def admin_record(
         self,
@@ -128,7 +186,9 @@ class ConsentFacility:
             )
             return state
 
-        return state_body(await write(self.db, change), self.policy, now)
+        state = await write(self.db, change)
+        await self._changed(subject)
+        return state_body(state, self.policy, now)
 
     async def events(self, subject: str, *, after_seq: int, limit: int) -> dict[str, Any]:
         """One page of a subject's events, with the verification of its whole chain."""

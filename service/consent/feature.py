@@ -3,6 +3,7 @@ which every consent change is made under, and the API's operations (``ConsentFac
 
 from __future__ import annotations
 
+from service.cache.aside import CacheAside
 from service.consent.facility import ConsentFacility
 from service.consent.policy import ConsentPolicy, policy_from_settings
 from service.runtime import Runtime
@@ -18,5 +19,6 @@ async def setup(runtime: Runtime) -> None:
             policy,
             # The subject cookie must not travel over plain HTTP where HSTS is in force.
             secure_cookies=runtime.settings.env == "production",
+            cache=runtime.facility(CacheAside),
         ),
     )

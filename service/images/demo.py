@@ -14,6 +14,7 @@ from string import Template
 from typing import Any
 
 from service.images.markup import preload_link, progressive_img
+from service.static_assets import asset_url
 
 _STATIC = resources.files("service.static")
 
@@ -21,11 +22,6 @@ _STATIC = resources.files("service.static")
 @cache
 def _template() -> Template:
     return Template(_STATIC.joinpath("progressive-image-demo.html").read_text(encoding="utf-8"))
-
-
-def snippet() -> bytes:
-    """The progressive image script (``/static/progressive-image.js``)."""
-    return _STATIC.joinpath("progressive-image.js").read_bytes()
 
 
 def demo_page(manifest: dict[str, Any], nonce: str) -> str:
@@ -37,4 +33,5 @@ def demo_page(manifest: dict[str, Any], nonce: str) -> str:
         preload=preload_link(manifest),
         hero=progressive_img(manifest, priority=True, element_id="hero"),
         below=progressive_img(manifest, element_id="below"),
+        script=asset_url("progressive-image.js"),
     )

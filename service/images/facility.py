@@ -36,6 +36,7 @@ from service.images.storage import OriginalStore
 from service.images.stores import original_store
 from service.images.tiles import TileStore
 from service.images.variants import VariantCache, VariantKey
+from service.overload.monitor import OverloadMonitor
 from service.settings import Settings
 
 
@@ -73,8 +74,11 @@ def url_key(settings: Settings) -> bytes:
 
 
 class ImagesFacility:
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, overload: OverloadMonitor | None = None
+    ) -> None:
         root = settings.images_dir or (settings.data_dir / "images")
+        self.overload = overload
         self.settings = settings
         self.db = db
         self.root = Path(root)
@@ -244,7 +248,11 @@ class ImagesFacility:
         return ResolvedVariant(self.variant_key(stored, asked.width, asked.fmt, asked.stage), asked)
 
     async def variant(self, key: VariantKey) -> bytes:
-        return await self.variants.get(key, self.originals.get)
+        return await self.variants.get(key, self.originals.get, before_render=self._may_render)
+
+    def _may_render(self) -> None:
+        if self.overload is not None and self.overload.shedding:
+            raise self.overload.refuse("image_render")
 
     async def _tiled(self, image_id: str) -> StoredImage:
         stored = await self.get(image_id)

@@ -50,12 +50,22 @@ class VariantCache:
         c = key.content_key
         return self._root / c[:2] / c / key.file_name
 
-    async def get(self, key: VariantKey, load_original: OriginalLoader) -> bytes:
+    async def get(
+        self,
+        key: VariantKey,
+        load_original: OriginalLoader,
+        *,
+        before_render: Callable[[], None] | None = None,
+    ) -> bytes:
+        """The variant, rendered on a miss. ``before_render`` may refuse a new render (it
+        raises: degrade mode sheds variants not rendered yet); a cached one is always served."""
         cached = await asyncio.to_thread(self._read, key)
         if cached is not None:
             return cached
         task = self._in_flight.get(key)
         if task is None:
+            if before_render is not None:
+                before_render()
             # The render is its own task so a requester that disconnects does not cancel it
             # for the others waiting on the same variant.
             task = asyncio.create_task(self._render(key, load_original))

@@ -1,7 +1,7 @@
 -- Record the outcome of an attempt, fenced by the lease: a worker that lost its lease (its
 -- entry was reclaimed by another worker) changes nothing. The entry is acknowledged and
 -- deleted so that the stream length stays equal to the backlog.
--- KEYS: 1 job hash, 2 stream, 3 delayed zset, 4 dead zset of the queue, 5 dead zset of all queues
+-- KEYS: 1 job hash, 2 stream, 3 delayed zset, 4 dead zset of the queue (one hash tag: the queue)
 -- ARGV: 1 job key, 2 entry id, 3 group, 4 lease, 5 mode (done|retry|dead), 6 now, 7 due,
 --       8 give back the attempt (0|1), 9 last error, 10 history json ('' = unchanged),
 --       11 seconds to remember a done job's key
@@ -37,5 +37,4 @@ if mode == 'retry' then
 end
 redis.call('HSET', KEYS[1], 'status', 'dead', 'finished_at', ARGV[6])
 redis.call('ZADD', KEYS[4], ARGV[6], ARGV[1])
-redis.call('ZADD', KEYS[5], ARGV[6], ARGV[1])
 return 1

@@ -1,5 +1,6 @@
 -- Append one entry to a support room's log: the next offset of the current epoch, in one step.
--- KEYS: 1 stream, 2 head hash {epoch, offset}, 3 the news stream of all rooms
+-- KEYS: 1 stream, 2 head hash {epoch, offset} (one hash tag: the room),
+--       3 the news stream of all rooms (one server only: a cluster adds the news itself)
 -- ARGV: 1 payload, 2 a fresh random epoch (used only when a new one starts),
 --       3 approximate maximum length, 4 retention (ms), 5 the room's name,
 --       6 the news stream's approximate maximum length
@@ -19,5 +20,7 @@ redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], string.format('%d-0', offset
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 -- News for every process's hub: which room moved, to which offset.
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'r', ARGV[5], 'o', offset)
+if KEYS[3] then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'r', ARGV[5], 'o', offset)
+end
 return {epoch, offset}

@@ -1,7 +1,8 @@
 -- A client's message into a support room, at most once per client id, in one step: when the
 -- marker of (sender, client id) exists, the message was stored before and its place is returned;
 -- otherwise it is appended (as support_room_append.lua) and the marker set to its place.
--- KEYS: 1 stream, 2 head hash {epoch, offset}, 3 the client id's marker, 4 the news stream
+-- KEYS: 1 stream, 2 head hash {epoch, offset}, 3 the client id's marker (one hash tag: the room),
+--       4 the news stream (one server only: a cluster adds the news itself)
 -- ARGV: 1 payload, 2 a fresh random epoch (used only when a new one starts),
 --       3 approximate maximum length, 4 retention (ms), 5 the marker's lifetime (ms),
 --       6 the room's name, 7 the news stream's approximate maximum length
@@ -27,6 +28,8 @@ redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], string.format('%d-0', offset
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 -- News for every process's hub: which room moved, to which offset.
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], '*', 'r', ARGV[6], 'o', offset)
+if KEYS[4] then
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], '*', 'r', ARGV[6], 'o', offset)
+end
 redis.call('SET', KEYS[3], epoch .. ':' .. offset, 'PX', ARGV[5])
 return {epoch, offset, 0}

@@ -7,6 +7,8 @@ from service.heartbeat import WorkerHeartbeat, worker_readiness_check
 from service.queue.config import QueueConfig
 from service.queue.factory import build_queue
 from service.queue.ledger import AttemptLedger
+from service.queue.persistence import RedisPersistence, sql_details
+from service.queue.redis_streams import RedisStreamsQueue
 from service.queue.worker import QueueStatsPublisher, Worker
 from service.runtime import Runtime
 
@@ -23,6 +25,12 @@ async def setup(runtime: Runtime) -> None:
     config = QueueConfig.from_settings(settings)
     queue = build_queue(settings, runtime.db, runtime.backends, runtime.clock, config)
     runtime.queue = queue
+    if isinstance(queue, RedisStreamsQueue) and runtime.backends.redis is not None:
+        persistence = RedisPersistence(runtime.backends.redis)
+        runtime.add_component(persistence)
+        runtime.add_readiness_info("queue_persistence", persistence.details)
+    else:
+        runtime.add_readiness_info("queue_persistence", sql_details)
     if not runs_worker_here(runtime):
         runtime.add_component(
             QueueStatsPublisher(queue, runtime.handlers, config.heartbeat_interval)

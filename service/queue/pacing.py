@@ -14,6 +14,7 @@ from typing import Any
 
 from core.errors import BackendUnavailable
 from core.ratelimit.policy import Policy, parse_policy
+from service.backends.health_log import outage_logged
 from service.logging import get_logger
 
 log = get_logger("kervan.queue.pacing")
@@ -46,7 +47,8 @@ class Pacer:
             try:
                 decision = await self._store.check(policy, key, 1)
             except BackendUnavailable as exc:
-                log.warning("pacing skipped, rate-limit backend failed: %s", exc.message)
+                if not outage_logged(exc, "pacing"):
+                    log.warning("pacing skipped, rate-limit backend failed: %s", exc.message)
                 return 0.0
             if not decision.allowed:
                 return max(0.001, float(decision.retry_after) / 1_000_000)

@@ -6,6 +6,14 @@ Entries are acknowledged and deleted when their attempt ends, so a stream's leng
 its backlog (ready plus in flight). Entries of a worker that died stay pending in the group and
 are taken over with ``XAUTOCLAIM`` once idle for longer than the visibility timeout.
 
+Every key of a queue carries the queue as its hash tag (``{q:<queue>}``, see
+``service/backends/keys.py``), so each script stays in one slot of a Redis Cluster and queues
+spread over the slots. A set of queue names (``q:queues``) lets the dead letters of all queues
+be listed, and a dead letter be found by its key alone, without a key that all queues share.
+Several queues are read one stream after the other (XREADGROUP's COUNT bounds each stream, not
+the reply); on a cluster, where one XREADGROUP cannot span their slots, a claim that waits waits
+on one of them at a time (the others are looked at again by the next claim, one poll later).
+
 With ``conn`` (enqueue inside the caller's SQL transaction) the job is written to the SQL
 outbox instead and relayed to Redis by the worker after the transaction committed, so a rolled
 back business row never produces a job and a committed one never loses it.
@@ -19,7 +27,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -29,6 +36,7 @@ from core.jobs import Job
 from service.backends import keys
 from service.backends.errors import redis_errors
 from service.backends.lua import LuaScript, load_lua
+from service.backends.redis import RedisClient, is_cluster
 from service.queue.base import (
     DeadLetter,
     JobQueue,
@@ -73,7 +81,8 @@ class PipelinedScript:
                 async with redis.pipeline(transaction=False) as pipe:
                     for i in todo:
                         keys, args = calls[i]
-                        pipe.evalsha(self.sha, len(keys), *keys, *args)
+                        # execute_command: a cluster pipeline refuses its evalsha method.
+                        pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
                     answers = await pipe.execute(raise_on_error=False)
                 missing = []
                 for i, answer in zip(todo, answers, strict=True):
@@ -95,7 +104,7 @@ class RedisStreamsQueue(JobQueue):
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         key: Callable[..., str],
         clock: Clock,
         config: QueueConfig,
@@ -108,6 +117,8 @@ class RedisStreamsQueue(JobQueue):
         self._config = config
         self.outbox = outbox
         self._groups: set[str] = set()
+        self._cluster = is_cluster(redis)
+        self._turn = 0  # cluster: which queue's stream the next blocking read waits on
         self._last_reclaim = 0.0
         self._last_promote = -1e9
         self._enqueue = LuaScript(redis, "queue_enqueue")
@@ -122,20 +133,20 @@ class RedisStreamsQueue(JobQueue):
         )
 
     # --- keys ----------------------------------------------------------------------------
-    def _job_key(self, key: str) -> str:
-        return self._key(keys.QUEUE_JOB, key)
+    def _job_key(self, queue: str, key: str) -> str:
+        return self._key(keys.queue_key(queue, keys.QUEUE_JOB, key))
 
     def _stream(self, queue: str) -> str:
-        return self._key(keys.QUEUE_STREAM, queue)
+        return self._key(keys.queue_stream(queue))
 
     def _delayed(self, queue: str) -> str:
-        return self._key(keys.QUEUE_DELAYED, queue)
+        return self._key(keys.queue_key(queue, keys.QUEUE_DELAYED))
 
     def _dead(self, queue: str) -> str:
-        return self._key(keys.QUEUE_DEAD, queue)
+        return self._key(keys.queue_key(queue, keys.QUEUE_DEAD))
 
-    def _dead_all(self) -> str:
-        return self._key(keys.QUEUE_DEAD_ALL)
+    def _names(self) -> str:
+        return self._key(keys.QUEUE_NAMES)
 
     # --- producing -----------------------------------------------------------------------
     async def enqueue(
@@ -168,7 +179,7 @@ class RedisStreamsQueue(JobQueue):
         await self._ensure_group(queue)
         now = self._clock.now()
         added = await self._enqueue(
-            keys=[self._job_key(key), self._stream(queue), self._delayed(queue)],
+            keys=[self._job_key(queue, key), self._stream(queue), self._delayed(queue)],
             args=[
                 key,
                 queue,
@@ -196,7 +207,7 @@ class RedisStreamsQueue(JobQueue):
         if self.outbox is None:
             raise RuntimeError("transactional enqueue on Redis needs the SQL outbox for relaying")
         with redis_errors("queue exists"):
-            if await self._r.exists(self._job_key(key)):
+            if await self._r.exists(self._job_key(queue, key)):
                 return False
         relayed = {
             "queue": queue,
@@ -239,6 +250,7 @@ class RedisStreamsQueue(JobQueue):
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+            await self._r.sadd(self._names(), queue)
         self._groups.add(queue)
 
     # --- consuming -----------------------------------------------------------------------
@@ -263,25 +275,62 @@ class RedisStreamsQueue(JobQueue):
             entries += await self._reclaim(queues, limit, worker_id)
         if len(entries) < limit:
             block = None if wait <= 0 else max(1, int(min(wait, MAX_BLOCK_SECONDS) * 1000))
-            with redis_errors("queue read"):
-                try:
-                    reply = await self._r.xreadgroup(
-                        keys.QUEUE_GROUP,
-                        worker_id,
-                        {self._stream(q): ">" for q in queues},
-                        count=limit - len(entries),
-                        block=block,
-                    )
-                except ResponseError as exc:
-                    if "NOGROUP" in str(exc):  # the stream vanished (Redis lost its data)
-                        self._groups.clear()
-                    raise
-            by_stream = {self._stream(q): q for q in queues}
-            for stream, items in reply or []:
-                queue = by_stream[_s(stream)]
-                for entry_id, fields in items:
-                    entries.append((queue, _s(entry_id), _s(fields.get(b"k", b""))))
+            entries += await self._read_new(queues, limit - len(entries), worker_id, block)
         return await self._start_all(entries, worker_id)
+
+    async def _read(
+        self, queues: Sequence[str], count: int, worker_id: str, block: int | None
+    ) -> list[tuple[str, str, str]]:
+        """New entries of ``queues`` (one XREADGROUP over their streams), waiting ``block`` ms."""
+        with redis_errors("queue read"):
+            try:
+                reply = await self._r.xreadgroup(
+                    keys.QUEUE_GROUP,
+                    worker_id,
+                    {self._stream(q): ">" for q in queues},
+                    count=count,
+                    block=block,
+                )
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):  # the stream vanished (Redis lost its data)
+                    self._groups.clear()
+                raise
+        by_stream = {self._stream(q): q for q in queues}
+        found: list[tuple[str, str, str]] = []
+        for stream, items in reply or []:
+            queue = by_stream[_s(stream)]
+            for entry_id, fields in items:
+                found.append((queue, _s(entry_id), _s(fields.get(b"k", b""))))
+        return found
+
+    async def _read_new(
+        self, queues: Sequence[str], count: int, worker_id: str, block: int | None
+    ) -> list[tuple[str, str, str]]:
+        """At most ``count`` new entries of ``queues``, waiting ``block`` ms when there are none.
+
+        XREADGROUP's COUNT bounds each stream, not the reply, so several queues are read one
+        after the other with what is left of ``count``. Only then, and only when all were empty,
+        a read waits: on one server over every stream (it wakes for the first that gets
+        entries), on a cluster on one stream, in turn (the streams lie in different slots; the
+        others are looked at again by the next claim, one poll later).
+        """
+        if len(queues) == 1:
+            return await self._read(queues, count, worker_id, block)
+        found: list[tuple[str, str, str]] = []
+        for queue in queues:
+            found += await self._read([queue], count - len(found), worker_id, None)
+            if len(found) >= count:
+                return found
+        if found or block is None:
+            return found
+        if self._cluster:
+            self._turn = (self._turn + 1) % len(queues)
+            return await self._read([queues[self._turn]], count, worker_id, block)
+        waited = await self._read(queues, count, worker_id, block)
+        # Streams that got entries between the reads above and this one are all answered at
+        # once; what is beyond ``count`` stays pending and is taken over after the visibility
+        # timeout, as a dead worker's entries are.
+        return waited[:count]
 
     def _reclaim_every(self) -> float:
         return max(1.0, self._config.visibility_timeout / 4)
@@ -316,7 +365,7 @@ class RedisStreamsQueue(JobQueue):
             self._r,
             [
                 (
-                    [self._job_key(job_key), self._stream(queue)],
+                    [self._job_key(queue, job_key), self._stream(queue)],
                     [entry_id, keys.QUEUE_GROUP, worker_id, now],
                 )
                 for queue, entry_id, job_key in entries
@@ -355,11 +404,10 @@ class RedisStreamsQueue(JobQueue):
     ) -> bool:
         now = self._clock.now()
         script_keys = [
-            self._job_key(job.key),
+            self._job_key(job.queue, job.key),
             self._stream(job.queue),
             self._delayed(job.queue),
             self._dead(job.queue),
-            self._dead_all(),
         ]
         args: list[Any] = [
             job.key,
@@ -440,50 +488,80 @@ class RedisStreamsQueue(JobQueue):
                 )
         return out
 
+    async def _queue_names(self) -> list[str]:
+        with redis_errors("queue names"):
+            names = await self._r.smembers(self._names())
+        return sorted(_s(name) for name in names)
+
     async def dead_letters(
         self, *, queue: str | None = None, limit: int = 50, offset: int = 0
     ) -> list[DeadLetter]:
-        index = self._dead(queue) if queue is not None else self._dead_all()
+        """Most recent first; for all queues, the first ``offset + limit`` of each queue's
+        dead letters are merged by time of death."""
+        queues = [queue] if queue is not None else await self._queue_names()
         with redis_errors("queue dead letters"):
-            members = await self._r.zrevrange(index, offset, offset + limit - 1)
             async with self._r.pipeline(transaction=False) as pipe:
-                for member in members:
-                    pipe.hgetall(self._job_key(_s(member)))
+                for name in queues:
+                    pipe.zrevrange(self._dead(name), 0, offset + limit - 1, withscores=True)
+                per_queue = await pipe.execute()
+            found = sorted(
+                (
+                    (float(score), _s(member), name)
+                    for name, rows in zip(queues, per_queue, strict=True)
+                    for member, score in rows
+                ),
+                reverse=True,
+            )[offset : offset + limit]
+            async with self._r.pipeline(transaction=False) as pipe:
+                for _, member, name in found:
+                    pipe.hgetall(self._job_key(name, member))
                 records = await pipe.execute()
         return [
             letter
-            for member, record in zip(members, records, strict=True)
-            if (letter := _dead(_s(member), record)) is not None
+            for (_, member, _), record in zip(found, records, strict=True)
+            if (letter := _dead(member, record)) is not None
         ]
 
+    async def _dead_queue_of(self, key: str) -> str | None:
+        """The queue holding ``key`` as a dead letter (job keys name their queue only in
+        their hash tag, so each known queue is asked; there are a handful)."""
+        queues = await self._queue_names()
+        if not queues:
+            return None
+        with redis_errors("queue lookup"):
+            async with self._r.pipeline(transaction=False) as pipe:
+                for queue in queues:
+                    pipe.hget(self._job_key(queue, key), "status")
+                states = await pipe.execute()
+        for queue, state in zip(queues, states, strict=True):
+            if state == b"dead":
+                return queue
+        return None
+
     async def get_dead_letter(self, key: str) -> DeadLetter | None:
+        queue = await self._dead_queue_of(key)
+        if queue is None:
+            return None
         with redis_errors("queue dead letter"):
-            record = await self._r.hgetall(self._job_key(key))
+            record = await self._r.hgetall(self._job_key(queue, key))
         return _dead(key, record)
 
-    async def _queue_of(self, key: str) -> str | None:
-        with redis_errors("queue lookup"):
-            queue = await self._r.hget(self._job_key(key), "queue")
-        return _s(queue) if queue is not None else None
-
     async def replay(self, key: str) -> bool:
-        queue = await self._queue_of(key)
+        queue = await self._dead_queue_of(key)
         if queue is None:
             return False
         await self._ensure_group(queue)
         done = await self._replay(
-            keys=[self._job_key(key), self._stream(queue), self._dead(queue), self._dead_all()],
+            keys=[self._job_key(queue, key), self._stream(queue), self._dead(queue)],
             args=[key, repr(self._clock.now())],
         )
         return bool(done)
 
     async def discard(self, key: str) -> bool:
-        queue = await self._queue_of(key)
+        queue = await self._dead_queue_of(key)
         if queue is None:
             return False
-        done = await self._discard(
-            keys=[self._job_key(key), self._dead(queue), self._dead_all()], args=[key]
-        )
+        done = await self._discard(keys=[self._job_key(queue, key), self._dead(queue)], args=[key])
         return bool(done)
 
     async def retire(self, worker_id: str, queues: Sequence[str]) -> None:

@@ -24,6 +24,7 @@ from core.jobs import (
     RetryLater,
     decide,
 )
+from service.backends.health_log import outage_logged
 from service.heartbeat import worker_id as new_worker_id
 from service.logging import get_logger
 from service.periodic import Periodic
@@ -139,7 +140,8 @@ class Worker:
         try:
             await self.queue.retire(self.worker_id, self.queues)
         except KervanError as exc:
-            log.warning("retiring the worker's consumer failed: %s", exc.message)
+            if not outage_logged(exc, "retiring the worker's consumer"):
+                log.warning("retiring the worker's consumer failed: %s", exc.message)
         if self._ledger is not None:
             await self._ledger.stop()
         log.info("queue worker stopped", extra={"worker": self.worker_id})
@@ -163,7 +165,8 @@ class Worker:
                     queues, free, worker_id=self.worker_id, wait=self.config.poll_interval
                 )
             except KervanError as exc:
-                log.warning("claiming jobs failed: %s", exc.message)
+                if not outage_logged(exc, "claiming jobs"):
+                    log.warning("claiming jobs failed: %s", exc.message)
                 await self._pause(1.0)
                 continue
             for job in jobs:
@@ -191,7 +194,8 @@ class Worker:
             try:
                 await relay(worker_id=self.worker_id)
             except KervanError as exc:
-                log.warning("outbox relay failed: %s", exc.message)
+                if not outage_logged(exc, "outbox relay"):
+                    log.warning("outbox relay failed: %s", exc.message)
         if mono - self._last_stats >= self.config.heartbeat_interval:
             self._last_stats = mono
             await self.publish_stats()
@@ -202,7 +206,8 @@ class Worker:
                 if purged:
                     log.info("purged %d finished jobs", purged)
             except KervanError as exc:
-                log.warning("purging finished jobs failed: %s", exc.message)
+                if not outage_logged(exc, "purging finished jobs"):
+                    log.warning("purging finished jobs failed: %s", exc.message)
 
     async def publish_stats(self) -> None:
         self.breakers.publish()
@@ -433,7 +438,8 @@ async def publish_queue_stats(queue: JobQueue, queues: Sequence[str]) -> None:
     try:
         stats = await queue.stats(queues)
     except KervanError as exc:
-        log.warning("queue stats failed: %s", exc.message)
+        if not outage_logged(exc, "queue stats"):
+            log.warning("queue stats failed: %s", exc.message)
         return
     for s in stats:
         m.BACKLOG.labels(s.queue).set(s.ready)

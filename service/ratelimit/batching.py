@@ -8,6 +8,10 @@ are in flight; checks queued meanwhile go in the next ones. Calls use the batche
 connections with one deadline per call; a connection whose call timed out or broke is dropped,
 never reused (its late reply would be read as the next call's). A NOSCRIPT answer (a restarted
 or failed-over server) loads the script and retries once.
+
+On a Redis Cluster a script's keys must lie in one slot: a batch is split by slot, one EVALSHA
+per slot, and the calls of a batch go out together in one pipeline per node (redis-py's cluster
+pipeline, which also follows the cluster's redirections). The single-server path is unchanged.
 """
 
 from __future__ import annotations
@@ -18,14 +22,16 @@ from collections.abc import Callable
 from typing import Any
 
 import hiredis
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
 from core.errors import StateBackendError
 from service.backends.errors import redis_errors
 from service.backends.lua import load_lua
+from service.backends.redis import RedisClient, is_cluster
 
 _Check = tuple[str, str, "asyncio.Future[tuple[int, int, int]]"]
 
@@ -33,7 +39,7 @@ _Check = tuple[str, str, "asyncio.Future[tuple[int, int, int]]"]
 class GcraBatcher:
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         now_arg: Callable[[], str],
         slack_ms: int,
         *,
@@ -52,6 +58,10 @@ class GcraBatcher:
         self._drain_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle: list[AbstractConnection] = []
+        self.calls_sent = 0
+        self._cluster = is_cluster(client)
+        if isinstance(client, RedisCluster):  # per-node connections: see _cluster_checks
+            return
         pool = client.connection_pool
         # The batcher's own connections (at most max_inflight), made like the pool's but
         # without a per-socket timeout: redis-py runs each timed write as a separate task,
@@ -59,7 +69,6 @@ class GcraBatcher:
         self._connection_class = pool.connection_class
         self._connection_kwargs = {**pool.connection_kwargs, "socket_timeout": None}
         self._deadline = pool.connection_kwargs.get("socket_timeout") or 5.0
-        self.calls_sent = 0
 
     async def check(self, key: str, params: str) -> tuple[int, int, int]:
         """``params`` is ``"interval burst cost"``; returns ``(allowed, tat, now)``."""
@@ -68,6 +77,8 @@ class GcraBatcher:
             # while this is in flight queue up and leave together in the next call.
             self._inflight += 1
             try:
+                if self._cluster:
+                    return (await self._cluster_checks([key], [params]))[0]
                 reply = await self._call_reloading([key], (self._now_arg(), self._slack, params))
                 return int(reply[1]), int(reply[2]), int(reply[0])
             except (IndexError, TypeError, ValueError) as error:
@@ -106,6 +117,9 @@ class GcraBatcher:
 
     async def _run(self, batch: list[_Check]) -> None:
         keys = [key for key, _, _ in batch]
+        if self._cluster:
+            await self._run_on_cluster(keys, batch)
+            return
         args = (self._now_arg(), self._slack, " ".join([params for _, params, _ in batch]))
         try:
             reply = await self._call_reloading(keys, args)
@@ -118,6 +132,67 @@ class GcraBatcher:
         for index, (_, _, future) in enumerate(batch):
             if not future.done():  # skip callers cancelled meanwhile
                 future.set_result((int(reply[2 * index + 1]), int(reply[2 * index + 2]), now))
+
+    async def _run_on_cluster(self, keys: list[str], batch: list[_Check]) -> None:
+        try:
+            results = await self._cluster_checks(keys, [params for _, params, _ in batch])
+        except StateBackendError as error:
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (_, _, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def _cluster_checks(
+        self, keys: list[str], params: list[str]
+    ) -> list[tuple[int, int, int]]:
+        """``(allowed, tat, now)`` per check: one EVALSHA per slot, sent in one pipeline (per
+        node); each slot's ``now`` is its node's clock."""
+        by_slot: dict[int, list[int]] = {}
+        for index, key in enumerate(keys):
+            by_slot.setdefault(key_slot(key.encode()), []).append(index)
+        now_arg = self._now_arg()
+        results: list[tuple[int, int, int]] = [(0, 0, 0)] * len(keys)
+        todo = list(by_slot.values())
+        for _ in range(2):
+            self.calls_sent += len(todo)
+            with redis_errors("EVALSHA gcra"):
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for group in todo:
+                        pipe.execute_command(
+                            "EVALSHA",
+                            self._sha,
+                            len(group),
+                            *(keys[i] for i in group),
+                            now_arg,
+                            self._slack,
+                            " ".join([params[i] for i in group]),
+                        )
+                    replies = await pipe.execute(raise_on_error=False)
+            missing: list[list[int]] = []
+            for group, reply in zip(todo, replies, strict=True):
+                if isinstance(reply, NoScriptError):
+                    missing.append(group)
+                    continue
+                if isinstance(reply, Exception):
+                    with redis_errors("EVALSHA gcra"):
+                        raise reply
+                try:
+                    now = int(reply[0])
+                    for j, index in enumerate(group):
+                        results[index] = (int(reply[2 * j + 1]), int(reply[2 * j + 2]), now)
+                except (IndexError, TypeError, ValueError) as error:
+                    raise StateBackendError(
+                        f"unreadable reply from gcra script: {error!r}"
+                    ) from None
+            if not missing:
+                return results
+            with redis_errors("SCRIPT LOAD"):
+                await self._client.script_load(self._source)  # on every primary
+            todo = missing
+        raise StateBackendError("redis script gcra could not be loaded")
 
     async def _call_reloading(self, keys: list[str], args: tuple[str, str, str]) -> Any:
         try:

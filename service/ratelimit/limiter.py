@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from core.errors import BackendUnavailable
 from core.ratelimit import Catalog, Decision, FailureMode, Policy, degraded_decision
+from service.backends.health_log import outage_logged
 from service.logging import get_logger
 from service.ratelimit.base import GcraStore
 from service.ratelimit.memory import MemoryGcraStore
@@ -112,12 +113,15 @@ class RateLimiter(StatsSource):
 
     def _degraded(self, policy: Policy, stats: PolicyStats, error: BackendUnavailable) -> Decision:
         stats.failures += 1
-        log.warning(
-            "rate-limit backend failed; policy %s fails %s: %s",
-            policy.name,
-            policy.failure_mode.value,
-            error.message,
-        )
+        # Checked on every request: an outage is logged as it begins and ends, not per check.
+        source = f"rate limit {policy.name}, failing {policy.failure_mode.value}"
+        if not outage_logged(error, source):
+            log.warning(
+                "rate-limit backend failed; policy %s fails %s: %s",
+                policy.name,
+                policy.failure_mode.value,
+                error.message,
+            )
         return degraded_decision(policy, allowed=policy.failure_mode is FailureMode.OPEN)
 
     async def check_all(self, checks: Sequence[tuple[str, str, int]]) -> list[Decision]:

@@ -3,19 +3,22 @@
 With ``clock=None`` (production) the scripts read the Redis server's clock, so many processes on
 many hosts share one time line. Tests inject a clock; its time is then passed to the scripts and
 keys live ``slack_ms`` longer than their TTL so real time passing never drops state early.
+
+Lockouts are spread over ``keys.RATELIMIT_LOCKOUT_SHARDS`` hash tags: a key's state hash and the
+index of locks it is listed in share its shard's tag (one slot on Redis Cluster), so a failure
+is still one script; listing locks reads every shard's index in one pipeline.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis
-
 from core.clock import Clock
 from core.ratelimit import Decision, LockoutRule, LockoutState, Policy, decision_from_tat
 from service.backends import keys
 from service.backends.errors import redis_errors
 from service.backends.lua import LuaScript
+from service.backends.redis import RedisClient
 from service.ratelimit.base import ActiveLock, LockoutOutcome, to_micros
 from service.ratelimit.batching import GcraBatcher
 
@@ -23,7 +26,7 @@ INJECTED_CLOCK_SLACK_MS = 600_000
 
 
 class _RedisClocked:
-    def __init__(self, client: Redis, namespace: str, clock: Clock | None) -> None:
+    def __init__(self, client: RedisClient, namespace: str, clock: Clock | None) -> None:
         self._client: Any = client
         self._ns = namespace
         self._clock = clock
@@ -45,7 +48,7 @@ class RedisGcraStore(_RedisClocked):
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         namespace: str,
         *,
         clock: Clock | None = None,
@@ -91,13 +94,20 @@ def _state(values: list[Any]) -> LockoutState:
 
 
 class RedisLockoutStore(_RedisClocked):
-    def __init__(self, client: Redis, namespace: str, *, clock: Clock | None = None) -> None:
+    def __init__(self, client: RedisClient, namespace: str, *, clock: Clock | None = None) -> None:
         super().__init__(client, namespace, clock)
         self._fail = LuaScript(client, "ratelimit_lockout_fail")
-        self._index = f"{namespace}:{keys.RATELIMIT_LOCKOUT_INDEX}"
+        self._indexes = [self._index_of(tag) for tag in keys.lockout_tags()]
+
+    def _index_of(self, tag: str) -> str:
+        return f"{self._ns}:{tag}:{keys.RATELIMIT_LOCKOUT_INDEX}"
 
     def _key(self, rule: LockoutRule, key: str) -> str:
-        return f"{self._ns}:{keys.RATELIMIT_LOCKOUT}:{rule.name}:{key}"
+        tag = keys.lockout_tag(self._member(rule.name, key))
+        return f"{self._ns}:{tag}:{rule.name}:{key}"
+
+    def _index(self, rule: LockoutRule, key: str) -> str:
+        return self._index_of(keys.lockout_tag(self._member(rule.name, key)))
 
     @staticmethod
     def _member(rule_name: str, key: str) -> str:
@@ -106,7 +116,7 @@ class RedisLockoutStore(_RedisClocked):
 
     async def failure(self, rule: LockoutRule, key: str) -> LockoutOutcome:
         result = await self._fail(
-            keys=[self._key(rule, key), self._index],
+            keys=[self._key(rule, key), self._index(rule, key)],
             args=[
                 rule.threshold,
                 rule.window,
@@ -136,26 +146,36 @@ class RedisLockoutStore(_RedisClocked):
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.hget(self._key(rule, key), "u")
                 pipe.delete(self._key(rule, key))
-                pipe.zrem(self._index, self._member(rule.name, key))
+                pipe.zrem(self._index(rule, key), self._member(rule.name, key))
                 until, _, _ = await pipe.execute()
         return until is not None and int(until) > now
 
     async def active_locks(self, limit: int) -> tuple[list[ActiveLock], int]:
+        """The ``limit`` locks ending first, from every shard's index (each pruned first)."""
         now = await self._server_now()
         with redis_errors("lock index"):
-            await self._client.zremrangebyscore(self._index, "-inf", now)
-            rows = await self._client.zrangebyscore(
-                self._index, f"({now}", "+inf", start=0, num=limit, withscores=True
-            )
+            async with self._client.pipeline(transaction=False) as pipe:
+                for index in self._indexes:
+                    pipe.zremrangebyscore(index, "-inf", now)
+                    pipe.zrangebyscore(
+                        index, f"({now}", "+inf", start=0, num=limit, withscores=True
+                    )
+                replies = await pipe.execute()
+        rows = sorted(
+            ((int(score), member.decode()) for found in replies[1::2] for member, score in found),
+        )
         locks: list[ActiveLock] = []
-        for member, score in rows:
-            rule, _, key = member.decode().partition("|")
-            locks.append(ActiveLock(rule, key, int(score)))
+        for until, member in rows[:limit]:
+            rule, _, key = member.partition("|")
+            locks.append(ActiveLock(rule, key, until))
         return locks, now
 
     async def count_active(self) -> int:
         now = await self._server_now()
         with redis_errors("lock index"):
-            await self._client.zremrangebyscore(self._index, "-inf", now)
-            count: int = await self._client.zcount(self._index, f"({now}", "+inf")
-        return count
+            async with self._client.pipeline(transaction=False) as pipe:
+                for index in self._indexes:
+                    pipe.zremrangebyscore(index, "-inf", now)
+                    pipe.zcount(index, f"({now}", "+inf")
+                replies = await pipe.execute()
+        return sum(int(count) for count in replies[1::2])

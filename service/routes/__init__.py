@@ -18,5 +18,13 @@ ROUTE_MODULES: list[str] = [
     "service.routes.crm",
     "service.routes.admin_auth",
     "service.routes.support",
+    "service.routes.static",
     "service.routes.rtc",
+    "service.routes.tracking_script",
+    "service.routes.tracking_people",
+    "service.routes.tracking_sites",
+    "service.routes.tracking_intents",
+    "service.routes.tracking_ingest",
+    "service.routes.tracking_dashboard",
+    "service.routes.tracking_ads",
 ]

@@ -169,7 +169,8 @@ async def read_convo(request: Request) -> Response:
     responses={
         403: "Admin access is disabled, or the contact holds no WhatsApp consent",
         404: "No such conversation",
-        409: "Not a WhatsApp conversation, or free text outside the 24-hour window",
+        409: "Not a WhatsApp conversation, free text outside the 24-hour window, or WhatsApp "
+        "sending not configured (`whatsapp_not_configured`)",
         422: "Validation failed, or a marketing text too long for its unsubscribe line",
         503: "The outbound queue is not available",
     },

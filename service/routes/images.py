@@ -16,7 +16,7 @@ from core.images.signing import SIGNATURE_PATTERN
 from core.images.variant_request import VARIANT_NAME_PATTERN, variant_name_pattern
 from service.endpoint import admin_principal, api
 from service.errors import ApiError
-from service.images.demo import demo_page, snippet
+from service.images.demo import demo_page
 from service.images.facility import ImagesFacility
 from service.images.tiles import (
     QUALITY_FORMAT_PATTERN,
@@ -248,14 +248,6 @@ async def iiif_tile(request: Request) -> Response:
     )
 
 
-async def snippet_js(request: Request) -> Response:
-    return Response(
-        snippet(),
-        media_type="text/javascript; charset=utf-8",
-        headers={"Cache-Control": "public, max-age=3600"},
-    )
-
-
 async def demo(request: Request) -> Response:
     images = _images(request)
     stored = await images.get(request.path_params["image_id"])
@@ -274,5 +266,4 @@ routes: list[BaseRoute] = [
         iiif_tile,
         methods=["GET"],
     ),
-    Route("/static/progressive-image.js", snippet_js, methods=["GET"], include_in_schema=False),
 ]

@@ -29,6 +29,7 @@ import orjson
 from core.errors import StateBackendError
 from native.sigwindow import ReceiveWindow, SendWindow, WindowOverflow
 from service.backends import Backends
+from service.backends.health_log import outage_logged
 from service.backends.keys import RTC_CHANNEL
 from service.logging import get_logger
 from service.rtc import metrics as m
@@ -428,7 +429,8 @@ class SignalRelay:
                     next_active = now + ACTIVE_REFRESH_SECONDS
                     await self.refresh_active()
             except StateBackendError as exc:
-                log.warning("call sweep deferred: %s", exc)
+                if not outage_logged(exc, "call sweep"):
+                    log.warning("call sweep deferred: %s", exc)
 
     def retransmit_due(self) -> int:
         """Send again what was not acknowledged in time; how many frames."""

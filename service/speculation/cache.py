@@ -30,6 +30,7 @@ from native import walk
 from service.backends import Backends, keys
 from service.db import Database
 from service.logging import get_logger
+from service.overload.monitor import OverloadMonitor
 from service.settings import Settings
 from service.speculation import store
 from service.speculation.metrics import CACHE_AGE, REFRESHES, SIMULATION_SECONDS
@@ -127,6 +128,8 @@ class SpeculationCache:
         self._owner = secrets.token_hex(12).encode()
         self._task: asyncio.Task[None] | None = None
         self._soon: dict[str, asyncio.Task[None]] = {}
+        #: Degrade mode (set by the feature's setup): periodic refreshes wait while it sheds.
+        self.overload: OverloadMonitor | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -229,6 +232,9 @@ class SpeculationCache:
     # ---------------------------------------------------------------- refresh
 
     async def refresh_all(self) -> None:
+        # Under overload the answers held keep being served; they are refreshed later.
+        if self.overload is not None and self.overload.skip("speculation_refresh"):
+            return
         for seg in self.settings.speculation_segments:
             await self._refresh_modes(seg)
 

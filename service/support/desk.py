@@ -26,6 +26,7 @@ from core.i18n import Locale, resolve_locale
 from core.support.eta import Eta, estimate
 from core.support.texts import text
 from service.backends import Backends
+from service.backends.health_log import outage_logged
 from service.backends.keys import (
     SUPPORT_CLIENT_ID,
     SUPPORT_CLIENT_ID_TTL,
@@ -867,7 +868,8 @@ class SupportDesk:
             waiting = await self.queue.waiting()
             version = await self.queue.version()
         except StateBackendError as exc:
-            log.warning("support refresh skipped: %s", exc)
+            if not outage_logged(exc, "support refresh"):
+                log.warning("support refresh skipped: %s", exc)
             return
         self._queue_version = version
         positions = {w.customer: index for index, w in enumerate(waiting, start=1)}
@@ -945,6 +947,7 @@ class SupportDesk:
             except asyncio.CancelledError:
                 raise
             except StateBackendError as exc:
-                log.warning("support sweep skipped: %s", exc)
+                if not outage_logged(exc, "support sweep"):
+                    log.warning("support sweep skipped: %s", exc)
             except Exception:
                 log.exception("support sweep failed")

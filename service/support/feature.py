@@ -4,7 +4,7 @@ call signaling relay (calls are made over the same socket)."""
 from __future__ import annotations
 
 from core.consent.gate import has_consent
-from service.consent import store as consent_store
+from service.consent.facility import ConsentFacility
 from service.rtc.relay import SignalRelay
 from service.rtc.stores import create_signal_store
 from service.runtime import Runtime
@@ -38,8 +38,7 @@ async def setup(runtime: Runtime) -> None:
         """A WhatsApp call back needs the visitor's granted, unexpired ``whatsapp`` consent."""
         if not subject:
             return False
-        async with runtime.db.connect() as conn:
-            state = await consent_store.load_state(conn, subject)
+        state = await runtime.facility(ConsentFacility).current(subject)
         return has_consent(state, "whatsapp", runtime.clock.now())
 
     desk = SupportDesk(

@@ -122,7 +122,7 @@ class CallQuality(_Signal):
 
 class RtcAck(_In):
     """Acknowledges the server's frames of ``call``: every ``seq`` up to ``ack`` and those in
-    ``sack`` (received out of order)."""
+    ``sack`` (received out of order; the server then does not resend them)."""
 
     type: Literal["rtc:ack"]
     call: CallId
@@ -206,7 +206,9 @@ class ServerCallEnd(_Out):
 
 class RtcAckOut(_Out):
     """The server took every ``seq`` of the client's up to ``ack``; ``sack``: later ones held
-    (an earlier one is missing and will be resent)."""
+    while an earlier one is missing. ``sack`` is advisory (as in TCP): keep every frame until
+    ``ack`` covers it, and resend the frames after ``ack`` when told ``window_overflow`` or
+    when no acknowledgement comes in time; the server may drop frames it held."""
 
     type: Literal["rtc:ack"]
     call: str

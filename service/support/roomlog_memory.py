@@ -21,6 +21,7 @@ from service.backends.keys import (
     SUPPORT_ROOM_RETENTION,
     SUPPORT_ROOM_SIGNAL,
     SUPPORT_ROOM_STREAM,
+    room_key,
 )
 from service.backends.memory import MemoryKeyspace
 from service.support.roomlog import Replay, RoomEntry, check_since
@@ -65,7 +66,7 @@ class MemoryRoomLog:
         self._retention = retention
 
     def _key(self, room: str) -> str:
-        return f"{SUPPORT_ROOM_STREAM}:{room}"
+        return room_key(room, SUPPORT_ROOM_STREAM)
 
     def _room(self, room: str, *, create: bool) -> _Room | None:
         found = self._space.get_value(self._key(room), _Room)

@@ -1,8 +1,8 @@
 """Room logs on Redis (scaled mode): one stream per room, shared by every process.
 
-A room has a stream (``sup:room:<room>``) whose entry ids are ``<offset>-0``, so a range of
-offsets is one XRANGE and ids always grow, and a head hash (``sup:roomhead:<room>``) with the
-epoch and the last offset handed out. Epoch and offset live in one key so that they can only be
+A room has a stream (``{sup:room:<room>}:log``) whose entry ids are ``<offset>-0``, so a range
+of offsets is one XRANGE and ids always grow, and a head hash (``{sup:room:<room>}:head``) with
+the epoch and the last offset handed out. Epoch and offset live in one key so that they can only be
 lost together. Appending is one Lua script (``support_room_append.lua``): it starts a new epoch
 when the head is missing or its stream is gone, takes the next offset, adds the entry with
 ``MAXLEN ~`` and refreshes the retention TTL of both keys. A replay is one script too, so the
@@ -10,6 +10,13 @@ epoch check and the range read see the same state.
 
 The hub's blocking ``XREAD`` runs on a small pool of its own: a blocked read would otherwise
 hold one of the shared pool's connections for its whole wait.
+
+Redis Cluster: a room's keys (stream, head, client-id markers) share the room's hash tag, so the
+scripts stay in one slot and rooms spread over the slots. The news stream is a key of its own:
+there the scripts leave it out and the news entry is added right after, as a command of its own
+(a process dying between the two loses that news; the room is read again with its next news,
+and a client's resend of the same message adds the news again). Reading many rooms is one XREAD
+per room, sent in one pipeline per node.
 """
 
 from __future__ import annotations
@@ -18,8 +25,6 @@ import asyncio
 import secrets
 from collections.abc import Collection, Mapping
 from typing import Any
-
-from redis.asyncio import BlockingConnectionPool, Redis
 
 from service.backends import Backends
 from service.backends.errors import redis_errors
@@ -30,30 +35,13 @@ from service.backends.keys import (
     SUPPORT_ROOM_NEWS_MAXLEN,
     SUPPORT_ROOM_RETENTION,
     SUPPORT_ROOM_STREAM,
+    room_key,
 )
 from service.backends.lua import LuaScript
+from service.backends.redis import dedicated_client
 from service.support.roomlog import MAX_OFFSET, Replay, RoomEntry, check_since
 
-# Connection settings redis-py adds per pool (maintenance notifications, original timeouts,
-# the HIMPORT registry): a new pool makes its own, so they are not copied.
-_POOL_INTERNALS = ("maint_notifications", "orig_", "himport_registry")
-READER_CONNECTIONS = 2
-
-
-def dedicated_client(client: Redis, *, max_connections: int = READER_CONNECTIONS) -> Redis:
-    """A client with a pool of its own, connecting as ``client`` does (same server, credentials,
-    TLS and timeouts)."""
-    pool = client.connection_pool
-    settings = {
-        k: v for k, v in pool.connection_kwargs.items() if not k.startswith(_POOL_INTERNALS)
-    }
-    own = BlockingConnectionPool(
-        connection_class=pool.connection_class,
-        max_connections=max_connections,
-        timeout=getattr(pool, "timeout", None),
-        **settings,
-    )
-    return Redis.from_pool(own)
+READER_CONNECTIONS = 2  # per node on a cluster
 
 
 def _offset_of(ident: bytes) -> int:
@@ -85,8 +73,9 @@ class RedisRoomLog:
         self._append = LuaScript(backends.redis, "support_room_append")
         self._send = LuaScript(backends.redis, "support_room_send")
         self._since = LuaScript(backends.redis, "support_room_since")
-        self._reader: Any = dedicated_client(backends.redis)
-        timeout = self._reader.connection_pool.connection_kwargs.get("socket_timeout")
+        self._cluster = backends.cluster
+        self._reader: Any = dedicated_client(backends.redis, max_connections=READER_CONNECTIONS)
+        timeout = backends.redis.get_connection_kwargs().get("socket_timeout")
         # A blocked read must answer well within the socket timeout, or it would be cut off
         # as a dead connection.
         self._max_block: float | None = None if timeout is None else timeout / 2
@@ -98,14 +87,29 @@ class RedisRoomLog:
         self._through: dict[str, int] = {}
 
     def _stream(self, room: str) -> str:
-        return self._key(SUPPORT_ROOM_STREAM, room)
+        return self._key(room_key(room, SUPPORT_ROOM_STREAM))
 
     def _head(self, room: str) -> str:
-        return self._key(SUPPORT_ROOM_HEAD, room)
+        return self._key(room_key(room, SUPPORT_ROOM_HEAD))
+
+    def _with_news(self, *room_keys: str) -> list[str]:
+        # One server: the script adds the news entry itself, in the same atomic step.
+        return list(room_keys) if self._cluster else [*room_keys, self._news]
+
+    async def _add_news(self, room: str, offset: int) -> None:
+        """Cluster: the news entry, after the script stored the message (never before, or a
+        hub could read the room before the message is in it)."""
+        with redis_errors("XADD news"):
+            await self._r.xadd(
+                self._news,
+                {"r": room, "o": str(offset)},
+                maxlen=SUPPORT_ROOM_NEWS_MAXLEN,
+                approximate=True,
+            )
 
     async def append(self, room: str, payload: bytes) -> tuple[str, int]:
         epoch, offset = await self._append(
-            keys=[self._stream(room), self._head(room), self._news],
+            keys=self._with_news(self._stream(room), self._head(room)),
             args=[
                 payload,
                 secrets.token_hex(8),
@@ -115,13 +119,17 @@ class RedisRoomLog:
                 SUPPORT_ROOM_NEWS_MAXLEN,
             ],
         )
+        if self._cluster:
+            await self._add_news(room, int(offset))
         return epoch.decode(), int(offset)
 
     async def append_once(
         self, room: str, payload: bytes, *, marker: str, marker_ttl: float
     ) -> tuple[str, int, bool]:
         epoch, offset, duplicate = await self._send(
-            keys=[self._stream(room), self._head(room), self._key(marker), self._news],
+            keys=self._with_news(
+                self._stream(room), self._head(room), self._key(room_key(room, marker))
+            ),
             args=[
                 payload,
                 secrets.token_hex(8),
@@ -132,6 +140,8 @@ class RedisRoomLog:
                 SUPPORT_ROOM_NEWS_MAXLEN,
             ],
         )
+        if self._cluster:
+            await self._add_news(room, int(offset))  # a resend also repairs a lost news entry
         return epoch.decode(), int(offset), bool(duplicate)
 
     async def _replay(self, room: str, epoch: str, offset: int, limit: int) -> list[Any]:
@@ -237,8 +247,16 @@ class RedisRoomLog:
         streams = {
             self._stream(room): f"{min(offset, MAX_OFFSET)}-0" for room, offset in positions.items()
         }
+        result: Any
         with redis_errors("XREAD"):
-            result: Any = await self._reader.xread(streams, count=count)
+            if self._cluster:  # rooms lie in different slots: one XREAD each, pipelined
+                async with self._reader.pipeline(transaction=False) as pipe:
+                    for stream, after in streams.items():
+                        pipe.xread({stream: after}, count=count)
+                    replies = await pipe.execute()
+                result = [found for reply in replies for found in reply or ()]
+            else:
+                result = await self._reader.xread(streams, count=count)
         entries: list[RoomEntry] = []
         for key, items in result or ():
             room = rooms[key.decode()]

@@ -3,7 +3,16 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+import re
+from email.utils import parseaddr
+from typing import Literal, Self
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+
+# ---- people helper: SMTP delivery of login codes (service/tracking/mail.py)
+_SMTP_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$|^\[[0-9A-Fa-f:.]+\]$")
+_MAIL_ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$|^[^@\s<>]+@localhost$")
+_LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
 
 
 class TrackingSettings(BaseModel):
@@ -87,3 +96,72 @@ class TrackingSettings(BaseModel):
         description="Header a trusted proxy sets with the visitor's country code (e.g. "
         "`CF-IPCountry`); read only from trusted proxies.",
     )
+
+    # ---- people helper: SMTP delivery of login codes (unset host: e-mail delivery is off)
+    tracking_smtp_host: str | None = Field(
+        default=None,
+        description="SMTP server that sends people's login codes by e-mail; unset = no e-mail "
+        "(codes go only to people with a Telegram chat).",
+    )
+    tracking_smtp_port: int = Field(
+        default=587, ge=1, le=65_535, description="SMTP port (587 STARTTLS, 465 TLS)."
+    )
+    tracking_smtp_security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls",
+        description="`starttls` (upgrade after connecting), `tls` (TLS from the first byte) or "
+        "`none` (plain: a local relay only when credentials are set).",
+    )
+    tracking_smtp_username: str | None = Field(
+        default=None, max_length=256, description="SMTP login (with the password)."
+    )
+    tracking_smtp_password: SecretStr | None = Field(
+        default=None, description="SMTP password (with the username)."
+    )
+    tracking_smtp_from: str | None = Field(
+        default=None,
+        max_length=320,
+        description="Sender of the e-mails: `codes@example.com` or `kervan <codes@example.com>`; "
+        "required with the host.",
+    )
+    tracking_smtp_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="Connect and command timeout of one SMTP send."
+    )
+
+    # ---- script helper: caching of the site script GET /t/{site_key}.js
+    tracking_script_max_age_seconds: int = Field(
+        default=86_400,
+        ge=0,
+        le=31_536_000,
+        description="How long browsers and CDNs keep the site script before revalidating it "
+        "(its URL carries no version: an update reaches visitors within this time; a "
+        "revalidation is a 304 by the content-hashed ETag).",
+    )
+
+    @model_validator(mode="after")
+    def _check_tracking_smtp(self) -> Self:
+        host = self.tracking_smtp_host
+        has_user = bool(self.tracking_smtp_username)
+        has_password = self.tracking_smtp_password is not None
+        if host is None:
+            if has_user or has_password or self.tracking_smtp_from:
+                raise ValueError(
+                    "tracking_smtp_host: required when any other tracking_smtp_* value is set"
+                )
+            return self
+        if not _SMTP_HOST.match(host):
+            raise ValueError("tracking_smtp_host: a host name or address, no scheme or port")
+        if not self.tracking_smtp_from:
+            raise ValueError("tracking_smtp_from: required when tracking_smtp_host is set")
+        _name, address = parseaddr(self.tracking_smtp_from)
+        if not _MAIL_ADDRESS.match(address):
+            raise ValueError("tracking_smtp_from: not an e-mail address")
+        if has_user != has_password:
+            raise ValueError(
+                "tracking_smtp_username: the username and the password are set together"
+            )
+        if has_user and self.tracking_smtp_security == "none" and host.lower() not in _LOOPBACK:
+            raise ValueError(
+                "tracking_smtp_security: `none` would send the password in clear to a remote "
+                "server; use starttls or tls"
+            )
+        return self

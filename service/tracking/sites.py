@@ -78,7 +78,7 @@ def new_public_key() -> str:
     return "st_" + secrets.token_urlsafe(18)
 
 
-def _site(row: Any) -> Site:
+def site_from_row(row: Any) -> Site:
     return Site(
         id=row.id,
         public_key=row.public_key,
@@ -126,7 +126,7 @@ async def get_site(
     if not include_deleted:
         query = query.where(sites.c.deleted_at.is_(None))
     row = (await conn.execute(query)).first()
-    return None if row is None else _site(row)
+    return None if row is None else site_from_row(row)
 
 
 async def site_by_key(conn: AsyncConnection, public_key: str) -> Site | None:
@@ -136,4 +136,4 @@ async def site_by_key(conn: AsyncConnection, public_key: str) -> Site | None:
             select(sites).where(sites.c.public_key == public_key, sites.c.deleted_at.is_(None))
         )
     ).first()
-    return None if row is None else _site(row)
+    return None if row is None else site_from_row(row)

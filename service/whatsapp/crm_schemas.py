@@ -334,6 +334,14 @@ class ReadOut(BaseModel):
     convo_id: int
     unread: int
     receipt_queued: bool
+    receipt_skipped: (
+        Literal["not_whatsapp", "no_inbound_message", "whatsapp_not_configured", "no_queue"] | None
+    ) = Field(
+        description="Why no read receipt was queued: the conversation is not on WhatsApp, it "
+        "has no inbound message, WhatsApp sending is not configured "
+        "(KERVAN_WHATSAPP_ACCESS_TOKEN and KERVAN_WHATSAPP_PHONE_NUMBER_ID), or no queue "
+        "runs; null when one was queued"
+    )
 
 
 class ReplayOut(BaseModel):

@@ -16,6 +16,7 @@ from service.errors import ApiError
 from service.runtime import Runtime
 from service.whatsapp import crm
 from service.whatsapp.consent import whatsapp_allowed
+from service.whatsapp.facility import sending_configured
 from service.whatsapp.outbound import queue_read_receipt
 
 #: Contact fields an agent may set but never clear.
@@ -68,15 +69,30 @@ class CrmDesk:
         return crm.convo_view(row, now)
 
     async def mark_read(self, convo_id: int) -> dict[str, Any]:
-        """Marks the inbound messages read and queues the WhatsApp read receipt with it."""
+        """Marks the inbound messages read and queues the WhatsApp read receipt with it, when
+        one can be sent; the answer says why not otherwise (``receipt_skipped``)."""
         now = from_timestamp(self.runtime.clock.now())
         queue = self.runtime.queue
         async with self.runtime.db.begin() as conn:
+            convo = await crm.get_convo(conn, convo_id)
             latest = await crm.mark_read(conn, convo_id, now)
-            receipt = latest is not None and queue is not None
-            if latest is not None and queue is not None:
+            skipped: str | None = None
+            if convo.channel != "whatsapp":
+                skipped = "not_whatsapp"
+            elif latest is None:
+                skipped = "no_inbound_message"
+            elif not sending_configured(self.runtime.settings):
+                skipped = "whatsapp_not_configured"
+            elif queue is None:
+                skipped = "no_queue"
+            else:
                 await queue_read_receipt(queue, conn, latest)
-        return {"convo_id": convo_id, "unread": 0, "receipt_queued": receipt}
+        return {
+            "convo_id": convo_id,
+            "unread": 0,
+            "receipt_queued": skipped is None,
+            "receipt_skipped": skipped,
+        }
 
     async def search_contacts(self, text: str, limit: int) -> dict[str, Any]:
         async with self.runtime.db.connect() as conn:

@@ -38,12 +38,22 @@ class WhatsApp:
     def settings(self) -> Settings:
         return self.runtime.settings
 
+    @property
+    def sending_configured(self) -> bool:
+        return sending_configured(self.settings)
+
     async def start(self) -> None:
         await self.graph.start()
 
     async def stop(self) -> None:
         await self.processor.close()
         await self.graph.stop()
+
+
+def sending_configured(settings: Settings) -> bool:
+    """Whether the Graph API can be called: without a token and a sender number every send and
+    read receipt would fail at the provider, so none is queued."""
+    return bool(settings.whatsapp_access_token and settings.whatsapp_phone_number_id)
 
 
 def unsubscribe_secret(settings: Settings) -> str:

@@ -4,6 +4,7 @@ the recovery of stored but unprocessed webhooks, and retention."""
 from __future__ import annotations
 
 from service.runtime import Runtime
+from service.tracking.links import link_inbound
 from service.whatsapp.desk import CrmDesk
 from service.whatsapp.facility import WhatsApp, build_whatsapp
 from service.whatsapp.jobs import inbound_hook, register_whatsapp_handlers
@@ -23,6 +24,8 @@ async def setup(runtime: Runtime) -> None:
         ),
     )
     whatsapp.processor.hooks.append(inbound_hook(whatsapp))
+    # Lead tracking: a message naming a click's reference code links that intent to its convo.
+    whatsapp.processor.hooks.append(link_inbound)
     whatsapp.processor.hold = processing_hold(runtime.settings)
     register_whatsapp_handlers(whatsapp, runtime.handlers)
     runtime.provide(CrmDesk, CrmDesk(runtime))

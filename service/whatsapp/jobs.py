@@ -212,8 +212,9 @@ async def on_inbound(
                     )
             continue
         # The default hook does nothing, so it costs no job: a no-op job per message would add
-        # an outbox row and a worker round trip to every inbound message for no effect.
-        if queue is not None and whatsapp.faq is not None:
+        # an outbox row and a worker round trip to every inbound message for no effect. Nor
+        # does one whose reply could not be sent (WhatsApp sending not configured).
+        if queue is not None and whatsapp.faq is not None and whatsapp.sending_configured:
             await queue.enqueue(
                 AUTOREPLY_QUEUE,
                 {"message_id": item.message_id},

@@ -64,6 +64,24 @@ def require_queue(whatsapp: WhatsApp) -> JobQueue:
     return queue
 
 
+def require_sending(whatsapp: WhatsApp) -> None:
+    """Refuses (409) a message that could only fail at the Graph API: nothing is stored or
+    queued for a provider this deployment has not configured."""
+    if whatsapp.sending_configured:
+        return
+    missing = [
+        f"KERVAN_WHATSAPP_{name.upper()}"
+        for name in ("access_token", "phone_number_id")
+        if not getattr(whatsapp.settings, f"whatsapp_{name}")
+    ]
+    raise ApiError(
+        409,
+        "whatsapp_not_configured",
+        "WhatsApp sending is not configured: nothing was stored or queued",
+        {"missing": missing},
+    )
+
+
 def text_draft(text: str, *, reply_to: str | None) -> Draft:
     return Draft("text", text, text_message(text, reply_to=reply_to))
 
@@ -145,6 +163,7 @@ async def queue_outbound(
     queue = require_queue(whatsapp)
     now = whatsapp.runtime.clock.now()
     recipient = await load_recipient(conn, convo_id)
+    require_sending(whatsapp)
     if enforce_consent:
         await require_consent(conn, recipient, now)
     if text is not None:

@@ -101,6 +101,20 @@ async def test_pubsub_delivers_to_subscribers(backends: Backends) -> None:
     assert await backends.pubsub.publish("room", b"late") == 0
 
 
+async def test_pubsub_over_several_channels(backends: Backends) -> None:
+    # On a cluster the channels lie in different slots (and nodes): each is read on its own.
+    channels = [f"ch-{i}" for i in range(6)]
+    async with backends.pubsub.subscribe(*channels) as sub:
+        for channel in channels:
+            for _ in range(50):
+                if await backends.pubsub.publish(channel, channel.encode()) > 0:
+                    break
+                await asyncio.sleep(0.02)
+        got = {await sub.get(timeout=2) for _ in channels}
+        assert got == {(channel, channel.encode()) for channel in channels}
+        assert await sub.get(timeout=0.05) is None
+
+
 async def test_streams_replay_from_id(backends: Backends) -> None:
     s = backends.streams
     assert await s.read("chat") == []

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from service.ads.flush import UPLOAD_QUEUE
 from service.backends import keys, memory_backends
 from service.telegram.jobs import SEND_QUEUE as TELEGRAM_QUEUE
 from service.whatsapp.outbound import AUTOREPLY_QUEUE, READ_QUEUE
@@ -50,8 +51,8 @@ def test_keda_scales_workers_on_the_real_stream_keys() -> None:
         if t["type"] == "redis-streams"
     }
     namespace = memory_backends(_base_config()["KERVAN_REDIS_NAMESPACE"])
-    queues = (WHATSAPP_QUEUE, READ_QUEUE, AUTOREPLY_QUEUE, TELEGRAM_QUEUE)
-    assert streams == {namespace.key(keys.QUEUE_STREAM, q) for q in queues}
+    queues = (WHATSAPP_QUEUE, READ_QUEUE, AUTOREPLY_QUEUE, TELEGRAM_QUEUE, UPLOAD_QUEUE)
+    assert streams == {namespace.key(keys.queue_stream(q)) for q in queues}
     assert groups == {keys.QUEUE_GROUP}
 
 

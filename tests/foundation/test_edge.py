@@ -271,7 +271,7 @@ async def _small_app_client(routes: list[Any]) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=transport, base_url="http://t")
 
 
-async def test_cors_fields_replace_a_routes_own() -> None:
+async def test_a_public_answer_keeps_its_star_and_varies_by_nothing() -> None:
     from starlette.responses import Response
     from starlette.routing import Route
 
@@ -281,8 +281,10 @@ async def test_cors_fields_replace_a_routes_own() -> None:
     async with await _small_app_client([Route("/tile", public)]) as c:
         answer = await c.get("/tile", headers={"Origin": ORIGIN})
         other = await c.get("/tile")
-    assert answer.headers.get_list("access-control-allow-origin") == [ORIGIN]
+    # The same answer for every origin: one copy in a shared cache, no Vary: Origin.
+    assert answer.headers.get_list("access-control-allow-origin") == ["*"]
     assert other.headers.get_list("access-control-allow-origin") == ["*"]
+    assert "vary" not in answer.headers and "vary" not in other.headers
 
 
 async def test_an_unhandled_error_is_logged_once_and_labelled_with_its_route(

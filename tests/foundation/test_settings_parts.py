@@ -11,9 +11,11 @@ import pytest
 from pydantic import BaseModel
 
 from service.admins.settings import AdminSettings
+from service.ads.settings import AdsSettings
 from service.cli import _comment_descriptions, settings_table
 from service.consent.settings import ConsentSettings
 from service.images.settings import ImagesSettings
+from service.overload.settings import DegradeSettings
 from service.queue.settings import QueueSettings
 from service.ratelimit.settings import RateLimitSettings
 from service.rtc.settings import RtcSettings
@@ -43,6 +45,8 @@ FEATURES = (
     "support",
     "rtc",
     "tracking",
+    "ads",
+    "overload",
 )
 PARTS: dict[type[BaseModel], str] = {
     FoundationSettings: "",
@@ -57,6 +61,8 @@ PARTS: dict[type[BaseModel], str] = {
     SupportSettings: "support_",
     RtcSettings: "rtc_",
     TrackingSettings: "tracking_",
+    AdsSettings: "ads_",
+    DegradeSettings: "degrade_",
 }
 
 
@@ -152,6 +158,7 @@ def test_every_list_setting_takes_comma_separated_values(
         ({"telegram_base_url": "ftp://x"}, "KERVAN_TELEGRAM_BASE_URL"),
         ({"whatsapp_api_version": "21"}, "KERVAN_WHATSAPP_API_VERSION"),
         ({"log_format": "xml"}, "KERVAN_LOG_FORMAT"),
+        ({"ads_token_key": "c2hvcnQ="}, "KERVAN_ADS_TOKEN_KEY"),
     ],
 )
 def test_part_validation_names_the_key(overrides: dict[str, object], key: str) -> None:

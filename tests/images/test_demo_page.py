@@ -7,7 +7,8 @@ from importlib import resources
 from string import Template
 from typing import Any
 
-from service.images.demo import demo_page, snippet
+from service.images.demo import demo_page
+from service.static_assets import asset, asset_url
 
 NONCE = "n0nce_-AbC"
 
@@ -43,6 +44,7 @@ def test_the_template_ships_as_package_data_and_every_placeholder_is_filled() ->
         "preload",
         "hero",
         "below",
+        "script",
     }
     page = demo_page(_manifest(), NONCE)
     assert page.startswith("<!doctype html>")
@@ -62,7 +64,9 @@ def test_inline_style_and_scripts_carry_the_nonce() -> None:
     page = demo_page(_manifest(), NONCE)
     assert f'<style nonce="{NONCE}">' in page
     assert page.count(f'<script nonce="{NONCE}"') == 2
-    assert f'<script nonce="{NONCE}" src="/static/progressive-image.js"></script>' in page
+    script = asset_url("progressive-image.js")
+    assert script.startswith("/static/progressive-image.") and script.endswith(".js")
+    assert f'<script nonce="{NONCE}" src="{script}"></script>' in page
     # Nothing runs without it.
     assert not re.search(r"<(script|style)(?![^>]*nonce=)", page)
 
@@ -79,4 +83,4 @@ def test_both_images_the_preload_and_the_placeholder_colour() -> None:
 
 
 def test_the_snippet_is_package_data_too() -> None:
-    assert b"IntersectionObserver" in snippet()
+    assert b"IntersectionObserver" in asset("progressive-image.js").body

@@ -19,6 +19,7 @@ from core.images.ssrf import IPAddress, SourcePolicy
 from service.images.facility import ImagesFacility
 from service.images.fetcher import FetchLimits, SafeFetcher
 from service.settings import Settings
+from service.static_assets import asset_url
 from tests.images import samples
 
 ADMIN = {"Authorization": "Bearer test-admin-key"}
@@ -287,7 +288,7 @@ async def test_snippet_and_demo_page(client: httpx.AsyncClient) -> None:
     assert page.status_code == 200
     csp = page.headers["content-security-policy"]
     nonce = csp.split("'nonce-", 1)[1].split("'", 1)[0]
-    assert f'<script nonce="{nonce}" src="/static/progressive-image.js">' in page.text
+    assert f'<script nonce="{nonce}" src="{asset_url("progressive-image.js")}">' in page.text
     assert 'width="800" height="600"' in page.text
     assert 'alt="Quote &quot; &amp; &lt;tag&gt;"' in page.text
     assert 'rel="preload" as="image"' in page.text and 'fetchpriority="high"' in page.text

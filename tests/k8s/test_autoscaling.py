@@ -122,7 +122,7 @@ async def test_keda_scales_workers_on_the_streams_of_the_registered_queues(
     assert {"wa.send", "telegram"} <= set(queues)
     # The same key builder and constants as the Redis Streams queue (service/queue/redis_streams).
     names = memory_backends(env["KERVAN_REDIS_NAMESPACE"])
-    expected = {names.key(keys.QUEUE_STREAM, q) for q in queues}
+    expected = {names.key(keys.queue_stream(q)) for q in queues}
     triggers = stream_triggers(one(objs, "ScaledObject", "kervan-worker"))
     assert {t["metadata"]["stream"] for t in triggers} == expected
     for trigger in triggers:

@@ -64,7 +64,7 @@ class QueueUnderTest:
     queue: JobQueue
     db: Database
     clock: OffsetClock
-    kind: str  # sqlite | mariadb | redis
+    kind: str  # sqlite | mariadb | redis | redis-cluster
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ async def _sqlite(tmp_path: Path) -> Database:
     return db
 
 
-@pytest.fixture(params=["sqlite", "mariadb", "redis"])
+@pytest.fixture(params=["sqlite", "mariadb", "redis", "redis-cluster"])
 async def qut(
     request: pytest.FixtureRequest, tmp_path: Path, clock: OffsetClock
 ) -> AsyncIterator[QueueUnderTest]:
@@ -89,10 +89,14 @@ async def qut(
     else:
         db = await _sqlite(tmp_path)
     outbox = SqlOutbox(db, clock, TEST_CONFIG)
-    if kind == "redis":
-        backends = redis_backends(
-            request.getfixturevalue("redis_url"), request.getfixturevalue("redis_namespace")
-        )
+    if kind in ("redis", "redis-cluster"):
+        if kind == "redis":
+            url = request.getfixturevalue("redis_url")
+            namespace = request.getfixturevalue("redis_namespace")
+        else:  # the same queue on a real 3-master cluster: every script within one slot
+            url = request.getfixturevalue("redis_cluster_url")
+            namespace = request.getfixturevalue("redis_cluster_namespace")
+        backends = redis_backends(url, namespace)
         assert backends.redis is not None
         queue: JobQueue = RedisStreamsQueue(
             backends.redis, backends.key, clock, TEST_CONFIG, outbox=outbox

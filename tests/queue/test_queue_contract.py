@@ -224,7 +224,7 @@ async def test_finished_jobs_are_forgotten_after_the_retention(qut: QueueUnderTe
     await qut.queue.complete(await _claim_one(qut))
     if isinstance(qut.queue, RedisStreamsQueue):
         # Redis expires the done record by itself; nothing to purge.
-        ttl = await qut.queue._r.ttl(qut.queue._job_key("old"))
+        ttl = await qut.queue._r.ttl(qut.queue._job_key(Q, "old"))
         assert 0 < ttl <= TEST_CONFIG.retention
         assert await qut.queue.purge_finished(qut.clock.now() + 1) == 0
         return

@@ -114,7 +114,7 @@ def fake() -> Iterator[FakeTelegram]:
 
 async def _holder_pid(kind: str, db: Database, queue: JobQueue) -> int:
     if isinstance(queue, RedisStreamsQueue):
-        raw = await queue._r.hget(queue._job_key(KEY), "worker")
+        raw = await queue._r.hget(queue._job_key("telegram", KEY), "worker")
         holder = raw.decode()
     else:
         async with db.connect() as conn:
@@ -128,7 +128,7 @@ async def _holder_pid(kind: str, db: Database, queue: JobQueue) -> int:
 
 async def _done(queue: JobQueue, db: Database) -> bool:
     if isinstance(queue, RedisStreamsQueue):
-        return bool(await queue._r.hget(queue._job_key(KEY), "status") == b"done")
+        return bool(await queue._r.hget(queue._job_key("telegram", KEY), "status") == b"done")
     async with db.connect() as conn:
         status = (
             await conn.execute(select(queue_jobs.c.status).where(queue_jobs.c.job_key == KEY))

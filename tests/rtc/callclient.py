@@ -57,7 +57,8 @@ class CallSide:
         if data.get("call") != self.call:
             return None
         if kind == "rtc:ack":
-            for seq in [s for s in self.unacked if s <= data["ack"] or s in data["sack"]]:
+            # Only the cumulative ack lets a frame go: ``sack`` is advisory.
+            for seq in [s for s in self.unacked if s <= data["ack"]]:
                 del self.unacked[seq]
             return None
         if kind == "rtc:resumed":

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.backends import Backends, memory_backends, redis_backends
-from service.backends.keys import SUPPORT_ROOM_HEAD, SUPPORT_ROOM_STREAM
+from service.backends.keys import SUPPORT_ROOM_HEAD, SUPPORT_ROOM_STREAM, room_key
 from service.support.hub import RoomHub, Subscription
 from service.support.roomlog import RoomEntry
 from service.support.stores import create_room_log
@@ -122,7 +122,7 @@ async def scenario(kind: str, url: str | None, ops: list[tuple[Any, ...]]) -> No
             try:
                 client.delete(
                     *(
-                        f"{namespace}:{p}:{room}"
+                        f"{namespace}:{room_key(room, p)}"
                         for p in (SUPPORT_ROOM_STREAM, SUPPORT_ROOM_HEAD)
                         for room in ROOMS
                     )
@@ -257,7 +257,7 @@ async def scenario_with_drops(kind: str, url: str | None, ops: list[tuple[Any, .
             try:
                 client.delete(
                     *(
-                        f"{namespace}:{p}:{room}"
+                        f"{namespace}:{room_key(room, p)}"
                         for p in (SUPPORT_ROOM_STREAM, SUPPORT_ROOM_HEAD)
                         for room in ROOMS
                     )

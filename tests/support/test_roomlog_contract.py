@@ -14,6 +14,7 @@ from service.support.roomlog import Replay, RoomEntry, RoomLog
 from service.support.roomlog_memory import MemoryRoomLog
 from service.support.roomlog_redis import RedisRoomLog
 from service.support.stores import create_room_log
+from tests.conftest import backends_url
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ async def peers(request: pytest.FixtureRequest, backends: Backends) -> AsyncIter
     (own connections) over the same namespace; in-process, three logs over one keyspace."""
     made: list[Backends] = []
     if backends.kind == "redis":
-        url = request.getfixturevalue("redis_url")
+        url = backends_url(request, request.getfixturevalue("backend_kind"))
         made = [redis_backends(url, backends.namespace) for _ in range(3)]
         logs = [create_room_log(b) for b in made]
     else:

@@ -12,7 +12,7 @@ import redis as sync_redis
 
 from core.errors import StateBackendError
 from service.backends import Backends, redis_backends
-from service.backends.keys import SUPPORT_ROOM_HEAD, SUPPORT_ROOM_STREAM
+from service.backends.keys import SUPPORT_ROOM_HEAD, SUPPORT_ROOM_STREAM, room_key
 from service.support.roomlog import RoomEntry
 from service.support.roomlog_redis import RedisRoomLog
 
@@ -49,8 +49,8 @@ async def test_keys_ids_and_retention(
     log: RedisRoomLog, backends: Backends, admin: sync_redis.Redis
 ) -> None:
     epoch = await fill(log, "r", 3)
-    stream = backends.key(SUPPORT_ROOM_STREAM, "r")
-    head = backends.key(SUPPORT_ROOM_HEAD, "r")
+    stream = backends.key(room_key("r", SUPPORT_ROOM_STREAM))
+    head = backends.key(room_key("r", SUPPORT_ROOM_HEAD))
     entries: Any = admin.xrange(stream)
     assert [ident for ident, _ in entries] == [b"1-0", b"2-0", b"3-0"]
     assert entries[0][1] == {b"p": b'{"n":1}', b"e": epoch.encode()}
@@ -65,9 +65,12 @@ async def test_a_lost_key_starts_a_new_epoch(
 ) -> None:
     old = await fill(log, "r", 4)
     keys = {
-        "head": [backends.key(SUPPORT_ROOM_HEAD, "r")],
-        "stream": [backends.key(SUPPORT_ROOM_STREAM, "r")],
-        "both": [backends.key(SUPPORT_ROOM_HEAD, "r"), backends.key(SUPPORT_ROOM_STREAM, "r")],
+        "head": [backends.key(room_key("r", SUPPORT_ROOM_HEAD))],
+        "stream": [backends.key(room_key("r", SUPPORT_ROOM_STREAM))],
+        "both": [
+            backends.key(room_key("r", SUPPORT_ROOM_HEAD)),
+            backends.key(room_key("r", SUPPORT_ROOM_STREAM)),
+        ],
     }[lost]
     admin.delete(*keys)
     new, offset = await log.append("r", b'{"n":5}')
@@ -81,7 +84,7 @@ async def test_a_lost_stream_is_seen_by_a_replay_before_any_append(
     log: RedisRoomLog, backends: Backends, admin: sync_redis.Redis
 ) -> None:
     old = await fill(log, "r", 2)
-    admin.delete(backends.key(SUPPORT_ROOM_STREAM, "r"))
+    admin.delete(backends.key(room_key("r", SUPPORT_ROOM_STREAM)))
     replay = await log.since("r", old, 1)
     assert not replay.recovered and replay.epoch != old and replay.last_offset == 0
     assert await log.append("r", b"{}") == (replay.epoch, 1)

@@ -142,7 +142,12 @@ async def test_without_a_queue_sends_are_503_and_receipts_not_queued(
     assert refused.status_code == 503
     assert refused.json()["error"]["details"] == {"component": "queue"}
     assert await rows(runtime.db, crm_messages, crm_messages.c.direction == "out") == []
-    assert read.json() == {"convo_id": convo_id, "unread": 0, "receipt_queued": False}
+    assert read.json() == {
+        "convo_id": convo_id,
+        "unread": 0,
+        "receipt_queued": False,
+        "receipt_skipped": "no_queue",
+    }
 
 
 async def test_outbound_rules_keep_their_order(

@@ -1,6 +1,7 @@
 """Every table module, imported so that ``metadata`` knows the whole schema."""
 
 from service.db.tables import admins as admins
+from service.db.tables import ads as ads
 from service.db.tables import consent as consent
 from service.db.tables import crm as crm
 from service.db.tables import flows as flows

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 
 from service.db.metadata import metadata
+from service.db.tables.ads import ads_attempts, ads_connections, ads_uploads
 from service.db.types import ExactString, JSONType, UTCDateTime
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -222,6 +223,25 @@ track_daily = Table(
     Column("sales", Integer, nullable=False, default=0),
     Column("sales_value", Numeric(16, 2), nullable=False, default=0),
     PrimaryKeyConstraint("site_id", "day", "dimension", "value", name="pk_track_daily"),
+    Index("ix_track_daily_site_dimension", "site_id", "dimension", "day"),
+)
+
+#: Calls a site's phone system reported (``POST /t/calls``, migration 0022), each matched to the
+#: closest pending phone intent before it or kept unmatched; one row per (site, caller, time),
+#: so a resent call is stored and matched once.
+track_calls = Table(
+    "track_calls",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("site_id", BigId, nullable=False),
+    Column("caller", String(16), nullable=False),  # E.164
+    Column("callee", String(16), nullable=True),  # E.164
+    Column("called_at", UTCDateTime(), nullable=False),
+    Column("duration_seconds", Integer, nullable=True),
+    Column("intent_id", BigId, nullable=True),
+    Column("received_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("site_id", "caller", "called_at", name="uq_track_calls_call"),
+    Index("ix_track_calls_site", "site_id", "id"),
 )
 
 #: Every tracking table whose rows belong to one site (the scope guard's list).
@@ -234,4 +254,8 @@ SITE_SCOPED = (
     track_idempotency,
     track_usage,
     track_daily,
+    track_calls,
+    ads_connections,
+    ads_uploads,
+    ads_attempts,
 )

@@ -1,0 +1,1 @@
+"""Degrade mode: when to shed low-priority work, with hysteresis."""

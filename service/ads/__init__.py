@@ -1,0 +1,1 @@
+"""Offline conversions to Google Ads: per-site connections, uploads of sealed intents, outcomes."""
