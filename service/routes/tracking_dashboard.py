@@ -7,11 +7,9 @@ into ``service.tracking.dashboard*`` on a read connection.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -20,13 +18,14 @@ from service.db.types import from_timestamp
 from service.endpoint import api
 from service.responses import json_response
 from service.runtime import get_runtime
-from service.tracking.access import scope_for
 from service.tracking.dashboard import (
+    Reader,
     SiteView,
     breakdown,
     kpis,
     open_bounds,
     period_of,
+    read_site,
     timeline,
 )
 from service.tracking.dashboard_ledger import LedgerFilter, ledger_page, one_intent
@@ -56,23 +55,19 @@ NO_SITE = {**UNAUTHORIZED, 404: "No such site (or not one of yours)"}
 NO_CURSOR = {400: "The cursor is not one this API issued"}
 
 
-async def _viewing(
-    request: Request,
-    site_id: int,
-    read: Callable[[AsyncConnection, SiteView], Awaitable[Any]],
-) -> Response:
+async def _viewing(request: Request, site_id: int, read: Reader) -> Response:
     """Resolve the caller's view of the site, then ``read`` on the same connection."""
     runtime = get_runtime(request)
     actor = await request_actor(request)
-    async with runtime.db.connect() as conn:
-        site, scope = await scope_for(conn, actor, site_id)
-        view = SiteView.of(
-            site,
-            scope,
-            now=from_timestamp(runtime.clock.now()),
-            retention=runtime.settings.tracking_retention_months,
-        )
-        return json_response(await read(conn, view))
+    found = await read_site(
+        runtime.db,
+        actor,
+        site_id,
+        now=from_timestamp(runtime.clock.now()),
+        retention=runtime.settings.tracking_retention_months,
+        read=read,
+    )
+    return json_response(found)
 
 
 async def _parse(request: Request, path: type[P]) -> P:
@@ -159,7 +154,7 @@ async def list_intents(request: Request) -> Response:
     path = await _parse(request, DashboardSitePath)
     query = parse_query(request, IntentLedgerQuery)
 
-    async def read(conn: AsyncConnection, view: SiteView) -> Any:
+    async def read(conn: Any, view: SiteView) -> Any:
         start, end = open_bounds(view, query.first, query.last)
         flt = LedgerFilter(query.status, query.kind, query.ads_only, start, end)
         return await ledger_page(conn, view.scope, flt, limit=query.limit, cursor=query.cursor)

@@ -10,6 +10,7 @@ kept.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -19,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.errors import ValidationFailed
+from service.db import Database
 from service.db.tables.tracking import track_intents, track_sessions
+from service.tracking.access import Actor, scope_for
 from service.tracking.dashboard_metrics import Aggregate, Dimension, Metrics, dimension_key
 from service.tracking.dashboard_plan import Grouping, Plan, gather, plan_for
 from service.tracking.dashboard_time import (
@@ -221,3 +224,17 @@ async def breakdown(
         "rows": [{"value": value or None, **m.to_json()} for value, m in shown],
         "other": None if other is None else {"values": len(rest), **other.to_json()},
     }
+
+
+#: A dashboard read: it gets the connection the caller's scope was resolved on.
+Reader = Callable[[AsyncConnection, SiteView], Awaitable[Any]]
+
+
+async def read_site(
+    db: Database, actor: Actor, site_id: int, *, now: datetime, retention: int, read: Reader
+) -> Any:
+    """Resolve ``actor``'s view of the site (404 when it may not see it), then ``read`` on the
+    same connection, so the scope and the figures come from one snapshot of access."""
+    async with db.connect() as conn:
+        site, scope = await scope_for(conn, actor, site_id)
+        return await read(conn, SiteView.of(site, scope, now=now, retention=retention))
