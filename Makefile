@@ -40,8 +40,12 @@ run: $(INSTALLED)
 	$(VENV)/bin/kervan migrate
 	$(VENV)/bin/kervan serve
 
+# Most of the suite waits on servers, sockets and subprocesses, not the CPU: two workers (each
+# with its own database, Redis namespace and helper servers) halve the wall time on 2 cores.
+# Each test file stays on one worker, so module fixtures (apps, processes) start once.
+TEST_WORKERS ?= 2
 test: $(INSTALLED)
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 check: $(INSTALLED)
 	$(VENV)/bin/ruff check .

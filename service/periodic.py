@@ -15,6 +15,18 @@ from service.logging import get_logger
 log = get_logger("kervan.periodic")
 
 
+def raise_if_cancelling() -> None:
+    """Stop a background loop whose task was asked to stop, even when the cancellation was lost.
+
+    A driver may turn a cancellation into its own error (redis-py does, in the middle of a read)
+    and a step that reports errors then swallows it: a loop that sleeps on keeps ``stop()``
+    waiting for its next interval. Call it between a step and the sleep.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class Periodic:
     #: The asyncio task's name (seen in task dumps and debuggers).
     name = "periodic"
@@ -36,6 +48,7 @@ class Periodic:
                 await self.step()
             except Exception as error:
                 self.on_error(error)
+            raise_if_cancelling()
             await asyncio.sleep(self.interval)
 
     async def start(self) -> None:

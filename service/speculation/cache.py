@@ -31,6 +31,7 @@ from service.backends import Backends, keys
 from service.db import Database
 from service.logging import get_logger
 from service.overload.monitor import OverloadMonitor
+from service.periodic import raise_if_cancelling
 from service.settings import Settings
 from service.speculation import store
 from service.speculation.metrics import CACHE_AGE, REFRESHES, SIMULATION_SECONDS
@@ -179,6 +180,7 @@ class SpeculationCache:
             log.warning("speculation kernels failed to warm up", extra={"error": repr(exc)})
         while True:
             await self.refresh_all()  # never raises: failures are counted and logged per segment
+            raise_if_cancelling()
             await asyncio.sleep(self.settings.speculation_refresh_seconds)
 
     # ---------------------------------------------------------------- reads

@@ -55,3 +55,32 @@ async def test_the_first_step_runs_at_start() -> None:
     finally:
         await task.stop()
     assert task.steps == 1 and task.errors == ["odd step 1"]
+
+
+class SwallowsCancellation(Periodic):
+    """A step whose driver turns the cancellation into its own error, which the step reports
+    and swallows (redis-py in the middle of a read, under a step that never raises)."""
+
+    name = "swallows"
+
+    def __init__(self) -> None:
+        super().__init__(interval=3600.0)
+        self.in_step = asyncio.Event()
+        self.swallowed = 0
+
+    async def step(self) -> None:
+        self.in_step.set()
+        try:
+            await asyncio.sleep(3600.0)
+        except asyncio.CancelledError:
+            self.swallowed += 1  # as `except DriverError: log` after the driver's conversion
+
+
+async def test_a_cancellation_swallowed_by_a_step_still_stops_the_loop() -> None:
+    task = SwallowsCancellation()
+    await task.start()
+    await task.in_step.wait()
+    # Without the check after the step, the loop would sleep out its hour-long interval.
+    await asyncio.wait_for(task.stop(), 30.0)
+    assert task.swallowed == 1
+    assert task._task is None
