@@ -5,20 +5,28 @@ Sequences are ints ``>= 1`` (assigned by the state backend), times are integer m
 from the caller's monotonic clock, payloads are opaque objects held by reference.
 
 ``SendWindow(capacity, rto_ms, rto_max_ms)`` holds sent messages until they are acknowledged:
-``push(seq, payload, now_ms) -> bool``, ``ack(cumulative, sacks=()) -> dropped``,
-``due(now_ms, limit=64) -> [(seq, payload)]`` (retransmit now; exponential backoff capped at
-``rto_max_ms``), ``next_deadline() -> int | None``, ``pending() -> [(seq, payload)]`` and
-``rearm(now_ms)`` for a resume, ``attempts(seq)``.
+``push(seq, payload, now_ms) -> bool``, ``push_many([(seq, payload), ...], now_ms) -> held``,
+``ack(cumulative, sacks=()) -> dropped``, ``due(now_ms, limit=64) -> [(seq, payload)]``
+(retransmit now; exponential backoff capped at ``rto_max_ms``), ``next_deadline() -> int |
+None``, ``pending() -> [(seq, payload)]`` and ``rearm(now_ms)`` for a resume,
+``attempts(seq)``.
 
 ``ReceiveWindow(capacity, delivered=0)`` drops duplicates and delivers in order:
-``receive(seq, payload) -> (ACCEPTED | BUFFERED | DUPLICATE, [(seq, payload)])``,
-``sacks(limit=32) -> [seq]``, ``reset(delivered)``.
+``receive(seq, payload) -> (ACCEPTED, [(seq, payload), ...]) | (BUFFERED | DUPLICATE, ())``,
+``receive_many([(seq, payload), ...]) -> [payload, ...]`` (the delivered payloads, their
+sequences following on from ``delivered`` before the call), ``sacks(limit=32) -> [seq]``,
+``reset(delivered)``.
 
 A sequence beyond the window (``seq >= acked + 1 + capacity`` when sending,
-``seq > delivered + capacity`` when receiving) raises ``WindowOverflow``. The per-message
-methods are the compiled methods themselves: they check their arguments' types and ranges in C
-(a ``TypeError`` or ``ValueError`` naming the argument), where checking costs nothing next to a
-Python frame that would double the price of a push.
+``seq > delivered + capacity`` when receiving) raises ``WindowOverflow``; a batch stops there,
+keeping what the pairs before it did (``WindowOverflow.delivered`` holds what a
+``receive_many`` delivered). The methods are the compiled methods themselves: they check their
+arguments' types and ranges in C (a ``TypeError`` or ``ValueError`` naming the argument, or the
+pair of a batch; a batch with a malformed pair changes nothing), where checking costs nothing
+next to a Python frame that would double the price of a push.
+
+A batch takes a list (or tuple) of ``(seq, payload)`` tuples and costs one call however many
+pairs it holds: a relay handling a burst of frames hands them over at once.
 """
 
 from __future__ import annotations
@@ -61,6 +69,7 @@ class SendWindow:
         "next_deadline",
         "pending",
         "push",
+        "push_many",
         "rearm",
     )
 
@@ -71,6 +80,7 @@ class SendWindow:
         window = _sigwindow.SendWindow(capacity, rto_ms, rto_max_ms)
         self._window = window
         self.push = window.push
+        self.push_many = window.push_many
         self.ack = window.ack
         self.due = window.due
         self.next_deadline = window.next_deadline
@@ -114,7 +124,7 @@ class SendWindow:
 class ReceiveWindow:
     """Out-of-order messages buffered until the gap before them is filled; duplicates dropped."""
 
-    __slots__ = ("_window", "receive", "reset", "sacks")
+    __slots__ = ("_window", "receive", "receive_many", "reset", "sacks")
 
     def __init__(self, capacity: int, delivered: int = 0) -> None:
         check_range("capacity", capacity, 1, MAX_CAPACITY)
@@ -122,6 +132,7 @@ class ReceiveWindow:
         window = _sigwindow.ReceiveWindow(capacity, delivered)
         self._window = window
         self.receive = window.receive
+        self.receive_many = window.receive_many
         self.sacks = window.sacks
         self.reset = window.reset
 

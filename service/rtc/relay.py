@@ -380,15 +380,18 @@ class SignalRelay:
     async def _deliver(self, link: CallLink) -> None:
         async with link.lock:
             entries = await self.store.pending(link.room, link.call, link.person, link.sent)
-            now = self._now_ms()
+            if not entries:
+                return
             for seq, payload in entries:
                 link.conn.send(downlink_frame(seq, payload))
-                try:
-                    link.send.push(seq, payload, now)
-                except WindowOverflow:
-                    # The server's own notices may pass the window; a resume sends them.
-                    m.OVERFLOWS.labels("send").inc()
-                link.sent = max(link.sent, seq)
+            link.sent = max(link.sent, entries[-1][0])  # the outbox reads in seq order
+            try:
+                link.send.push_many(entries, self._now_ms())
+            except WindowOverflow:
+                # The server's own notices may pass the window; a resume sends them. Each
+                # frame the window could not hold counts (the batch stopped at the first).
+                limit = link.send.acked + link.send.capacity
+                m.OVERFLOWS.labels("send").inc(sum(1 for seq, _ in entries if seq > limit))
 
     async def _listen(self) -> None:
         delay = 0.05

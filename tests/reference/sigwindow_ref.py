@@ -4,6 +4,10 @@ Times are integer milliseconds, sequences ints >= 1. See the kernel's docstring 
 this file states them in the most direct form (a dict of held messages, sorted when order
 matters) so the two can be compared on generated operation sequences. Argument validation is
 the public wrapper's business and is not repeated here.
+
+The batch operations (``push_many``, ``receive_many``) are what a Python programmer would write
+for a batch: one loop over the pairs doing the single operation's work inline, so a batch pays
+one call, as the kernel's does.
 """
 
 from __future__ import annotations
@@ -39,6 +43,18 @@ class SendWindowReference:
             raise WindowOverflow(f"seq {seq} is beyond the send window")
         self.held[seq] = Held(payload, now_ms + self.rto_ms)
         return True
+
+    def push_many(self, frames: Sequence[tuple[int, object]], now_ms: int) -> int:
+        deadline = now_ms + self.rto_ms
+        pushed = 0
+        for seq, payload in frames:
+            if seq <= self.acked or seq in self.held:
+                continue
+            if seq >= self.acked + 1 + self.capacity:
+                raise WindowOverflow(f"seq {seq} is beyond the send window")
+            self.held[seq] = Held(payload, deadline)
+            pushed += 1
+        return pushed
 
     def ack(self, cumulative: int, sacks: Sequence[int] = ()) -> int:
         acknowledged = [seq for seq in self.held if seq <= cumulative or seq in sacks]
@@ -84,21 +100,40 @@ class ReceiveWindowReference:
     def __len__(self) -> int:
         return len(self.buffered)
 
-    def receive(self, seq: int, payload: object) -> tuple[int, list[tuple[int, object]]]:
+    def receive(self, seq: int, payload: object) -> tuple[int, Sequence[tuple[int, object]]]:
         if seq <= self.delivered:
-            return (DUPLICATE, [])
+            return (DUPLICATE, ())
         if seq > self.delivered + self.capacity:
             raise WindowOverflow(f"seq {seq} is beyond the receive window")
         if seq in self.buffered:
-            return (DUPLICATE, [])
+            return (DUPLICATE, ())
         self.buffered[seq] = payload
         if seq != self.delivered + 1:
-            return (BUFFERED, [])
+            return (BUFFERED, ())
         deliverable = []
         while self.delivered + 1 in self.buffered:
             self.delivered += 1
             deliverable.append((self.delivered, self.buffered.pop(self.delivered)))
         return (ACCEPTED, deliverable)
+
+    def receive_many(self, frames: Sequence[tuple[int, object]]) -> list[object]:
+        delivered: list[object] = []
+        for seq, payload in frames:
+            if seq <= self.delivered or seq in self.buffered:
+                continue
+            if seq > self.delivered + self.capacity:
+                overflow = WindowOverflow(f"seq {seq} is beyond the receive window")
+                overflow.delivered = delivered
+                raise overflow
+            if seq != self.delivered + 1:
+                self.buffered[seq] = payload
+                continue
+            self.delivered = seq
+            delivered.append(payload)
+            while self.delivered + 1 in self.buffered:
+                self.delivered += 1
+                delivered.append(self.buffered.pop(self.delivered))
+        return delivered
 
     def sacks(self, limit: int = 32) -> list[int]:
         return sorted(self.buffered)[:limit]
