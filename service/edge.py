@@ -279,7 +279,7 @@ class Edge:
                     app, fast = refused, None
             overload = self.overload
             if overload is not None and overload.shedding:
-                kind = low_priority_kind(path, scope["headers"])
+                kind = low_priority_kind(path, scope["headers"], scope["method"])
                 if kind is not None:
                     app, fast = shed_response(overload, kind), None
             reply = fast.handler(scope) if fast is not None else None

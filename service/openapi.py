@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.routing import BaseRoute, Mount, Route
 
+from service.overload.priority import shed_kinds
 from service.routing import PathRoute
 
 HTML = "text/html"
@@ -276,6 +277,31 @@ def _error_response(status: int, description: str) -> dict[str, Any]:
     return response
 
 
+#: The extension naming the degrade-mode shed kinds of an operation (``service/overload``).
+SHED_KEY = "x-kervan-shed"
+SHED = (
+    "Shed under load (degrade mode: {kinds}); nothing was done, retry after `Retry-After` "
+    "seconds (error code `overloaded`)"
+)
+
+
+def _add_shed_response(op: dict[str, Any], kinds: list[str]) -> None:
+    """The 503 degrade mode answers this operation with, merged with a declared 503."""
+    shed = SHED.format(kinds=", ".join(kinds))
+    responses: dict[str, Any] = op["responses"]
+    declared = responses.get("503")
+    if declared is None:
+        response = _error_response(503, shed)
+        # Always sent with a shed 503 (a backend's 503 may come without it).
+        response["headers"] = {"Retry-After": {**_RETRY_AFTER, "required": True}}
+    else:
+        response = {**declared, "description": f"{declared['description']}; or: {shed}"}
+        response.setdefault("content", _error_response(503, shed)["content"])
+        response.setdefault("headers", {"Retry-After": _RETRY_AFTER})
+    responses["503"] = response
+    op[SHED_KEY] = kinds
+
+
 def _unmodelled(media_type: str) -> dict[str, Any]:
     if media_type.startswith("text/"):
         return {"type": "string"}
@@ -376,6 +402,9 @@ def build_openapi(
             params += _query_parameters(refs[spec.query])
         for method in methods:
             operation = _operation(spec, params, refs, components, rate_limited=limited)
+            kinds = shed_kinds(path, method)
+            if kinds:
+                _add_shed_response(operation, kinds)
             paths.setdefault(path, {})[method.lower()] = operation
     document = {
         "openapi": "3.1.0",

@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from service.admins.settings import AdminSettings
 from service.ads.settings import AdsSettings
 from service.backends.redis_url import parse_redis_url
+from service.cache.settings import CacheSettings
 from service.consent.settings import ConsentSettings
 from service.images.settings import ImagesSettings
 from service.overload.settings import DegradeSettings
@@ -42,6 +43,7 @@ __all__ = [
     "MIN_COOKIE_SECRET_BYTES",
     "AdminSettings",
     "AdsSettings",
+    "CacheSettings",
     "CommaList",
     "ConsentSettings",
     "FoundationSettings",
@@ -223,6 +225,7 @@ class FoundationSettings(BaseModel):
 # pydantic orders the fields (and runs the model validators) from the last base to the first,
 # so the parts are listed in reverse: the foundation's fields come first, support's last.
 class Settings(
+    CacheSettings,
     DegradeSettings,
     AdsSettings,
     TrackingSettings,

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.ads.uploads import PENDING, UPLOADED
+from service.ads.uploads import PENDING, UPLOADED, live_intent
 from service.db import Database
 from service.db.tables.ads import ads_uploads
 from service.db.types import from_timestamp
@@ -101,6 +101,7 @@ async def claim_batch(
         U.c.status == PENDING,
         U.c.next_attempt_at <= at,
         or_(U.c.lease_until.is_(None), U.c.lease_until <= at),
+        live_intent(scope),
     )
     leased = {
         "lease_token": token,
@@ -160,7 +161,9 @@ async def next_due(conn: AsyncConnection, scope: SiteScope) -> float | None:
     )
     found = (
         await conn.execute(
-            select(func.min(later)).where(where_site(U, scope), U.c.status == PENDING)
+            select(func.min(later)).where(
+                where_site(U, scope), U.c.status == PENDING, live_intent(scope)
+            )
         )
     ).scalar_one_or_none()
     if found is None:

@@ -167,9 +167,10 @@ class AdsFacility:
             actor=scope.actor,
             action="ads.connected" if before is None else "ads.reconnected",
             subject=f"site:{scope.site_id}",
+            site_id=scope.site_id,
+            before=_audit_view(before),
+            after=_audit_view(after),
             details={
-                "before": _audit_view(before),
-                "after": _audit_view(after),
                 "token_replaced": refresh_token is not None,
                 "reopened": reopened,
                 "pending": waiting,
@@ -189,7 +190,8 @@ class AdsFacility:
                 actor=scope.actor,
                 action="ads.disconnected",
                 subject=f"site:{scope.site_id}",
-                details={"before": _audit_view(before)},
+                site_id=scope.site_id,
+                before=_audit_view(before),
                 ts=self._now(),
             )
 
@@ -198,9 +200,9 @@ class AdsFacility:
         self, conn: AsyncConnection, scope: SiteScope, intent_id: int
     ) -> dict[str, Any]:
         """One intent's upload state with its ledger; an unsealed intent answers ``none``."""
+        await self._require_intent(conn, scope, intent_id)  # a deleted one is 404 too
         row = await get_upload(conn, scope, intent_id)
         if row is None:
-            await self._require_intent(conn, scope, intent_id)
             return {**unsealed_view(intent_id), "attempts_log": []}
         return {**upload_view(row), "attempts_log": await attempts_of(conn, scope, intent_id)}
 

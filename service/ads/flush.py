@@ -26,6 +26,7 @@ from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.ads.connections import ACTIVE
+from service.ads.uploads import live_intent
 from service.db.tables.ads import ads_connections, ads_uploads
 from service.db.types import from_timestamp
 from service.queue.base import JobQueue
@@ -96,7 +97,8 @@ async def release_flush(conn: AsyncConnection, scope: SiteScope, key: str) -> bo
     if conn.dialect.name != "sqlite":
         # Waits for a concurrent seal to commit: the check below then sees its row.
         await conn.execute(select(C.c.flush_key).where(where_site(C, scope)).with_for_update())
-    pending = exists().where(where_site(U, scope), U.c.status == "pending")
+    # A deleted intent's row waits for its restore (which calls ``ensure_flush``), not a job.
+    pending = exists().where(where_site(U, scope), U.c.status == "pending", live_intent(scope))
     result = await conn.execute(
         update(C)
         .where(and_(where_site(C, scope), C.c.flush_key == key, ~pending))

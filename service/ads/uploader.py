@@ -30,7 +30,13 @@ from core.jobs import BackoffPolicy, Job, PermanentFailure, RetryLater
 from core.jobs.backoff import backoff_ceiling
 from service.ads import metrics as m
 from service.ads.claims import Batch, Claimed, Settled, claim_batch, next_due, settle
-from service.ads.connections import Connection, get_connection, pause_connection
+from service.ads.connections import (
+    ACTIVE,
+    PAUSED,
+    Connection,
+    get_connection,
+    pause_connection,
+)
 from service.ads.crypto import TokenCipher, TokenUnreadable
 from service.ads.eligibility import (
     MESSAGES,
@@ -569,6 +575,9 @@ class _Run:
                             "customer_id": self.connection.customer_id,
                         },
                         ts=self.at,
+                        site_id=self.scope.site_id,
+                        before={"status": ACTIVE},
+                        after={"status": PAUSED, "status_reason": self.pause.reason},
                     )
             await settle(
                 conn,

@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.ads.eligibility import NOT_CONNECTED
 from service.db.tables.ads import ads_attempts, ads_uploads
+from service.db.tables.tracking import track_intents
 from service.tracking.scope import SiteScope, site_values, where_site
 
 U = ads_uploads
@@ -30,6 +31,17 @@ PAUSED_MESSAGE = "Uploads are paused until the site's owner connects Google Ads 
 RETRIES_EXHAUSTED = "retries_exhausted"
 #: Shown for an intent that has no upload state (it was never sealed).
 NOT_SEALED = "not_sealed"
+
+
+def live_intent(scope: SiteScope) -> ColumnElement[bool]:
+    """The row's intent is not in the trash (``service/tracking/trash.py``): a deleted intent's
+    conversion is neither claimed nor waited for; it stays pending for a restore (which makes
+    sure a job takes it) or the purge (which removes it). The site's deleted intents are a
+    short range of ``ix_track_intents_site_deleted``, read once per statement."""
+    deleted = select(track_intents.c.id).where(
+        where_site(track_intents, scope), track_intents.c.deleted_at.is_not(None)
+    )
+    return U.c.intent_id.not_in(deleted)
 
 
 async def insert_upload(conn: AsyncConnection, scope: SiteScope, **values: Any) -> None:
@@ -89,7 +101,7 @@ async def list_uploads(
     limit: int,
 ) -> list[dict[str, Any]]:
     """Newest intents first, ``before`` an intent id (cursor)."""
-    conditions = [where_site(U, scope)]
+    conditions = [where_site(U, scope), live_intent(scope)]
     if status is not None:
         conditions.append(U.c.status == status)
     if reason is not None:
@@ -104,7 +116,7 @@ async def summary(conn: AsyncConnection, scope: SiteScope) -> dict[str, Any]:
     """Counts by status, and the failed, not-eligible and waiting ones by reason."""
     query = (
         select(U.c.status, U.c.reason, func.count())
-        .where(where_site(U, scope))
+        .where(where_site(U, scope), live_intent(scope))
         .group_by(U.c.status, U.c.reason)
     )
     counts = dict.fromkeys(STATUSES, 0)

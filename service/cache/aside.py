@@ -1,10 +1,12 @@
 """Cache-aside with tag-based invalidation and no key scans.
 
 A cached value is stored under a key that carries the current *version* of each of its tags
-(``cache:v:<name>:<key>:<versions>``). Invalidating a tag increments its version (one INCR), so
-every value cached under the old version is never read again and simply expires with its TTL:
-no ``KEYS``/``SCAN``, no set of members to walk, and a write never races a reader into keeping a
-stale value (a value read before the bump is stored under the old version).
+(``cache:val:<name>:<key>:<versions>``), with the time it expires on the runtime's clock (so a
+test clock ages it; the backend's own TTL only frees the memory). Invalidating a tag increments
+its version (one INCR), so every value cached under the old version is never read again and
+simply expires with its TTL: no ``KEYS``/``SCAN``, no set of members to walk, and a write never
+races a reader into keeping a stale value (a value read before the bump is stored under the old
+version). Write paths invalidate after their commit (``invalidate_after_write``).
 
 Per process, concurrent misses of one key share one load (single flight). When the state
 backend fails, the loader is called directly: a cache outage slows reads, it never fails them.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -28,7 +31,8 @@ from service.metrics import REGISTRY
 log = get_logger("kervan.cache")
 T = TypeVar("T")
 
-CACHE_VALUE = "cache:v"
+#: Values as ``[expires_at, value]`` (``cache:v`` held bare values before the clock came in).
+CACHE_VALUE = "cache:val"
 CACHE_TAG = "cache:tag"
 
 REQUESTS = Counter(
@@ -48,13 +52,36 @@ def tag_kind(tag: str) -> str:
     return tag.partition(":")[0]
 
 
+def _tag_key(tag: str) -> str:
+    return f"{CACHE_TAG}:{tag}"
+
+
+async def invalidate_tags(backends: Backends, *tags: str) -> None:
+    """Every value cached under any of ``tags`` is stale from now on (for every process).
+    Raises ``StateBackendError`` when the backend fails."""
+    for tag in tags:
+        INVALIDATIONS.labels(tag_kind(tag)).inc()
+        await backends.counters.incr(_tag_key(tag))
+
+
+async def invalidate_after_write(backends: Backends, *tags: str) -> None:
+    """``invalidate_tags`` for a write that already committed: a backend failure is logged,
+    not raised (the write stands; what was cached ages out within its TTL, and while the
+    backend is down nothing is read from it anyway)."""
+    try:
+        await invalidate_tags(backends, *tags)
+    except StateBackendError as exc:
+        log.warning("cache tags %s not invalidated: %s", ",".join(tags), exc)
+
+
 class CacheAside:
-    def __init__(self, backends: Backends) -> None:
+    def __init__(self, backends: Backends, *, clock: Callable[[], float] = time.time) -> None:
         self._backends = backends
+        self._clock = clock
         self._flights: dict[str, asyncio.Future[Any]] = {}
 
     def _tag_key(self, tag: str) -> str:
-        return f"{CACHE_TAG}:{tag}"
+        return _tag_key(tag)
 
     async def _versions(self, tags: Sequence[str]) -> list[int]:
         counters = self._backends.counters
@@ -85,9 +112,11 @@ class CacheAside:
             log.debug("cache %s unavailable: %s", name, exc)
             return await loader()
         if raw is not None:
-            REQUESTS.labels(name, "hit").inc()
-            found: T = orjson.loads(raw)
-            return found
+            expires_at, found = orjson.loads(raw)
+            if self._clock() < expires_at:
+                REQUESTS.labels(name, "hit").inc()
+                hit: T = found
+                return hit
         REQUESTS.labels(name, "miss").inc()
         flight = self._flights.get(value_key)
         if flight is not None:
@@ -99,7 +128,8 @@ class CacheAside:
             value = await loader()
             # Stored before the flight ends, so a reader that misses the flight finds the value.
             try:
-                await self._backends.kv.set(value_key, orjson.dumps(value), ttl=ttl)
+                stored = orjson.dumps([self._clock() + ttl, value])
+                await self._backends.kv.set(value_key, stored, ttl=ttl)
             except StateBackendError as exc:
                 log.debug("cache %s not stored: %s", name, exc)
             future.set_result(value)
@@ -113,6 +143,8 @@ class CacheAside:
 
     async def invalidate(self, *tags: str) -> None:
         """Every value cached under any of ``tags`` is stale from now on (for every process)."""
-        for tag in tags:
-            INVALIDATIONS.labels(tag_kind(tag)).inc()
-            await self._backends.counters.incr(self._tag_key(tag))
+        await invalidate_tags(self._backends, *tags)
+
+    async def invalidate_after_write(self, *tags: str) -> None:
+        """``invalidate`` after a committed write: a backend failure is logged, not raised."""
+        await invalidate_after_write(self._backends, *tags)

@@ -1,4 +1,4 @@
-"""The cache-aside facility of this runtime, on the process's state backend."""
+"""The cache-aside facility of this runtime, on the process's state backend and its clock."""
 
 from __future__ import annotations
 
@@ -7,4 +7,4 @@ from service.runtime import Runtime
 
 
 async def setup(runtime: Runtime) -> None:
-    runtime.provide(CacheAside, CacheAside(runtime.backends))
+    runtime.provide(CacheAside, CacheAside(runtime.backends, clock=runtime.clock.now))

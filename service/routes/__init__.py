@@ -27,4 +27,8 @@ ROUTE_MODULES: list[str] = [
     "service.routes.tracking_ingest",
     "service.routes.tracking_dashboard",
     "service.routes.tracking_ads",
+    "service.routes.tracking_trash",
+    "service.routes.audit",
+    "service.routes.tracking_usage",
+    "service.routes.tracking_export",
 ]

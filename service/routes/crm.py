@@ -41,6 +41,12 @@ from service.whatsapp.crm_schemas import (
     SearchQuery,
     SendIn,
 )
+from service.whatsapp.crm_trash import CrmTrash
+from service.whatsapp.crm_trash_schemas import (
+    TrashedContactPageOut,
+    TrashedContactQuery,
+    TrashedNoteListOut,
+)
 from service.whatsapp.desk import CrmDesk
 from service.whatsapp.facility import get_whatsapp
 from service.whatsapp.outbound import Template, send_from_agent
@@ -307,6 +313,81 @@ async def delete_note(request: Request) -> Response:
     return Response(status_code=204)
 
 
+# ---------------------------------------------------------------- the trash (crm_trash.py)
+
+NOT_RESTORABLE = {
+    409: "It is not deleted (`not_deleted`)",
+    410: "Deleted longer ago than the retention period (`expired`): it is purged soon",
+}
+
+
+def _trash(request: Request) -> CrmTrash:
+    return CrmTrash(get_runtime(request))
+
+
+@api(
+    "Deleted contacts, restorable within the retention period (the latest deletion first)",
+    query=TrashedContactQuery,
+    response=TrashedContactPageOut,
+    tags=["crm"],
+    admin=True,
+    responses={400: "The cursor is not one this API issued"},
+)
+async def deleted_contacts(request: Request) -> Response:
+    query = parse_query(request, TrashedContactQuery)
+    return json_response(
+        await _trash(request).deleted_contacts(limit=query.limit, cursor=query.cursor)
+    )
+
+
+@api(
+    "Restore a deleted contact (with its conversations and notes)",
+    path=ContactPath,
+    bad_path=404,
+    response=ContactOut,
+    tags=["crm"],
+    admin=True,
+    responses={404: "No such contact", **NOT_RESTORABLE},
+)
+async def restore_contact(request: Request) -> Response:
+    path = _path(request, ContactPath)
+    actor = admin_principal(request).id
+    return json_response(await _trash(request).restore_contact(actor, path.contact_id))
+
+
+@api(
+    "Deleted notes of a contact, restorable within the retention period",
+    path=ContactPath,
+    bad_path=404,
+    response=TrashedNoteListOut,
+    tags=["crm"],
+    admin=True,
+    responses=NO_CONTACT,
+)
+async def deleted_notes(request: Request) -> Response:
+    path = _path(request, ContactPath)
+    return json_response(await _trash(request).deleted_notes(path.contact_id))
+
+
+@api(
+    "Restore a deleted note (its contact must not be deleted)",
+    path=NotePath,
+    bad_path=404,
+    response=NoteOut,
+    tags=["crm"],
+    admin=True,
+    responses={
+        404: "No such note",
+        409: "It is not deleted (`not_deleted`), or its contact is (`contact_deleted`)",
+        410: NOT_RESTORABLE[410],
+    },
+)
+async def restore_note(request: Request) -> Response:
+    path = _path(request, NotePath)
+    actor = admin_principal(request).id
+    return json_response(await _trash(request).restore_note(actor, path.note_id))
+
+
 routes: list[BaseRoute] = [
     Route("/admin/crm/convos", list_convos, methods=["GET"]),
     Route("/admin/crm/convos/{convo_id}", get_convo, methods=["GET"]),
@@ -320,6 +401,10 @@ routes: list[BaseRoute] = [
     Route("/admin/crm/contacts/{contact_id}/notes", add_note, methods=["POST"]),
     Route("/admin/crm/contacts/{contact_id}/notes", list_notes, methods=["GET"]),
     Route("/admin/crm/notes/{note_id}", delete_note, methods=["DELETE"]),
+    Route("/admin/crm/trash/contacts", deleted_contacts, methods=["GET"]),
+    Route("/admin/crm/contacts/{contact_id}/restore", restore_contact, methods=["POST"]),
+    Route("/admin/crm/contacts/{contact_id}/notes/trash", deleted_notes, methods=["GET"]),
+    Route("/admin/crm/notes/{note_id}/restore", restore_note, methods=["POST"]),
     Route("/admin/wa/send", send, methods=["POST"]),
     Route("/admin/wa/events/{event_id}/replay", replay_event, methods=["POST"]),
 ]

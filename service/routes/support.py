@@ -16,6 +16,7 @@ from service.rtc.relay import SignalRelay
 from service.runtime import get_runtime
 from service.support.asyncapi import asyncapi_document
 from service.support.desk import SupportDesk
+from service.support.drain import SupportDrain
 from service.support.protocol import error_frame
 from service.support.session import AdminIdentity, SupportSession
 
@@ -62,11 +63,16 @@ async def support_socket(websocket: WebSocket) -> None:
             await websocket.close(CLOSE_POLICY, "origin not allowed")
         return
     runtime = get_runtime(websocket)
-    desk = runtime.facility(SupportDesk)
+    drain = runtime.facility(SupportDrain)
+    session = SupportSession(
+        runtime.facility(SupportDesk), websocket, authenticate_admin, runtime.facility(SignalRelay)
+    )
+    if not drain.enter(session):
+        # This process is stopping: the client goes to another one straight away.
+        await drain.refuse(websocket)
+        return
     try:
-        await SupportSession(
-            desk, websocket, authenticate_admin, runtime.facility(SignalRelay)
-        ).run()
+        await session.run()
     except Exception:
         # A bug, not the client's fault: say so before closing rather than drop the socket.
         log.exception("support connection failed")
@@ -75,6 +81,8 @@ async def support_socket(websocket: WebSocket) -> None:
                 error_frame("internal_error", "the server failed; reconnect and resume").decode()
             )
             await websocket.close(CLOSE_INTERNAL, "internal error")
+    finally:
+        drain.leave(session)
 
 
 routes: list[BaseRoute] = [

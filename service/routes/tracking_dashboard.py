@@ -22,12 +22,12 @@ from service.tracking.dashboard import (
     Reader,
     SiteView,
     breakdown,
-    kpis,
     open_bounds,
     period_of,
     read_site,
     timeline,
 )
+from service.tracking.dashboard_cache import kpis_reader
 from service.tracking.dashboard_ledger import LedgerFilter, ledger_page, one_intent
 from service.tracking.dashboard_schemas import (
     DashboardBreakdownOut,
@@ -88,11 +88,8 @@ async def _parse(request: Request, path: type[P]) -> P:
 async def get_kpis(request: Request) -> Response:
     path = await _parse(request, DashboardSitePath)
     query = parse_query(request, DashboardRangeQuery)
-    return await _viewing(
-        request,
-        path.site_id,
-        lambda conn, view: kpis(conn, view, period_of(view, query.first, query.last)),
-    )
+    reader = kpis_reader(get_runtime(request), query.first, query.last)
+    return await _viewing(request, path.site_id, reader)
 
 
 @api(

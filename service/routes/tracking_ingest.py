@@ -161,8 +161,11 @@ class ResultOut(BaseModel):
         | None
     ) = None
     message: str | None = None
-    warning: Literal["ref_code_taken"] | None = Field(
-        default=None, description="Accepted, but the WhatsApp reference code is another intent's"
+    warning: Literal["ref_code_taken", "intent_quota_exceeded"] | None = Field(
+        default=None,
+        description="Accepted, but: ref_code_taken (the WhatsApp reference code is another "
+        "intent's; the intent is stored without it) or intent_quota_exceeded (the site's "
+        "monthly intent quota is used up; the click is stored as an event, no intent made)",
     )
 
 

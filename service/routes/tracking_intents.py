@@ -27,6 +27,7 @@ from service.responses import json_response
 from service.runtime import get_runtime
 from service.tracking.access import scope_for
 from service.tracking.calls import E164_PATTERN, list_calls, record_call, site_for_token
+from service.tracking.dashboard_cache import kpis_changed
 from service.tracking.dashboard_ledger import MAX_ID, one_intent
 from service.tracking.dashboard_schemas import IntentOut, PathId
 from service.tracking.lifecycle import RULE_AMOUNT, seal, set_status
@@ -141,10 +142,12 @@ async def _status(request: Request, status: str | None) -> Response:
     path = parse_path(request, LifecycleIntentPath, bad_path=404)
     if status is None:
         status = (await parse_body(request, StatusIn)).status
-    async with get_runtime(request).db.begin() as conn:
+    runtime = get_runtime(request)
+    async with runtime.db.begin() as conn:
         _site, scope = await scope_for(conn, actor, path.site_id)
         await set_status(conn, scope, path.intent_id, status, now=_now(request))
         answer = await one_intent(conn, scope, path.intent_id)
+    await kpis_changed(runtime, path.site_id)
     return json_response(answer)
 
 
@@ -186,7 +189,8 @@ async def seal_intent(request: Request) -> Response:
     actor = await request_actor(request)
     path = parse_path(request, LifecycleIntentPath, bad_path=404)
     body = await parse_body(request, SealIn)
-    async with get_runtime(request).db.begin() as conn:
+    runtime = get_runtime(request)
+    async with runtime.db.begin() as conn:
         _site, scope = await scope_for(conn, actor, path.site_id)
         await seal(
             conn,
@@ -197,6 +201,7 @@ async def seal_intent(request: Request) -> Response:
             now=_now(request),
         )
         answer = await one_intent(conn, scope, path.intent_id)
+    await kpis_changed(runtime, path.site_id)
     return json_response(answer)
 
 

@@ -30,8 +30,13 @@ see the desk. One JSON object per text frame, `{"type": ..., ...}`.
   acknowledged again with `duplicate: true`.
 * The server sends `ping` every `welcome.heartbeat` seconds; a client silent for two periods is
   closed with 4000. Bad frames get an `error` frame and the connection stays open.
+* When a process stops it drains: each client gets a `reconnect` frame, then a close with 1012
+  (service restart), the clients spread over a few seconds; a connection opened meanwhile gets
+  the same at once. Wait `retry_after_ms`, connect again (a load balancer routes elsewhere) and
+  resume with `hello` (resume token, `rooms` offsets): nothing is lost.
 * Close codes: 4000 heartbeat missed, 4001 no hello in time, 4003 admin login failed, 1013 the
-  client read too slowly (resume from the last offset), 1001 server going away.
+  client read too slowly (resume from the last offset), 1012 the server restarts (reconnect
+  after `retry_after_ms` of the `reconnect` frame and resume), 1001 server going away.
 """
 
 

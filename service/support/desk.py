@@ -45,6 +45,7 @@ from service.support.protocol import ProtocolError, frame
 from service.support.roomlog import RoomEntry, RoomLog
 from service.support.settings import SupportSettings
 from service.support.waitqueue import Assigned, Full, Waiting, WaitQueue
+from service.whatsapp.crm import convo_lists_changed
 
 log = get_logger("kervan.support.desk")
 
@@ -73,7 +74,7 @@ class SupportDesk:
         self.rooms = rooms
         self.hub = hub
         self.people = People(backends, resume_ttl=settings.support_resume_ttl_seconds)
-        self.history = history.HistoryWriter(db)
+        self.history = history.HistoryWriter(db, on_written=self._crm_lists_changed)
         self.clock = clock
         self._notify_waiting = notify_waiting
         self._callback_allowed = callback_allowed
@@ -87,6 +88,10 @@ class SupportDesk:
         self.listening = asyncio.Event()
         #: Called with each room closed (on every process that hears of it).
         self.room_closed_hooks: list[Callable[[str], None]] = []
+
+    async def _crm_lists_changed(self) -> None:
+        """Chats, left messages and call-back requests are CRM conversations (channel web)."""
+        await convo_lists_changed(self.backends)
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -644,6 +649,7 @@ class SupportDesk:
         convo = await history.store_message(
             self.db, await self._customer_of(person.id, person), text=body, payload=payload
         )
+        await self._crm_lists_changed()
         await self._leave_queue_quietly(person)
         SUPPORT.left_messages.inc()
         conn.send(
@@ -670,6 +676,7 @@ class SupportDesk:
             kind="callback_request",
             payload={"phone": phone, "consent_subject": subject},
         )
+        await self._crm_lists_changed()
         await self._leave_queue_quietly(person)
         SUPPORT.callbacks.inc()
         conn.send(

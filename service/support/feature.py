@@ -9,6 +9,7 @@ from service.rtc.relay import SignalRelay
 from service.rtc.stores import create_signal_store
 from service.runtime import Runtime
 from service.support.desk import SupportDesk
+from service.support.drain import SupportDrain
 from service.support.hub import RoomHub
 from service.support.people import Person
 from service.support.roomlog import RoomLog
@@ -66,6 +67,10 @@ async def setup(runtime: Runtime) -> None:
     runtime.provide(SignalRelay, relay)
     runtime.add_component(relay)
     runtime.add_readiness_info("calls", relay.readiness)
+    # Last of the feature's components: stopped first, while the desk and the hub still run.
+    drain = runtime.provide(SupportDrain, SupportDrain(settings.support_drain_seconds))
+    runtime.add_component(drain)
+    runtime.add_readiness_check("support_drain", drain.readiness)
 
 
 class _RoomLogCloser:

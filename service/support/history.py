@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -169,8 +170,16 @@ async def write_batch(db: Database, records: list[ChatRecord]) -> None:
 class HistoryWriter:
     """Batches the chat messages this process accepted into the database (a component)."""
 
-    def __init__(self, db: Database, *, retry_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        retry_seconds: float = 1.0,
+        on_written: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._db = db
+        #: Awaited after each batch is committed (the CRM's conversation lists change).
+        self._on_written = on_written
         self._queue: asyncio.Queue[ChatRecord] = asyncio.Queue(PENDING_LIMIT)
         self._task: asyncio.Task[None] | None = None
         self._retry = retry_seconds
@@ -208,6 +217,8 @@ class HistoryWriter:
             try:
                 await write_batch(self._db, batch)
                 self.written += len(batch)
+                if self._on_written is not None:
+                    await self._on_written()
                 return
             except asyncio.CancelledError:
                 raise

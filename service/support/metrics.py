@@ -96,6 +96,15 @@ class SupportMetrics:
             registry=REGISTRY,
         )
     )
+    drained: Counter = field(
+        default_factory=lambda: Counter(
+            "kervan_support_drained_total",
+            "Connections sent elsewhere while this process drains: told (open ones, reconnect "
+            "frame then 1012) or refused (opened during the drain).",
+            ["outcome"],
+            registry=REGISTRY,
+        )
+    )
 
 
 SUPPORT = SupportMetrics()

@@ -267,6 +267,20 @@ class Welcome(_Out):
     queue_enabled: bool
 
 
+class Reconnect(_Out):
+    """This process is going away: reconnect (to any process) and resume.
+
+    Sent before a close with 1012 (service restart) while the server drains; also the answer to
+    a connection opened during the drain. Wait ``retry_after_ms``, then connect again with a
+    ``hello`` naming the resume token and the last offset of each room: nothing is lost."""
+
+    type: Literal["reconnect"]
+    reason: Literal["shutdown"]
+    retry_after_ms: int = Field(
+        ge=0, description="Milliseconds to wait before reconnecting (jittered per client)."
+    )
+
+
 class ServerPing(_Out):
     type: Literal["ping"]
 
@@ -447,6 +461,7 @@ SERVER_MESSAGES: dict[str, type[BaseModel]] = _by_type(
     ServerPing,
     ServerPong,
     ErrorFrame,
+    Reconnect,
     QueueJoined,
     QueuePosition,
     QueueReady,

@@ -3,7 +3,8 @@
 Every bad frame is answered with an ``error`` frame (the same ``code``/``message``/``details``
 as the HTTP error body) and the connection stays open; a connection is closed only with a code
 and a reason: no ``hello`` in time (4001), a failed admin login (4003), a missed heartbeat
-(4000), an outbox overflow (1013), or the server going away (1001).
+(4000), an outbox overflow (1013), the server draining (1012, after a ``reconnect`` frame:
+``service/support/drain.py``), or the server going away (1001).
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ class SupportSession:
         self.last_heard = time.monotonic()
         self._close_request: tuple[int, str] | None = None
         self._main: asyncio.Task[Any] | None = None
+        #: The drain's ``reconnect`` frame for a connection told before its ``welcome``.
+        self._away: bytes | None = None
 
     async def _send_now(self, data: bytes) -> None:
         await self.ws.send_text(data.decode())
@@ -94,6 +97,19 @@ class SupportSession:
         """Close from another task (heartbeat, a full outbox): the reading task is cancelled
         and closes the socket itself, since a close sent while a receive waits is not
         delivered by every server."""
+        self._request_close_now(code, reason)
+
+    def go_away(self, reconnect: bytes, code: int, reason: str) -> None:
+        """The drain's request: send ``reconnect`` after what is queued, then close."""
+        if self.conn is None:
+            # Still in its hello: told as soon as it has one (or cut when the process stops).
+            self._away = reconnect
+            self._close_request = self._close_request or (code, reason)
+            return
+        self.conn.send(reconnect)
+        self._request_close_now(code, reason)
+
+    def _request_close_now(self, code: int, reason: str) -> None:
         if self._close_request is None:
             self._close_request = (code, reason)
             if self._main is not None:
@@ -120,6 +136,11 @@ class SupportSession:
         except WebSocketDisconnect:
             return
         if person is None:
+            return
+        if self._away is not None and self._close_request is not None:
+            # Drained during its hello: it resumes elsewhere, with nothing started here.
+            await self._send_now(self._away)
+            await self._close(*self._close_request)
             return
         conn = Connection(
             person=person,
@@ -162,13 +183,17 @@ class SupportSession:
                 )
             self._main = asyncio.current_task()
             try:
-                await self._loop(conn)
+                # A close asked for while attaching (no task to cancel yet) is not missed.
+                if self._close_request is None:
+                    await self._loop(conn)
             except asyncio.CancelledError:
                 if self._close_request is None:
                     raise
                 current = asyncio.current_task()
                 if current is not None:
                     current.uncancel()
+            if self._close_request is not None:
+                # What was queued (the drain's reconnect frame last) goes out before the close.
                 await conn.flush(timeout=1.0)
                 await self._close(*self._close_request)
         finally:

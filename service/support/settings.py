@@ -81,6 +81,14 @@ class SupportSettings(BaseModel):
         le=1 << 20,
         description="Largest WebSocket frame a client may send; larger ones get an error frame.",
     )
+    support_drain_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=120,
+        description="On SIGTERM, /ws/support clients are told to reconnect elsewhere (a "
+        "`reconnect` frame, then close 1012) spread over this many seconds, before the process "
+        "stops; /ready fails and new connections are refused meanwhile.",
+    )
     support_send_queue: int = Field(
         default=256,
         ge=8,

@@ -10,8 +10,14 @@ row or not at all:
   (``service.tracking.quota``), one commit. Taken by nearly every batch under load.
 - **fast**: the same for one batch.
 - **exact**: the usage row locked first and the room read, so a batch that would cross the
-  monthly quota stores what fits and refuses the rest (``quota_exceeded``); also the month's
+  monthly event quota stores what fits and refuses the rest (``quota_exceeded``), and one
+  that would cross the intent quota stores its clicks as events but makes intents only of
+  those that fit (the others are accepted with ``intent_quota_exceeded``); also the month's
   first batch of a site (its usage row does not exist yet).
+
+A site whose intent quota this process saw used up skips the exact path: its clicks are
+stored without intents on the fast paths. After the usage add, the batch raises and sends the
+quota warnings its counts reached, in its transaction (``service.tracking.quota_warning``).
 - **one by one**: when a statement of the fast path fails for a reason other than a lock
   conflict, each event is written again alone inside a savepoint: an event that cannot be
   stored is rejected (``storage_failed``) and its neighbours are kept.
@@ -35,6 +41,8 @@ from core.tracking.sessions import Placed, SessionDraft, place_events
 from service.db.tables.tracking import track_events
 from service.db.types import from_timestamp
 from service.tracking import dedup, intents, quota, sessions
+from service.tracking.quota import Counts, Limits
+from service.tracking.quota_warning import QuotaWarner, Warned
 from service.tracking.scope import SiteScope, site_values
 
 
@@ -61,8 +69,17 @@ class BatchContext:
     timeout_seconds: float
     weights: Mapping[str, int]
     month: str
+    #: The month's event limit.
     limit: int
     now: datetime
+    intent_limit: int = quota.MAX_LIMIT
+    #: This process saw the month's intents used up (at ``intent_limit``): make none.
+    intents_full: bool = False
+    warner: QuotaWarner | None = None
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.limit, self.intent_limit)
 
 
 @dataclass(slots=True)
@@ -71,16 +88,29 @@ class Written:
     over_quota: set[str] = field(default_factory=set)
     failed: dict[str, str] = field(default_factory=dict)
     ref_taken: set[str] = field(default_factory=set)
+    #: Clicks stored as events without an intent: the month's intents were used up.
+    intent_refused: set[str] = field(default_factory=set)
+    #: Intents made.
+    intents_added: int = 0
     #: The month's event count after this batch (``None``: the batch stored nothing).
     used: int | None = None
+    #: The month's intent count after this batch (``None``: not read back).
+    intents_used: int | None = None
+    #: Quota warnings this batch's transaction raised.
+    warned: list[Warned] = field(default_factory=list)
 
     def merge(self, other: Written) -> None:
         self.placed += other.placed
         self.over_quota |= other.over_quota
         self.failed.update(other.failed)
         self.ref_taken |= other.ref_taken
+        self.intent_refused |= other.intent_refused
+        self.intents_added += other.intents_added
         if other.used is not None:
             self.used = other.used
+        if other.intents_used is not None:
+            self.intents_used = other.intents_used
+        self.warned += other.warned
 
 
 def _click_note(url: str) -> dict[str, Any] | None:
@@ -143,6 +173,21 @@ def _place(ctx: BatchContext, fresh: Sequence[Event], latest: SessionDraft | Non
     )
 
 
+def _split_clicks(clicks: list[Placed], room: int | None, written: Written) -> list[Placed]:
+    """The clicks that may make intents (the first ``room``; ``None``: all); the others are
+    refused theirs."""
+    if room is None or len(clicks) <= room:
+        return clicks
+    kept, refused = clicks[: max(room, 0)], clicks[max(room, 0) :]
+    written.intent_refused |= {p.event.id for p in refused}
+    return kept
+
+
+async def _warn(conn: AsyncConnection, ctx: BatchContext, counts: Counts, written: Written) -> None:
+    if ctx.warner is not None:
+        written.warned += await ctx.warner.check(conn, ctx.scope, ctx.month, counts, ctx.limits)
+
+
 async def write_events(
     conn: AsyncConnection,
     dialect: str,
@@ -150,9 +195,11 @@ async def write_events(
     events: Sequence[Event],
     *,
     room: int | None,
+    intent_room: int | None = None,
 ) -> Written:
-    """Store the events not seen before; ``room`` (exact path: the usage row is locked) caps
-    how many, ``None`` (fast path) adds the usage under its limit or raises NeedsExactQuota."""
+    """Store the events not seen before; ``room`` and ``intent_room`` (exact path: the usage
+    row is locked; the caller adds it and warns) cap how many events and intents, ``None``
+    (fast path) adds the usage under its limits or raises NeedsExactQuota."""
     scope = ctx.scope
     landed = await dedup.claim(conn, dialect, scope, (e.id for e in events), ctx.now)
     fresh = [e for e in events if e.id in landed]
@@ -168,29 +215,46 @@ async def write_events(
     await sessions.save(conn, scope, _sessions_of(placed, ctx.visit))
     await conn.execute(insert(track_events), [event_row(scope, p, ctx.now) for p in placed])
     clicks = [p for p in placed if p.event.intent is not None]
-    if clicks:
-        written.ref_taken = await intents.record(conn, dialect, scope, clicks, ctx.weights, ctx.now)
-    if room is None:
-        used = await quota.add_within(
-            conn, dialect, scope, ctx.month, len(placed), len(clicks), ctx.limit
-        )
-        if used is None:
-            raise NeedsExactQuota
-        written.used = used
-    else:
-        await quota.add(conn, scope, ctx.month, len(placed), len(clicks))
+    if room is None and ctx.intents_full:
+        intent_room = 0
+    allowed = _split_clicks(clicks, intent_room, written)
+    if allowed:
+        recorded = await intents.record(conn, dialect, scope, allowed, ctx.weights, ctx.now)
+        written.ref_taken = recorded.ref_taken
+        written.intents_added = recorded.created
     written.placed = placed
+    if room is None:
+        counts = await quota.add_within(
+            conn, dialect, scope, ctx.month, len(placed), written.intents_added, ctx.limits
+        )
+        if counts is None:
+            raise NeedsExactQuota
+        written.used, written.intents_used = counts.events, counts.intents
+        await _warn(conn, ctx, counts, written)
+    else:
+        await quota.add(conn, scope, ctx.month, len(placed), written.intents_added)
     return written
 
 
 async def write_exact(
     conn: AsyncConnection, dialect: str, ctx: BatchContext, events: Sequence[Event]
 ) -> Written:
-    used = await quota.lock(conn, dialect, ctx.scope, ctx.month)
-    if used >= ctx.limit:
-        raise QuotaFull(used)
-    written = await write_events(conn, dialect, ctx, events, room=ctx.limit - used)
-    written.used = used + len(written.placed)
+    before = await quota.lock(conn, dialect, ctx.scope, ctx.month)
+    if before.events >= ctx.limit:
+        raise QuotaFull(before.events)
+    assert before.intents is not None
+    written = await write_events(
+        conn,
+        dialect,
+        ctx,
+        events,
+        room=ctx.limit - before.events,
+        intent_room=ctx.intent_limit - before.intents,
+    )
+    written.used = before.events + len(written.placed)
+    written.intents_used = before.intents + written.intents_added
+    if written.placed:
+        await _warn(conn, ctx, Counts(written.used, written.intents_used), written)
     return written
 
 
@@ -202,14 +266,24 @@ async def write_one_by_one(
     The usage row is locked first: it also opens the transaction on SQLite, whose driver
     would otherwise let the first savepoint's release commit on its own.
     """
-    used = await quota.lock(conn, dialect, ctx.scope, ctx.month)
-    if used >= ctx.limit:
-        raise QuotaFull(used)
-    written = Written(used=used)
+    before = await quota.lock(conn, dialect, ctx.scope, ctx.month)
+    if before.events >= ctx.limit:
+        raise QuotaFull(before.events)
+    used = before.events
+    assert before.intents is not None
+    made = before.intents
+    written = Written(used=used, intents_used=made)
     for event in events:
         try:
             async with conn.begin_nested():
-                alone = await write_events(conn, dialect, ctx, [event], room=ctx.limit - used)
+                alone = await write_events(
+                    conn,
+                    dialect,
+                    ctx,
+                    [event],
+                    room=ctx.limit - used,
+                    intent_room=ctx.intent_limit - made,
+                )
         except SQLAlchemyError as error:
             if is_lock_conflict(error):
                 raise  # InnoDB rolled the whole transaction back: the caller runs it again
@@ -217,8 +291,11 @@ async def write_one_by_one(
             written.failed[event.id] = f"the event could not be stored ({type(orig).__name__})"
             continue
         used += len(alone.placed)
-        alone.used = used
+        made += alone.intents_added
+        alone.used, alone.intents_used = used, made
         written.merge(alone)
+    if written.placed:
+        await _warn(conn, ctx, Counts(used, made), written)
     return written
 
 
@@ -317,18 +394,17 @@ async def write_group(
     ]
     if rows:
         await conn.execute(insert(track_events), rows)
-    taken_refs: dict[int, set[str]] = {}
+    made: dict[int, intents.Recorded] = {}
     for site in sorted(scopes):
         ctx = scopes[site]
-        clicks = [
-            p
-            for (c, _), written in zip(batches, results, strict=True)
-            if c.scope.site_id == site
-            for p in written.placed
-            if p.event.intent is not None
-        ]
+        clicks: list[Placed] = []
+        for (c, _), written in zip(batches, results, strict=True):
+            if c.scope.site_id != site:
+                continue
+            own = [p for p in written.placed if p.event.intent is not None]
+            clicks += _split_clicks(own, 0 if c.intents_full else None, written)
         if clicks:
-            taken_refs[site] = await intents.record(
+            made[site] = await intents.record(
                 conn, dialect, ctx.scope, clicks, ctx.weights, ctx.now
             )
     for site in sorted(scopes):
@@ -339,14 +415,15 @@ async def write_group(
             if c.scope.site_id == site
         ]
         added = sum(len(w.placed) for w in mine)
-        clicks_added = sum(1 for w in mine for p in w.placed if p.event.intent is not None)
-        used = await quota.add_within(
-            conn, dialect, ctx.scope, ctx.month, added, clicks_added, ctx.limit
+        recorded = made.get(site, intents.Recorded(0, set()))
+        counts = await quota.add_within(
+            conn, dialect, ctx.scope, ctx.month, added, recorded.created, ctx.limits
         )
-        if used is None:
+        if counts is None:
             raise NeedsExactQuota
-        refs = taken_refs.get(site, set())
         for written in mine:
-            written.used = used
-            written.ref_taken = {p.event.id for p in written.placed} & refs
+            written.used, written.intents_used = counts.events, counts.intents
+            written.ref_taken = {p.event.id for p in written.placed} & recorded.ref_taken
+        # The site's warnings ride on its first batch (counted once the group commits).
+        await _warn(conn, ctx, counts, mine[0])
     return results

@@ -11,6 +11,7 @@ from service.tracking import people_feature
 from service.tracking.flowfeed import FlowFeed
 from service.tracking.ingest import TrackingIngest
 from service.tracking.maintenance import add_maintenance
+from service.tracking.quota_warning import QuotaWarner
 from service.tracking.sitecache import SiteCache
 from service.tracking.writer import BatchWriter
 
@@ -23,7 +24,9 @@ async def setup(runtime: Runtime) -> None:
     runtime.add_component(feed)
     writer = BatchWriter(runtime.db)
     runtime.add_component(writer)
-    ingest = TrackingIngest(settings, runtime.db, runtime.clock, sites, feed, writer)
+    # The queue is set up after this feature: the warner asks for it when it sends.
+    warner = QuotaWarner(settings, lambda: runtime.queue)
+    ingest = TrackingIngest(settings, runtime.db, runtime.clock, sites, feed, writer, warner)
     runtime.provide(TrackingIngest, ingest)
     # --- dashboard helper: maintenance (partitions ahead, rollups, retention, expiry) -----
     add_maintenance(runtime)

@@ -7,6 +7,12 @@ site's key and origin, the quota and the size limits), the site and its origin, 
 transaction that stores the new events with their dedup rows, sessions, intents and the
 month's usage (``service.tracking.batch``), and last the speculation flows fed from the page
 views (``service.tracking.flowfeed``).
+
+Quotas per site and month: past the event limit events are refused (``quota_exceeded``, and a
+whole batch 429 once nothing fits); past the intent limit clicks are still stored as events but
+make no intent (accepted with the warning ``intent_quota_exceeded``). The owners' warnings at
+the early share and at 100 % are queued in the batch's transaction
+(``service.tracking.quota_warning``).
 """
 
 from __future__ import annotations
@@ -34,7 +40,16 @@ from service.tracking import idempotency, quota
 from service.tracking.access import script_scope
 from service.tracking.batch import BatchContext, QuotaFull, Written
 from service.tracking.flowfeed import FlowFeed, site_segment
-from service.tracking.ingest_metrics import ACCEPTED, BATCHES, DUPLICATE, EVENTS
+from service.tracking.ingest_metrics import (
+    ACCEPTED,
+    BATCHES,
+    DUPLICATE,
+    EVENTS,
+    QUOTA_NOTICES,
+    QUOTA_REFUSALS,
+    QUOTA_WARNINGS,
+)
+from service.tracking.quota_warning import QuotaWarner, level_name
 from service.tracking.sessions import Visit
 from service.tracking.sitecache import SiteCache
 from service.tracking.sites import Site
@@ -93,6 +108,14 @@ def _result(checked: Checked, written: Written, stored: set[str]) -> dict[str, A
         return {"id": checked.id, "outcome": "duplicate"}
     event_id = checked.id
     if event_id in stored:
+        if event_id in written.intent_refused:
+            return {
+                "id": event_id,
+                "outcome": "accepted",
+                "warning": "intent_quota_exceeded",
+                "message": "stored as an event; the site's monthly intent quota is used up, "
+                "so it made no intent",
+            }
         if event_id in written.ref_taken:
             return {
                 "id": event_id,
@@ -146,8 +169,10 @@ class TrackingIngest:
         sites: SiteCache,
         feed: FlowFeed,
         writer: BatchWriter,
+        warner: QuotaWarner | None = None,
     ) -> None:
         self.settings = settings
+        self.warner = warner
         self.db = db
         self.clock = clock
         self.sites = sites
@@ -155,6 +180,9 @@ class TrackingIngest:
         self.writer = writer
         #: ``(site, month) -> limit`` of quotas seen used up: refused without a query.
         self._full: dict[tuple[int, str], int] = {}
+        #: ``(site, month) -> intent limit`` of intent quotas seen used up: clicks make no
+        #: intent without the exact path.
+        self._intents_full: dict[tuple[int, str], int] = {}
         #: ``(site, month) -> events`` last seen by this process, for the quota headers of an
         #: answer that stored nothing (a resend).
         self._used: dict[tuple[int, str], int] = {}
@@ -163,6 +191,7 @@ class TrackingIngest:
         """A site changed in this process: its next batch reads it again."""
         self.sites.forget(public_key)
         self._full.clear()
+        self._intents_full.clear()
         self._used.clear()
 
     # --- the batch ------------------------------------------------------------------------
@@ -186,8 +215,11 @@ class TrackingIngest:
             )
         return site
 
-    def _quota_refusal(self, state: QuotaState, now: float, cors: dict[str, str]) -> ApiError:
+    def _quota_refusal(
+        self, state: QuotaState, now: float, cors: dict[str, str], events: int
+    ) -> ApiError:
         BATCHES.labels("over_quota").inc()
+        QUOTA_REFUSALS.labels("events").inc(events)
         return ApiError(
             429,
             "quota_exceeded",
@@ -206,6 +238,7 @@ class TrackingIngest:
         scope = script_scope(site)
         month, reset_at = month_of(now), month_end(now)
         limit = quota.monthly_event_limit(site, settings)
+        intent_limit = quota.monthly_intent_limit(site, settings)
         now_at = from_timestamp(now)
         key = idempotency.check_key(request.idempotency_key)
         digest = idempotency.request_hash(request.raw) if key else None
@@ -224,7 +257,9 @@ class TrackingIngest:
             if found.expired:
                 replace_before = not_before
         if self._full.get((site.id, month)) == limit:
-            raise self._quota_refusal(QuotaState(limit, limit, reset_at), now, cors)
+            raise self._quota_refusal(
+                QuotaState(limit, limit, reset_at), now, cors, len(envelope.events)
+            )
 
         max_age = settings.tracking_dedup_days * 86_400.0 - DEDUP_MARGIN_SECONDS
         rules = EventRules(
@@ -253,12 +288,19 @@ class TrackingIngest:
             month=month,
             limit=limit,
             now=now_at,
+            intent_limit=intent_limit,
+            intents_full=self._intents_full.get((site.id, month)) == intent_limit,
+            warner=self.warner,
         )
         try:
             written, body = await self._store(ctx, checked, candidates, key, digest, replace_before)
         except QuotaFull as full:
             self._full[(site.id, month)] = limit
-            raise self._quota_refusal(QuotaState(limit, full.used, reset_at), now, cors) from None
+            raise self._quota_refusal(
+                QuotaState(limit, full.used, reset_at), now, cors, len(candidates)
+            ) from None
+        if written.intents_used is not None and written.intents_used >= intent_limit:
+            self._intents_full[(site.id, month)] = intent_limit
         if written.used is not None:
             used = self._used[(site.id, month)] = written.used
         elif (site.id, month) in self._used:
@@ -269,6 +311,7 @@ class TrackingIngest:
         if used >= limit:
             self._full[(site.id, month)] = limit
         self._count(body)
+        _count_quota(written)
         await self._feed_flows(site, written)
         return SyncAnswer(200, body, {**cors, **QuotaState(limit, used, reset_at).headers()})
 
@@ -296,6 +339,8 @@ class TrackingIngest:
             for result in body["results"]:
                 if result["outcome"] == "rejected":
                     EVENTS.labels("rejected", result["reason"]).inc()
+                    if result["reason"] == "quota_exceeded":
+                        QUOTA_REFUSALS.labels("events").inc()
 
     async def _feed_flows(self, site: Site, written: Written) -> None:
         views = [
@@ -310,3 +355,14 @@ class TrackingIngest:
         except Exception as error:
             # The events are stored; the navigation statistics can miss a batch.
             log.warning("flows feed failed: %s", error)
+
+
+def _count_quota(written: Written) -> None:
+    """The batch's intents refused, and the quota warnings its committed transaction raised
+    and queued."""
+    if written.intent_refused:
+        QUOTA_REFUSALS.labels("intents").inc(len(written.intent_refused))
+    for warned in written.warned:
+        QUOTA_WARNINGS.labels(warned.kind, level_name(warned.level)).inc()
+        for channel, queued in warned.notices.items():
+            QUOTA_NOTICES.labels(channel).inc(queued)

@@ -42,3 +42,24 @@ FLOW_TRANSITIONS = Counter(
 
 ACCEPTED = EVENTS.labels("accepted", "")
 DUPLICATE = EVENTS.labels("duplicate", "")
+
+QUOTA_REFUSALS = Counter(
+    "kervan_tracking_quota_refusals_total",
+    "Refused for a site's monthly quota, per kind: events (refused in a batch, or in a batch "
+    "answered 429) and intents (clicks stored as events without an intent).",
+    ["kind"],
+    registry=REGISTRY,
+)
+QUOTA_WARNINGS = Counter(
+    "kervan_tracking_quota_warnings_total",
+    "Quota warnings raised (one per site, month, kind and level), per kind (events, intents) "
+    "and level (early: the configured share of the limit; used_up).",
+    ["kind", "level"],
+    registry=REGISTRY,
+)
+QUOTA_NOTICES = Counter(
+    "kervan_tracking_quota_notices_total",
+    "Quota warning messages queued to site owners, per channel (email, telegram).",
+    ["channel"],
+    registry=REGISTRY,
+)

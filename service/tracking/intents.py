@@ -12,6 +12,7 @@ event's result says so.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -67,6 +68,14 @@ async def _insert_ignoring(
     return {row[0] for row in result}
 
 
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    #: Intents made (a stamp that already was one is not made again, and not counted).
+    created: int
+    #: The stamps whose reference code was taken.
+    ref_taken: set[str]
+
+
 async def record(
     conn: AsyncConnection,
     dialect: str,
@@ -74,17 +83,21 @@ async def record(
     placed: Sequence[Placed],
     weights: Mapping[str, int],
     now: datetime,
-) -> set[str]:
-    """Store the intents of ``placed`` clicks; the stamps whose reference code was taken.
+) -> Recorded:
+    """Store the intents of ``placed`` clicks: how many were made, and the stamps whose
+    reference code was taken.
 
     A stamp that is already an intent (a click resent after its dedup row expired) stays the
     one intent it is.
     """
+    if not placed:
+        return Recorded(0, set())
     rows = [intent_row(scope, p, weights, now) for p in placed]
     landed = await _insert_ignoring(conn, dialect, rows)
     retry = [dict(r, ref_code=None) for r in rows if r["stamp"] not in landed and r["ref_code"]]
     if not retry:
-        return set()
+        return Recorded(len(landed), set())
     # The clash was the code (unique across sites) or the stamp; without the code only a
     # stamp clash remains, and such a row was stored before.
-    return await _insert_ignoring(conn, dialect, retry)
+    taken = await _insert_ignoring(conn, dialect, retry)
+    return Recorded(len(landed) + len(taken), taken)

@@ -197,4 +197,8 @@ async def _audit(
         subject=f"site:{scope.site_id}",
         details={"intent": intent_id, "from": before, "to": after, **extra},
         ts=now,
+        site_id=scope.site_id,
+        # What changed on the intent: its status, and a seal's amount and currency.
+        before={"status": before},
+        after={"status": after, **extra},
     )

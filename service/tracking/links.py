@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.db.tables.tracking import track_intents
+from service.db.tables.tracking import sites, track_intents
 from service.logging import get_logger
 from service.tracking.scope import ALL_SITES
 from service.whatsapp.store import StoredInbound
@@ -72,6 +72,8 @@ async def link_inbound(
             track_intents.c.ref_code.in_(sorted(wanted)),
             track_intents.c.kind == "whatsapp",
             track_intents.c.deleted_at.is_(None),
+            # Nor an intent of a deleted site (service/tracking/trash.py).
+            track_intents.c.site_id.in_(select(sites.c.id).where(sites.c.deleted_at.is_(None))),
         )
         # A code names one intent whatever its site (unique across sites): looked up by code.
         .execution_options(**ALL_SITES)

@@ -45,6 +45,7 @@ from service.tracking.maintenance_rollups import due_days
 from service.tracking.rollups import roll_days
 from service.tracking.rollups_horizon import Horizon, retention_months
 from service.tracking.scope import SiteScope
+from service.tracking.trash_job import add_trash_purge
 
 log = get_logger("kervan.tracking.maintenance")
 
@@ -219,4 +220,6 @@ def add_maintenance(runtime: Runtime) -> TrackingMaintenance:
     job = TrackingMaintenance(runtime)
     runtime.provide(TrackingMaintenance, job)
     runtime.add_component(job)
+    # The trash's purge (sites, intents, CRM contacts and notes): a job of its own.
+    add_trash_purge(runtime)
     return job

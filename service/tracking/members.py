@@ -148,7 +148,9 @@ async def invite_member(
             **site_values(scope, person_id=person.id, role=role, created_at=now, updated_at=now)
         )
     )
-    await _audit(conn, scope, "site.member.added", person, {"role": role}, now)
+    await _audit(
+        conn, scope, "site.member.added", person, {"role": role}, now, after={"role": role}
+    )
     return Invited(Member(person, role, now, now), new_person)
 
 
@@ -168,7 +170,16 @@ async def change_role(
         .values(role=role, updated_at=now)
     )
     details = {"from": member.role, "to": role}
-    await _audit(conn, scope, "site.member.role_changed", member.person, details, now)
+    await _audit(
+        conn,
+        scope,
+        "site.member.role_changed",
+        member.person,
+        details,
+        now,
+        before={"role": member.role},
+        after={"role": role},
+    )
     return Member(member.person, role, member.created_at, now)
 
 
@@ -185,7 +196,15 @@ async def remove_member(
             and_(where_site(site_members, scope), site_members.c.person_id == person_id)
         )
     )
-    await _audit(conn, scope, "site.member.removed", member.person, {"role": member.role}, now)
+    await _audit(
+        conn,
+        scope,
+        "site.member.removed",
+        member.person,
+        {"role": member.role},
+        now,
+        before={"role": member.role},
+    )
     return member
 
 
@@ -202,7 +221,11 @@ async def _audit(
     person: Person,
     details: dict[str, Any],
     now: datetime,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
 ) -> None:
+    """``before``/``after``: the membership's role (None: no membership)."""
     await record_audit(
         conn,
         actor=scope.actor,
@@ -210,4 +233,7 @@ async def _audit(
         subject=f"site:{scope.site_id}",
         details={"person": person.id, **details},
         ts=now,
+        site_id=scope.site_id,
+        before=before,
+        after=after,
     )

@@ -62,7 +62,15 @@ class TrackingSettings(BaseModel):
         default=100_000,
         ge=0,
         le=10**12,
-        description="Default monthly intent quota per site (site config `monthly_intents`).",
+        description="Default monthly intent quota per site (site config `monthly_intents`); "
+        "past it clicks are stored as events but make no intent.",
+    )
+    tracking_quota_warning_percent: int = Field(
+        default=80,
+        ge=1,
+        le=99,
+        description="A site's owners are warned once a month per kind (events, intents) when "
+        "its usage reaches this share of a limit, and again when it is used up.",
     )
     tracking_retention_months: int = Field(
         default=13,
@@ -125,6 +133,16 @@ class TrackingSettings(BaseModel):
     )
     tracking_smtp_timeout_seconds: float = Field(
         default=10.0, gt=0, le=120, description="Connect and command timeout of one SMTP send."
+    )
+
+    # ---- trash helper: soft-deleted sites, intents, CRM contacts and notes
+    tracking_trash_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Soft-deleted sites, intents, CRM contacts and CRM notes can be restored "
+        "for this many days after their deletion (410 `expired` after it); a background job "
+        "then deletes them for good, with all their data.",
     )
 
     # ---- script helper: caching of the site script GET /t/{site_key}.js

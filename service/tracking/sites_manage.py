@@ -19,12 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from core.errors import NotFound, ValidationFailed
 from service.audit import record_audit
 from service.db.tables.tracking import site_members, sites
+from service.tracking.quota import CONFIG_KEYS as QUOTA_CONFIG_KEYS
+from service.tracking.quota import is_limit
 from service.tracking.scope import ALL_SITES, Role
 from service.tracking.sites import Site, check_domains, check_time_zone, create_site, site_from_row
 
 #: Config keys kervan writes itself: refused in a change, hidden in every answer.
 RESERVED_CONFIG_KEYS = frozenset({"calls_token"})
 MAX_CONFIG_BYTES = 16 * 1024
+LIMIT_CONFIG_KEYS = tuple(QUOTA_CONFIG_KEYS.values())
 NAME_MAX_CHARS = 120
 #: The rules a request schema cannot state, in the words of their refusals (the API description
 #: lists them: ``service.openapi.validation_rules``).
@@ -32,7 +35,9 @@ RULE_NAME = f"a site's name is 1-{NAME_MAX_CHARS} printable characters, not only
 RULE_TIME_ZONE = "time_zone is an IANA time zone name"
 RULE_CONFIG_KEYS = f"the config keys {sorted(RESERVED_CONFIG_KEYS)} are kept by kervan"
 RULE_CONFIG_SIZE = f"a site's config is at most {MAX_CONFIG_BYTES} bytes of JSON"
-SITE_RULES = (RULE_NAME, RULE_TIME_ZONE, RULE_CONFIG_KEYS, RULE_CONFIG_SIZE)
+#: The plan limits (``service.tracking.quota``): an invalid one would silently be the default.
+RULE_CONFIG_LIMITS = "config monthly_events and monthly_intents are whole numbers 0..10^12"
+SITE_RULES = (RULE_NAME, RULE_TIME_ZONE, RULE_CONFIG_KEYS, RULE_CONFIG_SIZE, RULE_CONFIG_LIMITS)
 
 
 def check_site_name(name: str) -> str:
@@ -65,6 +70,15 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
         )
     if len(orjson.dumps(config)) > MAX_CONFIG_BYTES:
         raise ValidationFailed(RULE_CONFIG_SIZE)
+    # ``null`` removes a limit in a change (the default applies again).
+    bad_limits = [
+        k for k in LIMIT_CONFIG_KEYS if config.get(k) is not None and not is_limit(config[k])
+    ]
+    if bad_limits:
+        raise ValidationFailed(
+            RULE_CONFIG_LIMITS,
+            details=[{"field": f"body.config.{k}", "message": "not a limit"} for k in bad_limits],
+        )
     return config
 
 
@@ -81,8 +95,13 @@ def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
+def _shown_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The config without the keys kervan keeps there itself (answers and the audit log)."""
+    return {k: v for k, v in config.items() if k not in RESERVED_CONFIG_KEYS}
+
+
 def site_out(site: Site, role: Role | None = None) -> dict[str, Any]:
-    shown = {k: v for k, v in site.config.items() if k not in RESERVED_CONFIG_KEYS}
+    shown = _shown_config(site.config)
     out: dict[str, Any] = {
         "id": site.id,
         "name": site.name,
@@ -126,6 +145,14 @@ async def add_site(
         subject=f"site:{site.id}",
         details={"name": site.name, "domains": list(site.domains)},
         ts=now,
+        site_id=site.id,
+        after={
+            "name": site.name,
+            "domains": list(site.domains),
+            "currency": site.currency,
+            "time_zone": site.time_zone,
+            "config": _shown_config(site.config),
+        },
     )
     return site
 
@@ -188,6 +215,12 @@ async def update_site(
         subject=f"site:{site_id}",
         details={"changed": sorted(changed)},
         ts=now,
+        site_id=site_id,
+        before={
+            key: _shown_config(current.config) if key == "config" else before[key]
+            for key in changed
+        },
+        after={key: _shown_config(v) if key == "config" else v for key, v in changed.items()},
     )
     found = (await conn.execute(select(sites).where(sites.c.id == site_id))).first()
     return site_from_row(found)

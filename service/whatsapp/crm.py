@@ -8,10 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import and_, func, insert, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.whatsapp.window import window_closes_at, window_open
+from service.backends import Backends
+from service.cache.aside import CacheAside, invalidate_after_write
+from service.db import Database
 from service.db.tables.crm import crm_contacts, crm_convos, crm_messages, crm_notes
 from service.db.types import from_timestamp
 from service.errors import ApiError
@@ -135,6 +139,54 @@ async def list_convos(
         if has_more and page
         else None,
     }
+
+
+# --- conversation lists through the cache ---------------------------------------------------
+#
+# One tag for every list page: the CRM has one set of conversations that every admin sees the
+# same (no tenant, no per-admin visibility), so a page is keyed by its filter, limit and cursor
+# only. Every committed write that changes what a list shows drops the tag: inbound messages,
+# status receipts, sends and their outcomes (``service/whatsapp/live.py``, after each commit
+# those announce), the desk's close/reopen, read, contact edit and delete, and the web chats
+# support stores (``service/support/desk.py``). Notes are not part of a list.
+
+CONVO_LIST_CACHE = "crm_convos"
+CONVO_LIST_TAG = "crm:convos"
+
+
+async def cached_convos(
+    cache: CacheAside,
+    db: Database,
+    flt: ConvoFilter,
+    *,
+    limit: int,
+    cursor: str | None,
+    now: float,
+    ttl: float,
+) -> dict[str, Any]:
+    """``list_convos`` through the cache; ``window_open`` is computed for ``now`` on each read
+    (it changes with time alone, not with a write)."""
+
+    async def load() -> dict[str, Any]:
+        async with db.connect() as conn:
+            return await list_convos(conn, flt, limit=limit, cursor=cursor, now=now)
+
+    if ttl <= 0:
+        return await load()
+    key = orjson.dumps([flt.status, flt.channel, flt.unread, limit, cursor]).decode()
+    page: dict[str, Any] = await cache.get_or_load(
+        CONVO_LIST_CACHE, key, load, ttl=ttl, tags=[CONVO_LIST_TAG]
+    )
+    for item in page["items"]:
+        inbound = item["last_inbound_at"]
+        last = datetime.fromisoformat(inbound).timestamp() if inbound else None
+        item["window_open"] = window_open(last, now)
+    return page
+
+
+async def convo_lists_changed(backends: Backends) -> None:
+    """Call after a committed write that changes what a conversation list shows."""
+    await invalidate_after_write(backends, CONVO_LIST_TAG)
 
 
 PREVIEW_CHARS = 200

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.audit import record_audit
+from service.cache.aside import CacheAside
 from service.db.types import from_timestamp
 from service.errors import ApiError
 from service.runtime import Runtime
@@ -30,10 +31,16 @@ class CrmDesk:
     async def conversations(
         self, flt: crm.ConvoFilter, *, limit: int, cursor: str | None
     ) -> dict[str, Any]:
-        async with self.runtime.db.connect() as conn:
-            return await crm.list_convos(
-                conn, flt, limit=limit, cursor=cursor, now=self.runtime.clock.now()
-            )
+        runtime = self.runtime
+        return await crm.cached_convos(
+            runtime.facility(CacheAside),
+            runtime.db,
+            flt,
+            limit=limit,
+            cursor=cursor,
+            now=runtime.clock.now(),
+            ttl=runtime.settings.cache_crm_convos_ttl_seconds,
+        )
 
     async def conversation(self, convo_id: int) -> dict[str, Any]:
         """The conversation with its contact card: consent and notes included."""
@@ -66,6 +73,7 @@ class CrmDesk:
                 ts=from_timestamp(now),
             )
             row = await crm.get_convo(conn, convo_id)
+        await crm.convo_lists_changed(self.runtime.backends)
         return crm.convo_view(row, now)
 
     async def mark_read(self, convo_id: int) -> dict[str, Any]:
@@ -87,6 +95,7 @@ class CrmDesk:
                 skipped = "no_queue"
             else:
                 await queue_read_receipt(queue, conn, latest)
+        await crm.convo_lists_changed(self.runtime.backends)
         return {
             "convo_id": convo_id,
             "unread": 0,
@@ -115,6 +124,8 @@ class CrmDesk:
                 details={"fields": sorted(changes)},
                 ts=now,
             )
+        # A list shows the contact's name.
+        await crm.convo_lists_changed(self.runtime.backends)
         return crm.contact_card(row)
 
     async def delete_contact(self, actor: str, contact_id: int) -> None:
@@ -128,6 +139,7 @@ class CrmDesk:
                 subject=f"contact:{contact_id}",
                 ts=now,
             )
+        await crm.convo_lists_changed(self.runtime.backends)
 
     async def add_note(self, actor: str, contact_id: int, body: str) -> dict[str, Any]:
         now = from_timestamp(self.runtime.clock.now())

@@ -14,6 +14,7 @@ import orjson
 from service.backends import Backends
 from service.backends.keys import WHATSAPP_LIVE_CHANNEL
 from service.logging import get_logger
+from service.whatsapp.crm import convo_lists_changed
 from service.whatsapp.store import StatusChange, StoredInbound
 
 log = get_logger("kervan.whatsapp.live")
@@ -50,6 +51,10 @@ def status_events(changes: Iterable[StatusChange]) -> list[dict[str, Any]]:
 
 
 async def publish(backends: Backends, events: Iterable[dict[str, Any]]) -> None:
+    events = list(events)
+    if events:
+        # Every committed change the console hears of changes what its lists show.
+        await convo_lists_changed(backends)
     for event in events:
         try:
             await backends.pubsub.publish(WHATSAPP_LIVE_CHANNEL, orjson.dumps(event))

@@ -62,7 +62,7 @@ async def test_owners_connect_and_the_token_is_stored_encrypted(ads: AdsRig) -> 
     async with ads.rig.db.connect() as conn:
         audits = (
             await conn.execute(
-                select(audit_events.c.action, audit_events.c.details)
+                select(audit_events.c.action, audit_events.c.details, audit_events.c.state_after)
                 .where(
                     audit_events.c.subject == f"site:{site}",
                     audit_events.c.action.like("ads.%"),
@@ -71,7 +71,7 @@ async def test_owners_connect_and_the_token_is_stored_encrypted(ads: AdsRig) -> 
             )
         ).all()
     assert [a.action for a in audits] == ["ads.connected", "ads.reconnected", "ads.reconnected"]
-    assert audits[0].details["after"]["customer_id"] == CUSTOMER
+    assert audits[0].state_after["customer_id"] == CUSTOMER
     assert audits[1].details["token_replaced"] is False
     assert audits[2].details["token_replaced"] is True
 

@@ -7,9 +7,10 @@ import asyncio
 
 import pytest
 
+from core.clock import ManualClock
 from core.errors import StateBackendError
 from service.backends import Backends
-from service.cache.aside import CacheAside
+from service.cache.aside import CacheAside, invalidate_after_write
 
 
 def count(name: str, outcome: str) -> float:
@@ -101,3 +102,36 @@ async def test_a_backend_outage_loads_directly(
 
     assert await cache.get_or_load("out", "k", load, ttl=60) == "fresh"
     assert count("out", "error") == before + 1
+
+
+async def test_a_value_expires_with_its_ttl_on_the_given_clock(backends: Backends) -> None:
+    clock = ManualClock()
+    cache = CacheAside(backends, clock=clock.now)
+    loads = 0
+
+    async def load() -> int:
+        nonlocal loads
+        loads += 1
+        return loads
+
+    assert await cache.get_or_load("ttl", "k", load, ttl=30, tags=["t"]) == 1
+    clock.advance(29)
+    assert await cache.get_or_load("ttl", "k", load, ttl=30, tags=["t"]) == 1
+    clock.advance(1)
+    assert await cache.get_or_load("ttl", "k", load, ttl=30, tags=["t"]) == 2
+    assert loads == 2
+
+
+async def test_an_invalidation_after_a_write_never_fails_the_write(
+    backends: Backends, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = CacheAside(backends)
+
+    async def down(*_: object, **__: object) -> None:
+        raise StateBackendError("down")
+
+    monkeypatch.setattr(backends.counters, "incr", down)
+    await cache.invalidate_after_write("site:1")
+    await invalidate_after_write(backends, "site:1")
+    with pytest.raises(StateBackendError):
+        await cache.invalidate("site:1")

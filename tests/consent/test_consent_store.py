@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select, update
@@ -11,11 +10,11 @@ from sqlalchemy import func, select, update
 from core.consent.chain import ChainHead, verify_chain
 from core.consent.gate import has_consent
 from core.errors import ValidationFailed
+from service.audit import record_audit
 from service.consent import store
 from service.consent.policy import ConsentPolicy
 from service.db import Database
 from service.db.tables.consent import consent_events, consent_state
-from service.db.tables.foundation import audit_events
 
 from .helpers import BANNER, REGISTRY, T0, at
 
@@ -78,14 +77,7 @@ async def test_changes_join_the_callers_transaction(database: Database) -> None:
             conn, "wa:90555", {"whatsapp": "granted"}, source="api", now=T0, policy=POLICY
         )
         # The same transaction stores something else, as the WhatsApp inbound handler does.
-        await conn.execute(
-            audit_events.insert().values(
-                ts=datetime.now(UTC),
-                actor="test",
-                action="wa.inbound",
-                subject="wa:90555",
-            )
-        )
+        await record_audit(conn, actor="test", action="wa.inbound", subject="wa:90555")
         state = await store.withdraw(
             conn,
             "wa:90555",

@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.errors import Conflict
+from service.audit import record_audit
 from service.consent.writes import WRITE_ATTEMPTS, write
 from service.db import Database
 from service.db.tables.foundation import audit_events
-from service.db.types import utcnow
 
 
 async def _audit_rows(database: Database) -> int:
@@ -26,9 +26,7 @@ def _colliding(times: int) -> tuple[list[int], Callable[[AsyncConnection], Await
 
     async def change(conn: AsyncConnection) -> str:
         attempts.append(len(attempts) + 1)
-        await conn.execute(
-            audit_events.insert().values(ts=utcnow(), actor="t", action="try", subject="s")
-        )
+        await record_audit(conn, actor="t", action="try", subject="s")
         if len(attempts) <= times:
             raise Conflict("consent changed concurrently; retry")
         return "done"

@@ -328,8 +328,9 @@ def test_declarations_imply_their_error_statuses() -> None:
     assert set(get["responses"]) == {"200", "401", "403", "422", "429", "503"}
     assert "WWW-Authenticate" in get["responses"]["401"]["headers"]
     assert get["parameters"][0]["schema"]["pattern"] == "^[a-z]{1,8}$"
-    # Exempt from the app-wide limit and declaring no limit of its own: nothing to refuse.
-    assert set(_operations(document, "/ping")["get"]["responses"]) == {"200"}
+    # Exempt from the app-wide limit and declaring no limit of its own: only degrade mode
+    # may refuse it (a GET can be a prefetch, shed under load).
+    assert set(_operations(document, "/ping")["get"]["responses"]) == {"200", "503"}
 
 
 def test_responses_of_the_route_win_and_non_json_successes_have_a_schema() -> None:

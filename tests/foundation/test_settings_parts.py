@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from service.admins.settings import AdminSettings
 from service.ads.settings import AdsSettings
+from service.cache.settings import CacheSettings
 from service.cli import _comment_descriptions, settings_table
 from service.consent.settings import ConsentSettings
 from service.images.settings import ImagesSettings
@@ -47,6 +48,7 @@ FEATURES = (
     "tracking",
     "ads",
     "overload",
+    "cache",
 )
 PARTS: dict[type[BaseModel], str] = {
     FoundationSettings: "",
@@ -63,6 +65,7 @@ PARTS: dict[type[BaseModel], str] = {
     TrackingSettings: "tracking_",
     AdsSettings: "ads_",
     DegradeSettings: "degrade_",
+    CacheSettings: "cache_",
 }
 
 

@@ -267,6 +267,7 @@ def test_every_path_kervan_writes_is_a_mounted_empty_dir(
 def test_termination_grace_covers_the_drains(overlay: str, monkeypatch: pytest.MonkeyPatch) -> None:
     objs = render(overlay)
     drains = [name for name in Settings.model_fields if "drain" in name]
+    assert "support_drain_seconds" in drains  # the WebSocket drain runs before the shutdown
     for workload in deployments(overlay):
         container = kervan_container(workload)
         settings = load_settings_of(objs, container, monkeypatch)

@@ -92,6 +92,7 @@ SERVER_SAMPLES: dict[str, dict[str, Any]] = {
     },
     "ping": {},
     "pong": {},
+    "reconnect": {"reason": "shutdown", "retry_after_ms": 640},
     "error": {"code": "not_in_room", "message": "you are not in room 'x'", "details": None},
     "queue:joined": ETA,
     "queue:position": ETA,

@@ -43,7 +43,7 @@ NOT_A_PERSONS: dict[tuple[str, str], tuple[str, int | None]] = {
     ("POST", "/t/calls"): ("phone systems, by a site's calls token: a person is refused", 401),
 }
 #: Routes about the caller itself: 200, with the caller's own data only.
-THE_CALLERS_OWN = {("GET", "/t/me")}
+THE_CALLERS_OWN = {("GET", "/t/me"), ("GET", "/t/trash/sites")}
 
 B_NAME = "Tenant B Secret Name"
 B_EMAIL = "b-owner@tenant-b.example"

@@ -68,6 +68,7 @@ crm_contacts = Table(
     Column("deleted_at", UTCDateTime(), nullable=True),
     Index("ix_crm_contacts_name", "name"),
     Index("ix_crm_contacts_phone", "phone"),
+    Index("ix_crm_contacts_deleted", "deleted_at"),  # the trash (migration 0026)
     UniqueConstraint("web_id", name="uq_crm_contacts_web_id"),
 )
 
@@ -139,4 +140,5 @@ crm_notes = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("deleted_at", UTCDateTime(), nullable=True),
     Index("ix_crm_notes_contact_id", "contact_id", "id"),
+    Index("ix_crm_notes_deleted", "deleted_at"),  # the trash (migration 0026)
 )

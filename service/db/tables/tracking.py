@@ -177,6 +177,8 @@ track_intents = Table(
     Index("ix_track_intents_site_status", "site_id", "status", "created_at"),
     Index("ix_track_intents_site_kind", "site_id", "kind", "created_at"),
     Index("ix_track_intents_session", "site_id", "session_id"),
+    # The trash: a site's deleted intents by deletion time (migration 0026).
+    Index("ix_track_intents_site_deleted", "site_id", "deleted_at"),
 )
 
 #: ``Idempotency-Key`` answers of ``POST /t/sync``, replayed for the same key.
@@ -201,7 +203,10 @@ track_usage = Table(
     Column("month", String(7), nullable=False),  # YYYY-MM, in UTC
     Column("events", BigInteger, nullable=False, default=0),
     Column("intents", BigInteger, nullable=False, default=0),
-    Column("warned", Boolean, nullable=False, default=False),
+    Column("warned", Boolean, nullable=False, default=False),  # superseded by the two below
+    # The highest quota warning level sent this month per kind (0, the early percent, 100).
+    Column("warned_events", SmallInteger, nullable=False, default=0, server_default="0"),
+    Column("warned_intents", SmallInteger, nullable=False, default=0, server_default="0"),
     PrimaryKeyConstraint("site_id", "month", name="pk_track_usage"),
 )
 
