@@ -69,7 +69,8 @@ class PathRoute(Route):
 
 
 def merge_same_path(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
-    """The routes with every group of same-path ``Route``s replaced by one ``PathRoute``.
+    """The routes with every group of same-path ``Route``s (one or more) replaced by one
+    ``PathRoute``.
 
     The merged route takes the place of the group's first route; other routes keep their order.
     """
@@ -83,8 +84,8 @@ def merge_same_path(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
             merged.append(route)
             continue
         group = groups[route.path]
-        if len(group) == 1:
-            merged.append(route)
-        elif route is group[0]:
+        # A single route too: Starlette's own 405 lists its methods in set order, which differs
+        # from process to process (string hashing), so two pods would answer differently.
+        if route is group[0]:
             merged.append(PathRoute(group))
     return merged
