@@ -2,7 +2,10 @@
 
 Each server-side session's page views are paired with its previous one (the flows' session
 state in the state backend, ``service.speculation.sessions``) into transitions of the site's
-segment (site config ``speculation_segment``, default ``site-<id>``). The counts are summed in
+segment: the site config's ``speculation_segment``, one of the segments this deployment serves
+(``KERVAN_SPECULATION_SEGMENTS``). The flows are the deployment's, not a site's, so a site feeds
+them only when it names its segment; without one (or with one not served, which no rules answer
+could ever read) its page views feed nothing. The counts are summed in
 memory and written to the edge store (``service.speculation.store.add_transitions``, what
 ``POST /flows/events`` uses) once per ``interval``: one transaction per flush instead of one per
 batch, since every writer of a segment takes that segment's row lock. A flush that fails is
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from functools import lru_cache
 
 from core.errors import ValidationFailed
@@ -50,10 +53,12 @@ def _flow_path(path: str) -> str | None:
         return None
 
 
-def site_segment(site: Site) -> str | None:
-    """The flows segment a site's page views feed, or ``None`` when it cannot be stored."""
-    configured = site.config.get("speculation_segment")
-    seg = configured if isinstance(configured, str) and configured else f"site-{site.id}"
+def site_segment(site: Site, served: Collection[str]) -> str | None:
+    """The flows segment a site's page views feed, or ``None``: none configured, or one that is
+    not among the ``served`` segments (its counts could never become a rules answer)."""
+    seg = site.config.get("speculation_segment")
+    if not isinstance(seg, str) or seg not in served:
+        return None
     if len(seg) > MAX_SEGMENT_LENGTH or not _SEGMENT.match(seg):
         return None
     return seg

@@ -351,7 +351,7 @@ class TrackingIngest:
         if not views:
             return
         try:
-            await self.feed.add(site_segment(site), views)
+            await self.feed.add(site_segment(site, self.settings.speculation_segments), views)
         except Exception as error:
             # The events are stored; the navigation statistics can miss a batch.
             log.warning("flows feed failed: %s", error)
