@@ -8,6 +8,7 @@ machine hits every contender alike. Each row keeps its median round by req/s.
 Rows:
 
 - ``bare ASGI``: ``bench/baselines/bare_asgi.py`` on granian, fixed bytes (the floor);
+- ``bare RSGI``: ``bench/baselines/bare_rsgi.py``, the same under granian's RSGI interface;
 - ``plain Starlette``: ``bench/baselines/plain_starlette.py``, one route, no middleware;
 - ``Fastify cached`` / ``Fastify simulate``: the original design's
   ``GET /perf/speculation/dynamic`` on Node (``bench/baselines/fastify``, ``npm ci`` run here if
@@ -19,13 +20,16 @@ Rows:
   on: ``KERVAN_ENV=production`` (security headers with HSTS), request id, CORS with the
   allowed origin sent by the client (``Origin: https://example.com``), the per-IP rate limit
   (``public.ip``, raised so the load is not refused; ``/health`` is exempt by design), metrics,
-  and the JSON access log, written to a file in the temp dir (its line count is shown).
+  and the JSON access log, written to a file in the temp dir (its line count is shown);
+- ``kervan ... RSGI``: the same two servers again with ``KERVAN_SERVER_INTERFACE=rsgi`` (the
+  fast routes answered from granian's RSGI protocol object, ``service/rsgi/``).
 
 For kervan the status codes are also counted server-side from ``/metrics``, so the 2xx ratio
 is exact (wrk only counts "non-2xx or 3xx"). Server CPU per request (the server's process tree,
 from /proc) is shown beside req/s: it moves less than req/s when the machine is shared.
 
-Goals (issue 13): kervan rules / Fastify cached >= 1.0; kervan /health / plain Starlette >= 0.8.
+Goals (issue 13): kervan rules / Fastify cached >= 1.0; kervan /health / plain Starlette >= 0.8
+(judged for either interface).
 Prints a table and writes bench/results/http.json.
 
     .venv/bin/python bench/bench_http.py [--seconds 5] [--rounds 3] [--connections 32]
@@ -71,10 +75,12 @@ ORIGIN = "https://example.com"
 SEG = "en-d"
 RULES = f"/perf/speculation/dynamic?seg={SEG}"
 FASTIFY_DIR = ROOT / "bench/baselines/fastify"
+#: (server key suffix, row label suffix, KERVAN_SERVER_INTERFACE)
+INTERFACES = (("", "", "asgi"), ("_rsgi", " RSGI", "rsgi"))
 #: Far above what one loopback client can send, so the limiter checks every request and
 #: refuses none.
 RATELIMIT_POLICIES = "public.ip=1000000/second burst 1000000"
-GRANIAN_FLAGS = ["--interface", "asgi", "--loop", "uvloop", "--workers", "1"]
+GRANIAN_FLAGS = ["--loop", "uvloop", "--workers", "1"]
 GRANIAN_FLAGS += ["--runtime-threads", "1", "--backlog", "1024"]
 
 
@@ -278,13 +284,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
             starts = []
             # --- the baselines on granian
-            for key, target, what in (
-                ("bare", "bench.baselines.bare_asgi:app", "bare ASGI app, fixed bytes"),
-                ("starlette", "bench.baselines.plain_starlette:app", "Starlette, one route"),
+            for key, interface, target, what in (
+                ("bare", "asgi", "bench.baselines.bare_asgi:app", "bare ASGI app, fixed bytes"),
+                ("bare_rsgi", "rsgi", "bench.baselines.bare_rsgi:app", "bare RSGI app"),
+                ("starlette", "asgi", "bench.baselines.plain_starlette:app", "Starlette"),
             ):
                 server = servers[key] = Server(key, f"granian 1 worker uvloop: {what}")
                 server.port, server.log = free_port(), tmp / f"{key}.log"
-                argv = [*granian, "--port", str(server.port), target]
+                argv = [*granian, "--interface", interface, "--port", str(server.port), target]
                 starts.append(
                     start(
                         server,
@@ -321,16 +328,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         ),
                     )
                 )
-            # --- kervan at INFO and at WARNING
-            for level in ("INFO", "WARNING"):
-                key = f"kervan_{level.lower()}"
+            # --- kervan at INFO and at WARNING, under each interface
+            kervan_starts = []
+            for (suffix, _, interface), level in itertools.product(INTERFACES, ("INFO", "WARNING")):
+                key = f"kervan{suffix}_{level.lower()}"
                 workdir = tmp / key
                 workdir.mkdir()
                 server = servers[key] = Server(
-                    key, f"kervan serve, log level {level}, every protection on"
+                    key, f"kervan serve ({interface}), log level {level}, every protection on"
                 )
                 server.port, server.log = free_port(), workdir / "server.log"
-                starts.append(
+                kervan_starts.append(
                     start(
                         server,
                         kervan_server(
@@ -339,16 +347,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                             database_url=f"sqlite+aiosqlite:///{workdir / 'kervan.db'}",
                             admin_key=ADMIN_KEY,
                             root=ROOT,
-                            extra_env=kervan_env(level),
+                            extra_env={
+                                **kervan_env(level),
+                                "KERVAN_SERVER_INTERFACE": interface,
+                            },
                             log_path=server.log,
                         ),
                     )
                 )
-            # All at once; every start is awaited to its end (and so registered for the
-            # shutdown) before the first failure is raised.
+            # The baselines all at once, the kervan servers one after another (four starting
+            # together on a small, shared machine may not be ready in time); every start is
+            # awaited to its end (and so registered for the shutdown) before the first failure
+            # is raised.
             failures = [
                 e for e in await asyncio.gather(*starts, return_exceptions=True) if e is not None
             ]
+            for kervan_start in kervan_starts:
+                try:
+                    await kervan_start
+                except Exception as exc:
+                    failures.append(exc)
             if failures:
                 raise failures[0]
             await asyncio.gather(
@@ -358,23 +376,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
             rows = [
                 Row("bare", "bare ASGI (granian)", "bare", "/health"),
+                Row("bare_rsgi", "bare RSGI (granian)", "bare_rsgi", "/health"),
                 Row("starlette", "plain Starlette", "starlette", "/health"),
                 Row("fastify_cached", "Fastify rules, cached", "fastify_cached", RULES),
                 Row("fastify_simulate", "Fastify rules, simulate", "fastify_simulate", RULES),
             ]
-            for level in ("info", "warning"):
-                name = level.upper()
+            for (suffix, label, _), level in itertools.product(INTERFACES, ("info", "warning")):
+                name = f"{label} {level.upper()}"
+                server_key = f"kervan{suffix}_{level}"
                 rows.append(
-                    Row(
-                        f"kervan_{level}_health",
-                        f"kervan /health {name}",
-                        f"kervan_{level}",
-                        "/health",
-                    )
+                    Row(f"{server_key}_health", f"kervan /health{name}", server_key, "/health")
                 )
-                rows.append(
-                    Row(f"kervan_{level}_rules", f"kervan rules {name}", f"kervan_{level}", RULES)
-                )
+                rows.append(Row(f"{server_key}_rules", f"kervan rules{name}", server_key, RULES))
             live = [r for r in rows if servers[r.server].skipped is None]
 
             def all_cpu() -> float:
@@ -518,29 +531,18 @@ def summarise(
         return [ra[n] / rb[n] for n in sorted(ra) if rb.get(n)]
 
     ratios: list[dict[str, Any]] = []
-    for level in ("info", "warning"):
-        name = level.upper()
+    for (suffix, label, interface), level in itertools.product(INTERFACES, ("info", "warning")):
+        name = f"{label} {level.upper()}"
+        key = f"kervan{suffix}_{level}"
+        bare, bare_name = (
+            ("bare_rsgi", "bare RSGI") if interface == "rsgi" else ("bare", "bare ASGI")
+        )
         for a, b, goal, what in (
-            (
-                f"kervan_{level}_rules",
-                "fastify_cached",
-                1.0,
-                f"kervan rules {name} / Fastify cached",
-            ),
-            (
-                f"kervan_{level}_health",
-                "starlette",
-                0.8,
-                f"kervan /health {name} / plain Starlette",
-            ),
-            (
-                f"kervan_{level}_rules",
-                "fastify_simulate",
-                None,
-                f"kervan rules {name} / Fastify simulate",
-            ),
-            (f"kervan_{level}_health", "bare", None, f"kervan /health {name} / bare ASGI"),
-            (f"kervan_{level}_rules", "bare", None, f"kervan rules {name} / bare ASGI"),
+            (f"{key}_rules", "fastify_cached", 1.0, f"kervan rules{name} / Fastify cached"),
+            (f"{key}_health", "starlette", 0.8, f"kervan /health{name} / plain Starlette"),
+            (f"{key}_rules", "fastify_simulate", None, f"kervan rules{name} / Fastify simulate"),
+            (f"{key}_health", bare, None, f"kervan /health{name} / {bare_name}"),
+            (f"{key}_rules", bare, None, f"kervan rules{name} / {bare_name}"),
         ):
             value = ratio(a, b)
             ratios.append(
@@ -559,6 +561,8 @@ def summarise(
     for a, b, what in (
         ("starlette", "bare", "plain Starlette / bare ASGI"),
         ("fastify_cached", "bare", "Fastify cached / bare ASGI"),
+        ("bare_rsgi", "bare", "bare RSGI / bare ASGI"),
+        ("bare_rsgi", "fastify_cached", "bare RSGI / Fastify cached"),
     ):
         value = ratio(a, b)
         ratios.append(
@@ -597,7 +601,8 @@ def summarise(
         "that round); non-2xx summed over all rounds; ratios of the kept req/s",
         "seconds_per_run": args.seconds,
         "kervan": {
-            "setup": "kervan serve --migrate: granian 1 worker, uvloop, SQLite in a temp dir, "
+            "setup": "kervan serve --migrate (ASGI, and RSGI with KERVAN_SERVER_INTERFACE=rsgi): "
+            "granian 1 worker, uvloop, SQLite in a temp dir, "
             "embedded backends; flows for en-d: 2,000 pages / 10,000 edges (as load_speculation)",
             "protections": "KERVAN_ENV=production (security headers + HSTS), request id, CORS "
             f"(KERVAN_ALLOWED_ORIGINS={ORIGIN}, Origin sent), rate limit public.ip per IP "
@@ -713,7 +718,7 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    budget = 240 + args.rounds * 8 * (args.seconds + 6)
+    budget = 300 + args.rounds * 13 * (args.seconds + 6)
     result = asyncio.run(asyncio.wait_for(run(args), timeout=budget))
     print_report(result)
     import orjson

@@ -96,7 +96,13 @@ BACKGROUND_PATHS = (
     "service/worker_process.py",
 )
 MIDDLEWARE_FILES = ("service/edge.py", "service/fast_routes.py", "service/clientip.py")
-MIDDLEWARE_DIRS = ("service/middleware/", "service/ratelimit/", "core/ratelimit/", "native/")
+MIDDLEWARE_DIRS = (
+    "service/middleware/",
+    "service/ratelimit/",
+    "core/ratelimit/",
+    "native/",
+    "service/rsgi/",  # the RSGI interface's edge steps and ASGI bridge
+)
 LOGGING_FILES = ("service/logging.py", "service/access_log.py")
 
 
@@ -324,7 +330,7 @@ async def profile_py_spy(args: argparse.Namespace, tmp: Path) -> dict[str, Any] 
         database_url=f"sqlite+aiosqlite:///{tmp / 'kervan.db'}",
         admin_key=ADMIN_KEY,
         root=ROOT,
-        extra_env=kervan_env(args.level),
+        extra_env={**kervan_env(args.level), "KERVAN_SERVER_INTERFACE": args.interface},
         log_path=log,
     ) as server:
         await seed_flows(port, synthetic_edges(1))
@@ -416,18 +422,20 @@ def serve_cprofile(stats_path: Path) -> None:
     from granian.constants import Interfaces
     from granian.server.embed import Server
 
-    from service.asgi import app_factory
+    from service.asgi import app_factory as asgi_factory
+    from service.rsgi import app_factory as rsgi_factory
 
+    rsgi = os.environ.get("KERVAN_SERVER_INTERFACE") == "rsgi"
     settings_port = int(os.environ["KERVAN_PORT"])
     profiler = cProfile.Profile()
 
     async def main() -> None:
         server = Server(
-            app_factory,
+            rsgi_factory if rsgi else asgi_factory,
             factory=True,
             address="127.0.0.1",
             port=settings_port,
-            interface=Interfaces.ASGI,
+            interface=Interfaces.RSGI if rsgi else Interfaces.ASGI,
             backlog=1024,
         )
         loop = asyncio.get_running_loop()
@@ -501,7 +509,7 @@ async def profile_cprofile(args: argparse.Namespace, tmp: Path) -> dict[str, Any
         database_url=f"sqlite+aiosqlite:///{tmp / 'kervan.db'}",
         admin_key=ADMIN_KEY,
         root=ROOT,
-        extra_env=kervan_env(args.level),
+        extra_env={**kervan_env(args.level), "KERVAN_SERVER_INTERFACE": args.interface},
     )
     migrate = subprocess.run(
         [sys.executable, "-m", "service.cli", "migrate"],
@@ -565,8 +573,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "bench": "request_path_profile",
         "endpoint": f"GET {RULES} (cached answer), header Origin: {ORIGIN}",
-        "server": "kervan serve: granian 1 worker, uvloop, SQLite, embedded backends, every "
-        f"protection on, log level {args.level}, access log to a file",
+        "server": f"kervan serve ({args.interface}): granian 1 worker, uvloop, SQLite, "
+        f"embedded backends, every protection on, log level {args.level}, access log to a file",
+        "interface": args.interface,
         "seconds": args.seconds,
         **summary,
         "seconds_total": time.monotonic() - started,
@@ -669,8 +678,17 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, default=ROOT / "bench/results/request_path_profile.json"
     )
+    parser.add_argument(
+        "--interface",
+        choices=["asgi", "rsgi"],
+        default="asgi",
+        help="KERVAN_SERVER_INTERFACE of the profiled server (rsgi: results in "
+        "request_path_profile_rsgi.json unless --out is given)",
+    )
     parser.add_argument("--serve-cprofile", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.interface == "rsgi" and args.out == ROOT / "bench/results/request_path_profile.json":
+        args.out = ROOT / "bench/results/request_path_profile_rsgi.json"
     if args.serve_cprofile is not None:
         serve_cprofile(args.serve_cprofile)
         return

@@ -159,12 +159,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.migrate and _run_migrate(settings) != 0:
         return 1
     print(serve_banner(settings), file=sys.stderr, flush=True)
+    rsgi = settings.server_interface == "rsgi"
     server = Granian(
-        "service.asgi:app_factory",
+        "service.rsgi:app_factory" if rsgi else "service.asgi:app_factory",
         factory=True,
         address=settings.host,
         port=settings.port,
-        interface=Interfaces.ASGI,
+        interface=Interfaces.RSGI if rsgi else Interfaces.ASGI,
         workers=settings.workers,
         runtime_threads=settings.threads,
         backlog=settings.backlog,

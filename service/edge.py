@@ -7,6 +7,11 @@ reused as bytes.
 
 A feature may answer a hot GET path itself (``runtime.fast_routes``, see
 ``service/fast_routes.py``); fast and general answers carry exactly the same protections.
+
+The pass is cut into steps on a ``Passage`` (enter, screen, the fast answer or the general app,
+leave) so that both server interfaces run the same checks: ASGI through ``Edge.__call__``, and
+RSGI (``service/rsgi/``), which answers the fast routes straight from granian's protocol object
+and hands everything else to the same steps through its ASGI bridge.
 """
 
 from __future__ import annotations
@@ -15,17 +20,18 @@ import itertools
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import orjson
 from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.ratelimit import Decision
 from service.access_log import AccessLog
 from service.clientip import _STATE_KEY, resolve_client_ip
-from service.fast_routes import FastRoute, Header
+from service.fast_routes import AsgiHeaders, FastReply, FastRequest, FastRoute, Header
 from service.logging import get_logger, request_id_var
 from service.metrics import HTTP
 from service.middleware.cors import EnvelopeCORSMiddleware
@@ -38,15 +44,21 @@ from service.ratelimit.http import DEFAULT_EXEMPT, refusal
 from service.settings_types import Network
 
 if TYPE_CHECKING:
+    from contextvars import Token
+
     from service.runtime import Runtime
 
 log = get_logger("kervan.errors")
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _UNMATCHED = "<unmatched>"
-_INTERNAL_ERROR = orjson.dumps(
+INTERNAL_ERROR = orjson.dumps(
     {"error": {"code": "internal_error", "message": "internal server error", "details": None}}
 )
+_INTERNAL_ERROR_HEADERS: list[Header] = [
+    (b"content-type", b"application/json"),
+    (b"content-length", str(len(INTERNAL_ERROR)).encode()),
+]
 CORS_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 CORS_ALLOW_HEADERS = (
     "Authorization",
@@ -124,6 +136,48 @@ def _merge_vary(headers: list[Header], value: bytes) -> None:
     headers.append((b"vary", value))
 
 
+class Passage:
+    """One HTTP request on its way through the edge: who asked, what it is answered, and the
+    fields every answer to it carries."""
+
+    __slots__ = (
+        "answered",
+        "extra",
+        "ip",
+        "method",
+        "path",
+        "request_id",
+        "route",
+        "started",
+        "status",
+        "token",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        request_id: str,
+        ip: str,
+        started: float,
+        token: Token[str | None],
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.request_id = request_id
+        self.ip = ip
+        self.started = started
+        self.token = token
+        #: Fields added to the answer, whoever gives it.
+        self.extra: list[Header] = [(b"x-request-id", request_id.encode())]
+        #: The route template the metrics and the log line name (unmatched paths fold into one
+        #: label so scanners cannot explode the label set).
+        self.route = _UNMATCHED
+        self.status = 500
+        #: The answer's head went out (an error after it cannot be answered any more).
+        self.answered = False
+
+
 class Edge:
     def __init__(
         self,
@@ -152,6 +206,8 @@ class Edge:
             security.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
         self.security = security
         self.api_csp = (b"content-security-policy", API_CSP.encode())
+        #: What a fast answer carries after its own fields and the request's.
+        self.fast_tail: list[Header] = [self.api_csp, *self.security, VARY_ORIGIN]
         self.runtime: Runtime | None = None
         self.policy = ""
         #: Fast routes of the route modules; features add theirs to the runtime's.
@@ -178,7 +234,7 @@ class Edge:
         self.overload = None
         self.fast_routes = dict(self.static_routes)
 
-    # --- the request ---------------------------------------------------------------------
+    # --- the request (ASGI) ---------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
         kind = scope["type"]
         if kind == "http":
@@ -199,10 +255,7 @@ class Edge:
     def _request_id(self, scope: Scope) -> str:
         for name, value in scope["headers"]:
             if name == b"x-request-id":
-                incoming: str = value.decode("latin-1")
-                if _VALID_REQUEST_ID.match(incoming):
-                    return incoming
-                break
+                return self.request_id(value.decode("latin-1"))
         return self.ids.next()
 
     async def _http(self, scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
@@ -225,26 +278,23 @@ class Edge:
                 coding = value
             elif name == b"expect":
                 expect = value
-        if incoming is not None and _VALID_REQUEST_ID.match(text := incoming.decode("latin-1")):
-            request_id = text
-        else:
-            request_id = self.ids.next()
-        token = request_id_var.set(request_id)
-        ip = resolve_client_ip(scope, self.trusted_proxies)
-        state = scope.get("state")
-        if state is None:
-            state = scope["state"] = {}
-        state[_STATE_KEY] = ip
-        state["request_id"] = request_id
         method: str = scope["method"]
         path: str = scope["path"]
-
-        extra: list[Header] = [(b"x-request-id", request_id.encode())]
-        if origin is not None and not (self.own_cors and path.startswith(self.own_cors)):
+        passage = self.enter(
+            method,
+            path,
+            incoming.decode("latin-1") if incoming is not None else None,
+            resolve_client_ip(scope, self.trusted_proxies),
+            started,
+        )
+        preflight = False
+        if origin is not None:
             if method == "OPTIONS" and preflight_method is not None:
-                app = self.cors.preflight
+                preflight = self.cross_origin(passage, origin, preflight=True)
+                if preflight:
+                    app = self.cors.preflight
             else:
-                extra += self.cors.fields(origin)
+                self.cross_origin(passage, origin)
 
         # A body the route leaves unread must not be taken for the next request on the
         # connection (service/middleware/request_body.py).
@@ -252,83 +302,182 @@ class Edge:
         if has_body(length, coding):
             body = RequestBody(receive, length, expect)
             receive = body.receive
+        sender = self.sender(passage, scope, send, body)
 
-        status = 500
-        route = _UNMATCHED
-        response_started = False
+        fast = self.fast_routes.get(path) if method == "GET" else None
+        reply = None
+        try:
+            refused = await self.screen(
+                passage,
+                accept_language.decode("latin-1") if accept_language is not None else None,
+                lambda: scope["headers"],
+                limit=not preflight,
+            )
+            if refused is not None:
+                app, fast = refused, None
+            if fast is not None:
+                request = FastRequest(
+                    scope["query_string"].decode("latin-1"), AsgiHeaders(scope["headers"])
+                )
+                reply = self.fast_answer(passage, fast, request)
+            if reply is not None:
+                headers = self.fast_headers(passage, reply)
+                if body is not None and not await body.reusable():
+                    headers.append(CLOSE)
+                passage.answered = True
+                await send(
+                    {"type": "http.response.start", "status": reply.status, "headers": headers}
+                )
+                await send({"type": "http.response.body", "body": reply.body})
+            else:
+                await self.dispatch(passage, scope, receive, sender, app)
+        except Exception as exc:
+            if not passage.answered:
+                await self.fail(passage, sender, send, exc)
+        finally:
+            self.leave(passage, scope if reply is None else None)
+
+    # --- the steps (both interfaces) ------------------------------------------------------
+    def request_id(self, incoming: str | None) -> str:
+        """The client's request id when it is a sane one, else a new one."""
+        if incoming is not None and _VALID_REQUEST_ID.match(incoming):
+            return incoming
+        return self.ids.next()
+
+    def enter(
+        self, method: str, path: str, incoming_id: str | None, ip: str, started: float
+    ) -> Passage:
+        """A request arrives (``ip`` as ``resolve_client_ip`` found it): its id is set for the
+        logs, and it counts as in flight until ``leave``."""
+        request_id = self.request_id(incoming_id)
+        passage = Passage(method, path, request_id, ip, started, request_id_var.set(request_id))
+        HTTP.in_flight += 1
+        return passage
+
+    def cross_origin(self, passage: Passage, origin: bytes, *, preflight: bool = False) -> bool:
+        """The CORS fields of a request with ``Origin`` (unless its route answers CORS itself).
+        Returns whether the edge answers it as a preflight."""
+        if self.own_cors and passage.path.startswith(self.own_cors):
+            return False
+        if preflight:
+            return True
+        passage.extra += self.cors.fields(origin)
+        return False
+
+    async def screen(
+        self,
+        passage: Passage,
+        accept_language: str | None,
+        headers: Callable[[], Iterable[Header]],
+        *,
+        limit: bool = True,
+    ) -> Response | None:
+        """The refusal that answers instead of the route (the app-wide rate limit, degrade
+        mode's shedding), or ``None``; the limit's fields are added to the passage."""
+        refused = None
+        if limit and not passage.path.startswith(self.exempt):
+            refused = await self._limit(passage.ip, accept_language, passage.extra)
+        overload = self.overload
+        if overload is not None and overload.shedding:
+            kind = low_priority_kind(passage.path, headers(), passage.method)
+            if kind is not None:
+                refused = shed_response(overload, kind)
+        return refused
+
+    def fast_answer(
+        self, passage: Passage, fast: FastRoute, request: FastRequest
+    ) -> FastReply | None:
+        """The fast route's answer from memory, or ``None`` to take the general route."""
+        reply = fast.handler(request)
+        if reply is not None:
+            passage.route = fast.template
+            passage.status = reply.status
+        return reply
+
+    def fast_parts(
+        self, passage: Passage, reply: FastReply
+    ) -> tuple[list[Header], list[Header], list[Header]]:
+        """A fast answer's fields in order: the reply's own (prebuilt), the request's, and
+        the edge's (fixed: fast replies carry no CSP or Vary of their own)."""
+        return reply.headers, passage.extra, self.fast_tail
+
+    def fast_headers(self, passage: Passage, reply: FastReply) -> list[Header]:
+        own, request, edge = self.fast_parts(passage, reply)
+        return [*own, *request, *edge]
+
+    def answer_headers(
+        self, passage: Passage, response: Response, scope: Scope | None = None
+    ) -> list[Header]:
+        """The fields of a whole ``Response`` the interface sends itself (a refusal)."""
+        passage.status = response.status_code
+        return self.finish_headers(scope or {}, list(response.raw_headers), passage.extra)
+
+    def failure(self, passage: Passage, exc: Exception) -> tuple[int, list[Header], bytes]:
+        """The envelope for an error nothing answered yet, logged here with the request id:
+        Starlette's error middleware logs (and answers) what the routes raise, anything that
+        failed before it is logged here, and the client still gets the envelope instead of a
+        dropped connection."""
+        log.exception("unhandled error on %s %s", passage.method, passage.path, exc_info=exc)
+        return 500, list(_INTERNAL_ERROR_HEADERS), INTERNAL_ERROR
+
+    def sender(self, passage: Passage, scope: Scope, send: Send, body: RequestBody | None) -> Send:
+        """``send`` for the general app: the edge's fields go on the answer's head."""
 
         async def send_with_fields(message: Message) -> None:
-            nonlocal status, response_started
             if message["type"] == "http.response.start":
-                response_started = True
-                status = message["status"]
-                message["headers"] = self._finish_headers(
-                    scope, list(message.get("headers", ())), extra
+                passage.answered = True
+                passage.status = message["status"]
+                message["headers"] = self.finish_headers(
+                    scope, list(message.get("headers", ())), passage.extra
                 )
                 if body is not None and not await body.reusable():
                     message["headers"].append(CLOSE)
             await send(message)
 
-        fast = self.fast_routes.get(path) if method == "GET" else None
-        reply = None
-        HTTP.in_flight += 1
-        try:
-            if app is not self.cors.preflight and not path.startswith(self.exempt):
-                refused = await self._limit(ip, accept_language, extra)
-                if refused is not None:
-                    app, fast = refused, None
-            overload = self.overload
-            if overload is not None and overload.shedding:
-                kind = low_priority_kind(path, scope["headers"], scope["method"])
-                if kind is not None:
-                    app, fast = shed_response(overload, kind), None
-            reply = fast.handler(scope) if fast is not None else None
-            if fast is not None and reply is not None:
-                route = fast.template
-                status = reply.status
-                # Fast replies carry no CSP or Vary of their own.
-                headers = [*reply.headers, *extra, self.api_csp, *self.security, VARY_ORIGIN]
-                if body is not None and not await body.reusable():
-                    headers.append(CLOSE)
-                response_started = True
-                await send({"type": "http.response.start", "status": status, "headers": headers})
-                await send({"type": "http.response.body", "body": reply.body})
-            else:
-                await app(scope, receive, send_with_fields)
-        except Exception as exc:
-            # Starlette's error middleware has logged it and answered the envelope (then
-            # re-raised); anything that failed before it is logged here, with the request id,
-            # and the client still gets the envelope instead of a dropped connection.
-            if not response_started:
-                log.exception("unhandled error on %s %s", method, path, exc_info=exc)
-                await send_with_fields(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(_INTERNAL_ERROR)).encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": _INTERNAL_ERROR})
-        finally:
-            if fast is None or reply is None:
-                template = getattr(scope.get("route"), "path", None)
-                # Unmatched paths fold into one label so scanners cannot explode the label set.
-                if isinstance(template, str):
-                    route = template
-            HTTP.in_flight -= 1
-            elapsed = time.perf_counter() - started
-            HTTP.observe(method, route, status, elapsed)
-            if self.overload is not None:
-                self.overload.record(elapsed)
-            self.access_log.record(method, path, route, status, elapsed, ip, request_id)
-            request_id_var.reset(token)
+        return send_with_fields
+
+    async def dispatch(
+        self, passage: Passage, scope: Scope, receive: Receive, sender: Send, app: ASGIApp
+    ) -> None:
+        """The general app (the router) answers, through ``sender``."""
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state[_STATE_KEY] = passage.ip
+        state["request_id"] = passage.request_id
+        await app(scope, receive, sender)
+
+    async def fail(self, passage: Passage, sender: Send, send: Send, exc: Exception) -> None:
+        status, headers, content = self.failure(passage, exc)
+        await sender({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+    def leave(self, passage: Passage, scope: Scope | None) -> None:
+        """The answer is out: metrics, degrade mode's latency, the access log line.
+        ``scope`` is the general app's (its matched route names the request)."""
+        if scope is not None:
+            template = getattr(scope.get("route"), "path", None)
+            if isinstance(template, str):
+                passage.route = template
+        HTTP.in_flight -= 1
+        elapsed = time.perf_counter() - passage.started
+        HTTP.observe(passage.method, passage.route, passage.status, elapsed)
+        if self.overload is not None:
+            self.overload.record(elapsed)
+        self.access_log.record(
+            passage.method,
+            passage.path,
+            passage.route,
+            passage.status,
+            elapsed,
+            passage.ip,
+            passage.request_id,
+        )
+        request_id_var.reset(passage.token)
 
     async def _limit(
-        self, ip: str, accept_language: bytes | None, extra: list[Header]
-    ) -> ASGIApp | None:
+        self, ip: str, accept_language: str | None, extra: list[Header]
+    ) -> Response | None:
         """The app-wide per-IP policy: the refusal to send, or ``None`` with its fields added."""
         runtime = self.runtime
         limiter = runtime.ratelimiter if runtime is not None else None
@@ -340,8 +489,7 @@ class Edge:
             else await limiter.check(self.policy, ip)
         )
         if not decision.allowed:
-            language = accept_language.decode("latin-1") if accept_language else None
-            refused = refusal([decision], language)
+            refused = refusal([decision], accept_language)
             if refused is not None:
                 return refused
         if not decision.policy.shadow and not decision.degraded:
@@ -354,7 +502,7 @@ class Edge:
             extra.append((b"ratelimit", state_item(decision).encode()))
         return None
 
-    def _finish_headers(
+    def finish_headers(
         self, scope: Scope, headers: list[Header], extra: list[Header]
     ) -> list[Header]:
         csp = content_type = None

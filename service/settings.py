@@ -147,6 +147,11 @@ class FoundationSettings(BaseModel):
     )
     threads: int = Field(default=1, ge=1, le=64, description="granian runtime threads.")
     backlog: int = Field(default=1024, ge=16, le=65535, description="Listen backlog.")
+    server_interface: Literal["asgi", "rsgi"] = Field(
+        default="asgi",
+        description="granian's interface for `kervan serve`: `asgi`, or `rsgi` (hot GET routes "
+        "answered without ASGI; WebSocket close codes do not reach clients).",
+    )
     http_header_timeout_seconds: float = Field(
         default=30.0,
         gt=0,

@@ -11,13 +11,12 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Scope
 
 from core.errors import KervanError
 from service.clientip import client_ip
 from service.endpoint import api
 from service.errors import ApiError
-from service.fast_routes import FastReply, FastRoute
+from service.fast_routes import FastReply, FastRequest, FastRoute
 from service.metrics import BACKEND_ERRORS, READY, render_metrics
 from service.responses import json_response
 from service.runtime import Runtime, get_runtime
@@ -48,7 +47,7 @@ async def health(request: Request) -> Response:
     return json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
 
-def fast_health(scope: Scope) -> FastReply:
+def fast_health(request: FastRequest) -> FastReply:
     """The same answer as ``health``, ahead of the router: probes and load balancers poll it."""
     return FastReply(200, _HEALTH_HEADERS, _HEALTHY)
 

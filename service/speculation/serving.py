@@ -6,10 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.types import Scope
-
 from core.flows.segments import validate_segment
-from service.fast_routes import FastReply, Header
+from service.fast_routes import FastReply, FastRequest, Header
 from service.responses import etag_matches
 from service.speculation.cache import Answer, SpeculationCache
 from service.speculation.metrics import RESPONSES, RULES_SERVED
@@ -55,16 +53,16 @@ class FastRules:
         settings = cache.settings
         self.cache = cache
         self.mode = settings.speculation_mode
-        self.segments = {seg.encode(): seg for seg in settings.speculation_segments}
+        self.segments = {seg: seg for seg in settings.speculation_segments}
         self.cache_control = (
             f"public, max-age={settings.speculation_cache_max_age_seconds}".encode()
         )
         self._headers: dict[tuple[str, str], tuple[Answer, list[Header], list[Header]]] = {}
         self._counters: dict[str, tuple[Any, Any, Any, Any]] = {}
 
-    def __call__(self, scope: Scope) -> FastReply | None:
-        query: bytes = scope["query_string"]
-        seg = self.segments.get(query[4:]) if query.startswith(b"seg=") else None
+    def __call__(self, request: FastRequest) -> FastReply | None:
+        query = request.query
+        seg = self.segments.get(query[4:]) if query.startswith("seg=") else None
         if seg is None:
             return None
         answer = self.cache.cached(seg, self.mode)
@@ -75,12 +73,10 @@ class FastRules:
             held = self._prebuild(answer)
         ok, not_modified = held[1], held[2]
         counters = self._counters.get(seg) or self._count(seg)
-        for name, value in scope["headers"]:
-            if name == b"if-none-match":
-                if etag_matches(value.decode("latin-1"), answer.etag):
-                    counters[1].inc()
-                    return FastReply(304, not_modified, b"")
-                break
+        if_none_match = request.headers.get("if-none-match")
+        if if_none_match is not None and etag_matches(if_none_match, answer.etag):
+            counters[1].inc()
+            return FastReply(304, not_modified, b"")
         counters[0].inc()
         counters[2].inc(answer.prerender)
         counters[3].inc(answer.prefetch)
