@@ -42,8 +42,9 @@ from service.tracking.members import (
 from service.tracking.people import EMAIL_MAX_CHARS, EMAIL_PATTERN, RULE_PERSON_NAME
 from service.tracking.people_guard import request_actor
 from service.tracking.people_texts import INVITED_MESSAGE, INVITED_SUBJECT, ROLE_NAMES
+from service.tracking.site_changes import change_site
 from service.tracking.sites import Site, get_site
-from service.tracking.sites_manage import SITE_RULES, add_site, list_sites, site_out, update_site
+from service.tracking.sites_manage import SITE_RULES, add_site, list_sites, site_out
 from service.validation import parse_body, parse_path, parse_query
 
 TAGS = ["tracking-sites"]
@@ -253,14 +254,13 @@ async def get_site_route(request: Request) -> Response:
 async def patch_site_route(request: Request) -> Response:
     path = parse_path(request, TenantSitePath, bad_path=404)
     body = await parse_body(request, SitePatch)
-    async with get_runtime(request).db.begin() as conn:
-        site = await update_site(
-            conn,
-            path.site_id,
-            body.model_dump(exclude_none=True),
-            now=_now(request),
-            actor=f"admin:{admin_principal(request).id}",
-        )
+    site = await change_site(
+        get_runtime(request),
+        path.site_id,
+        body.model_dump(exclude_none=True),
+        now=_now(request),
+        actor=f"admin:{admin_principal(request).id}",
+    )
     return json_response(site_out(site))
 
 
