@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.ads.uploads import PENDING, UPLOADED, live_intent
 from service.db import Database
+from service.db.conflicts import retry_lock_conflicts
 from service.db.tables.ads import ads_uploads
 from service.db.types import from_timestamp
 from service.tracking.scope import SiteScope, where_site
@@ -126,31 +127,49 @@ async def claim_batch(
             )
             rows = [_claimed(row) for row in result.all()]
         return Batch(token, sorted(rows, key=lambda r: r.intent_id))
-    async with db.begin() as conn:
-        ids = list(
-            (
-                await conn.execute(
-                    select(U.c.intent_id)
-                    .where(due)
-                    .order_by(U.c.next_attempt_at, U.c.intent_id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            ).scalars()
-        )
-        if not ids:
-            return Batch(token, [])
-        for start in range(0, len(ids), CHUNK):
-            await conn.execute(
-                update(U)
-                .where(where_site(U, scope), U.c.intent_id.in_(ids[start : start + CHUNK]))
-                .values(leased)
-            )
-        result = await conn.execute(
-            select(*_COLUMNS).where(where_site(U, scope), U.c.lease_token == token)
-        )
-        rows = [_claimed(row) for row in result.all()]
+
+    async def lease() -> list[Claimed]:
+        async with db.begin() as conn:
+            return await _lease_locked(conn, due, leased, scope, token, limit)
+
+    # Two claimers' gap locks can still deadlock on InnoDB despite SKIP LOCKED: the victim's
+    # transaction rolled back whole, so it simply claims again.
+    rows = await retry_lock_conflicts(lease)
     return Batch(token, sorted(rows, key=lambda r: r.intent_id))
+
+
+async def _lease_locked(
+    conn: AsyncConnection,
+    due: Any,
+    leased: dict[str, Any],
+    scope: SiteScope,
+    token: str,
+    limit: int,
+) -> list[Claimed]:
+    """MariaDB: lock the due rows no other claimer holds, lease them, read them back."""
+    ids = list(
+        (
+            await conn.execute(
+                select(U.c.intent_id)
+                .where(due)
+                .order_by(U.c.next_attempt_at, U.c.intent_id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).scalars()
+    )
+    if not ids:
+        return []
+    for start in range(0, len(ids), CHUNK):
+        await conn.execute(
+            update(U)
+            .where(where_site(U, scope), U.c.intent_id.in_(ids[start : start + CHUNK]))
+            .values(leased)
+        )
+    result = await conn.execute(
+        select(*_COLUMNS).where(where_site(U, scope), U.c.lease_token == token)
+    )
+    return [_claimed(row) for row in result.all()]
 
 
 async def next_due(conn: AsyncConnection, scope: SiteScope) -> float | None:

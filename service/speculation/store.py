@@ -8,9 +8,8 @@ to a source's total between the sum and the update.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -18,8 +17,8 @@ from typing import TypeVar
 from sqlalchemy import Float, and_, bindparam, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.errors import StorageError
 from service.db import Database
+from service.db.conflicts import retry_lock_conflicts
 from service.db.tables.flows import flow_edges, flow_segments
 from service.db.upsert import upsert_stmt
 
@@ -124,23 +123,6 @@ async def _add_counts(
         )
 
 
-#: InnoDB's "deadlock, try restarting transaction" and lock wait timeout.
-_RETRYABLE = ("(1213,", "(1205,")
-WRITE_ATTEMPTS = 3
-
-
-async def _retrying(write: Callable[[], Awaitable[None]]) -> None:
-    """Run a write transaction again when MariaDB chose it as a deadlock victim."""
-    for attempt in range(WRITE_ATTEMPTS):
-        try:
-            await write()
-            return
-        except StorageError as exc:
-            if attempt + 1 == WRITE_ATTEMPTS or not any(m in exc.message for m in _RETRYABLE):
-                raise
-            await asyncio.sleep(0.01 * (attempt + 1))
-
-
 async def add_transitions(db: Database, counts: Mapping[Transition, int], now: datetime) -> None:
     """Add observed transitions (``(seg, from, to) -> count``), all or nothing."""
     if not counts:
@@ -156,7 +138,7 @@ async def add_transitions(db: Database, counts: Mapping[Transition, int], now: d
             for seg, srcs in sorted(sources.items()):
                 await _recompute(conn, seg, srcs)
 
-    await _retrying(write)
+    await retry_lock_conflicts(write)
 
 
 async def load_edges(
@@ -173,7 +155,7 @@ async def load_edges(
             await _add_counts(conn, db.dialect, counts, now)
             await _recompute(conn, seg, None if replace else {a for a, _ in edges})
 
-    await _retrying(write)
+    await retry_lock_conflicts(write)
 
 
 async def list_edges(

@@ -7,9 +7,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
+import pytest
 from sqlalchemy import insert, select
 
+from core.errors import StorageError
+from service.ads import claims
 from service.ads.claims import Settled, claim_batch, next_due, settle
 from service.db import Database
 from service.db.tables.ads import ads_uploads
@@ -130,3 +134,29 @@ async def test_only_due_rows_are_claimed_and_a_give_back_returns_the_attempt(
         )
     again = await claim_batch(database, SITE, limit=10, lease_seconds=30, now=NOW)
     assert {r.attempts for r in again.rows} == {1}  # the first claim's attempt was given back
+
+
+async def test_a_deadlock_victim_claims_again(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """InnoDB may still pick one of two claimers as a deadlock victim (gap locks): its
+    transaction rolled back whole, so it claims again instead of failing the upload job."""
+    if database.dialect == "sqlite":
+        pytest.skip("SQLite claims with one UPDATE under its write lock: no deadlock victims")
+    await _rows(database, SITE, 3)
+    real = claims._lease_locked
+    calls: list[int] = []
+
+    async def deadlocked_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            await real(*args, **kwargs)  # the work is done, then the server aborts it
+            raise StorageError("database error: OperationalError: (1213, 'Deadlock found')")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(claims, "_lease_locked", deadlocked_once)
+    batch = await claim_batch(database, SITE, limit=10, lease_seconds=30, now=NOW)
+    assert len(calls) == 2
+    assert sorted(row.intent_id for row in batch.rows) == [7000, 7001, 7002]
+    # The aborted attempt's lease was rolled back: each row counts the one attempt.
+    assert {row.attempts for row in batch.rows} == {1}

@@ -173,6 +173,7 @@ def test_shared_answers_survive_a_round_trip_and_reject_garbage() -> None:
 
 async def test_deadlock_victims_are_retried_and_other_errors_are_not() -> None:
     from core.errors import StorageError
+    from service.db.conflicts import retry_lock_conflicts
 
     calls: list[int] = []
 
@@ -181,7 +182,7 @@ async def test_deadlock_victims_are_retried_and_other_errors_are_not() -> None:
         if len(calls) == 1:
             raise StorageError("database error: OperationalError: (1213, 'Deadlock found')")
 
-    await store._retrying(deadlocked_once)
+    await retry_lock_conflicts(deadlocked_once)
     assert len(calls) == 2
 
     async def broken() -> None:
@@ -190,5 +191,5 @@ async def test_deadlock_victims_are_retried_and_other_errors_are_not() -> None:
 
     calls.clear()
     with pytest.raises(StorageError):
-        await store._retrying(broken)
+        await retry_lock_conflicts(broken)
     assert len(calls) == 1
