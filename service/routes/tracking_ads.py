@@ -2,9 +2,9 @@
 members read it without the token), the upload state of each sealed intent, the summary, and
 the retry of a failed upload.
 
-Each handler resolves the caller's scope of the site first (a site that is not the caller's is
-404, as one that does not exist; an intent of another site is 404 too) and makes one call into
-``service.ads.facility`` in one transaction.
+Each handler makes one call into ``service.ads.site_ads``, which resolves the caller's scope of
+the site (a site that is not the caller's is 404, as one that does not exist; an intent of
+another site is 404 too) in the connection or transaction it opens.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from service.ads.facility import AdsFacility
 from service.ads.schemas import (
     ConnectionIn,
     ConnectionOut,
@@ -24,11 +23,18 @@ from service.ads.schemas import (
     UploadsOut,
     UploadsQuery,
 )
-from service.ads.uploads import list_uploads
+from service.ads.site_ads import (
+    ads_connection,
+    ads_summary,
+    connect_ads,
+    disconnect_ads,
+    retry_ads_upload,
+    upload_state,
+    upload_states,
+)
 from service.endpoint import api
 from service.responses import json_response
 from service.runtime import get_runtime
-from service.tracking.access import scope_for
 from service.tracking.people_guard import request_actor
 from service.validation import parse_body, parse_path, parse_query
 
@@ -37,10 +43,6 @@ UNAUTHORIZED = {401: "Sign in first: a person's session or admin credentials"}
 NO_SITE = {**UNAUTHORIZED, 404: "No such site (or not one of yours)"}
 NO_INTENT = {**UNAUTHORIZED, 404: "No such site or intent (or not one of yours)"}
 OWNERS_ONLY = {403: "Only the site's owners (and platform admins) manage its Google Ads"}
-
-
-def _facility(request: Request) -> AdsFacility:
-    return get_runtime(request).facility(AdsFacility)
 
 
 @api(
@@ -54,9 +56,7 @@ def _facility(request: Request) -> AdsFacility:
 async def get_connection(request: Request) -> Response:
     actor = await request_actor(request)
     path = parse_path(request, SitePath, bad_path=404)
-    async with get_runtime(request).db.connect() as conn:
-        _site, scope = await scope_for(conn, actor, path.site_id)
-        answer = await _facility(request).connection(conn, scope)
+    answer = await ads_connection(get_runtime(request), actor, path.site_id)
     return json_response(answer)
 
 
@@ -78,19 +78,15 @@ async def put_connection(request: Request) -> Response:
     actor = await request_actor(request)
     path = parse_path(request, SitePath, bad_path=404)
     body = await parse_body(request, ConnectionIn)
-    runtime = get_runtime(request)
-    async with runtime.db.begin() as conn:
-        _site, scope = await scope_for(conn, actor, path.site_id)
-        answer = await _facility(request).connect(
-            conn,
-            scope,
-            customer_id=body.customer_id,
-            conversion_action=body.conversion_action,
-            login_customer_id=body.login_customer_id,
-            refresh_token=body.refresh_token,
-        )
-    if runtime.queue is not None:
-        runtime.queue.wake()
+    answer = await connect_ads(
+        get_runtime(request),
+        actor,
+        path.site_id,
+        customer_id=body.customer_id,
+        conversion_action=body.conversion_action,
+        login_customer_id=body.login_customer_id,
+        refresh_token=body.refresh_token,
+    )
     return json_response(answer)
 
 
@@ -105,9 +101,7 @@ async def put_connection(request: Request) -> Response:
 async def delete_connection(request: Request) -> Response:
     actor = await request_actor(request)
     path = parse_path(request, SitePath, bad_path=404)
-    async with get_runtime(request).db.begin() as conn:
-        _site, scope = await scope_for(conn, actor, path.site_id)
-        await _facility(request).disconnect(conn, scope)
+    await disconnect_ads(get_runtime(request), actor, path.site_id)
     return Response(status_code=204)
 
 
@@ -124,16 +118,15 @@ async def uploads(request: Request) -> Response:
     actor = await request_actor(request)
     path = parse_path(request, SitePath, bad_path=404)
     query = parse_query(request, UploadsQuery)
-    async with get_runtime(request).db.connect() as conn:
-        _site, scope = await scope_for(conn, actor, path.site_id)
-        items = await list_uploads(
-            conn,
-            scope,
-            status=query.status,
-            reason=query.reason,
-            before=query.before,
-            limit=query.limit,
-        )
+    items = await upload_states(
+        get_runtime(request),
+        actor,
+        path.site_id,
+        status=query.status,
+        reason=query.reason,
+        before=query.before,
+        limit=query.limit,
+    )
     next_before = items[-1]["intent_id"] if len(items) == query.limit else None
     return json_response({"items": items, "next_before": next_before})
 
@@ -149,9 +142,7 @@ async def uploads(request: Request) -> Response:
 async def upload(request: Request) -> Response:
     actor = await request_actor(request)
     path = parse_path(request, UploadPath, bad_path=404)
-    async with get_runtime(request).db.connect() as conn:
-        _site, scope = await scope_for(conn, actor, path.site_id)
-        answer = await _facility(request).upload(conn, scope, path.intent_id)
+    answer = await upload_state(get_runtime(request), actor, path.site_id, path.intent_id)
     return json_response(answer)
 
 
@@ -170,12 +161,7 @@ async def upload(request: Request) -> Response:
 async def retry_upload(request: Request) -> Response:
     actor = await request_actor(request)
     path = parse_path(request, UploadPath, bad_path=404)
-    runtime = get_runtime(request)
-    async with runtime.db.begin() as conn:
-        _site, scope = await scope_for(conn, actor, path.site_id)
-        answer = await _facility(request).retry(conn, scope, path.intent_id)
-    if runtime.queue is not None:
-        runtime.queue.wake()
+    answer = await retry_ads_upload(get_runtime(request), actor, path.site_id, path.intent_id)
     return json_response(answer)
 
 
@@ -190,9 +176,7 @@ async def retry_upload(request: Request) -> Response:
 async def summary(request: Request) -> Response:
     actor = await request_actor(request)
     path = parse_path(request, SitePath, bad_path=404)
-    async with get_runtime(request).db.connect() as conn:
-        _site, scope = await scope_for(conn, actor, path.site_id)
-        answer = await _facility(request).summary(conn, scope)
+    answer = await ads_summary(get_runtime(request), actor, path.site_id)
     return json_response(answer)
 
 

@@ -2,8 +2,9 @@
 
 The intents' reads are the dashboard's (``service/routes/tracking_dashboard.py``); a change here
 answers with the same representation as ``GET /t/sites/{site_id}/intents/{intent_id}``. Every
-change resolves the caller's scope of the site in its transaction: an intent of another site is
-404, like one that does not exist. ``POST /t/calls`` is for phone systems, authenticated by the
+handler makes one call into ``service.tracking`` (``intent_changes``, ``call_reports``), which
+resolves the caller's scope of the site in its transaction: an intent of another site is 404,
+like one that does not exist. ``POST /t/calls`` is for phone systems, authenticated by the
 site's calls token (``POST /t/sites/{site_id}/calls-token``), not by a person.
 """
 
@@ -25,12 +26,12 @@ from service.errors import ApiError
 from service.openapi import validation_rules
 from service.responses import json_response
 from service.runtime import get_runtime
-from service.tracking.access import scope_for
-from service.tracking.calls import E164_PATTERN, list_calls, record_call, site_for_token
-from service.tracking.dashboard_cache import kpis_changed
-from service.tracking.dashboard_ledger import MAX_ID, one_intent
+from service.tracking.call_reports import calls_site, site_calls, store_call
+from service.tracking.calls import E164_PATTERN
+from service.tracking.dashboard_ledger import MAX_ID
 from service.tracking.dashboard_schemas import IntentOut, PathId
-from service.tracking.lifecycle import RULE_AMOUNT, seal, set_status
+from service.tracking.intent_changes import change_intent_status, seal_sale
+from service.tracking.lifecycle import RULE_AMOUNT
 from service.tracking.people_guard import request_actor
 from service.validation import parse_body, parse_path, parse_query
 
@@ -142,12 +143,9 @@ async def _status(request: Request, status: str | None) -> Response:
     path = parse_path(request, LifecycleIntentPath, bad_path=404)
     if status is None:
         status = (await parse_body(request, StatusIn)).status
-    runtime = get_runtime(request)
-    async with runtime.db.begin() as conn:
-        _site, scope = await scope_for(conn, actor, path.site_id)
-        await set_status(conn, scope, path.intent_id, status, now=_now(request))
-        answer = await one_intent(conn, scope, path.intent_id)
-    await kpis_changed(runtime, path.site_id)
+    answer = await change_intent_status(
+        get_runtime(request), actor, path.site_id, path.intent_id, status, now=_now(request)
+    )
     return json_response(answer)
 
 
@@ -189,19 +187,15 @@ async def seal_intent(request: Request) -> Response:
     actor = await request_actor(request)
     path = parse_path(request, LifecycleIntentPath, bad_path=404)
     body = await parse_body(request, SealIn)
-    runtime = get_runtime(request)
-    async with runtime.db.begin() as conn:
-        _site, scope = await scope_for(conn, actor, path.site_id)
-        await seal(
-            conn,
-            scope,
-            path.intent_id,
-            amount=Decimal(body.amount),
-            currency=body.currency,
-            now=_now(request),
-        )
-        answer = await one_intent(conn, scope, path.intent_id)
-    await kpis_changed(runtime, path.site_id)
+    answer = await seal_sale(
+        get_runtime(request),
+        actor,
+        path.site_id,
+        path.intent_id,
+        amount=Decimal(body.amount),
+        currency=body.currency,
+        now=_now(request),
+    )
     return json_response(answer)
 
 
@@ -226,26 +220,22 @@ def _calls_token(request: Request) -> str | None:
 async def report_call(request: Request) -> Response:
     runtime = get_runtime(request)
     token = _calls_token(request)
-    async with runtime.db.connect() as conn:
-        site = await site_for_token(conn, token)  # 401 before the body is looked at
+    await calls_site(runtime, token)  # 401 before the body is looked at
     body = await parse_body(request, CallIn)
     now = _now(request)
     # Aware datetimes compare without overflow whatever their offsets (year 1 or 9999).
     if not now - OLDEST_CALL <= body.at <= now + FUTURE_SKEW:
         raise ApiError(422, "validation_failed", RULE_CALL_TIME, {"at": body.at.isoformat()})
     called_at = body.at.astimezone(UTC)
-    async with runtime.db.begin() as conn:
-        site = await site_for_token(conn, token)
-        outcome = await record_call(
-            conn,
-            site,
-            caller=body.caller,
-            called_at=called_at,
-            callee=body.callee,
-            duration_seconds=body.duration_seconds,
-            match_minutes=runtime.settings.tracking_call_match_minutes,
-            now=now,
-        )
+    outcome = await store_call(
+        runtime,
+        token,
+        caller=body.caller,
+        called_at=called_at,
+        callee=body.callee,
+        duration_seconds=body.duration_seconds,
+        now=now,
+    )
     call = outcome.call
     answer = {"call": call, "matched": call["intent_id"] is not None, "duplicate": not outcome.new}
     return json_response(answer, status=201 if outcome.new else 200)
@@ -264,11 +254,14 @@ async def calls(request: Request) -> Response:
     actor = await request_actor(request)
     path = parse_path(request, CallsSitePath, bad_path=404)
     query = parse_query(request, TrackedCallsQuery)
-    async with get_runtime(request).db.connect() as conn:
-        _site, scope = await scope_for(conn, actor, path.site_id)
-        items = await list_calls(
-            conn, scope, before=query.before, limit=query.limit, matched=query.matched
-        )
+    items = await site_calls(
+        get_runtime(request),
+        actor,
+        path.site_id,
+        before=query.before,
+        limit=query.limit,
+        matched=query.matched,
+    )
     next_before = items[-1]["id"] if len(items) == query.limit else None
     return json_response({"items": items, "next_before": next_before})
 

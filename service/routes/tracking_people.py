@@ -37,17 +37,15 @@ from service.tracking.people import (
     EMAIL_PATTERN,
     RULE_PERSON_NAME,
     Person,
-    add_person,
 )
 from service.tracking.people_auth import PersonAuth
+from service.tracking.people_calls import ADMIN_SITES_SHOWN, create_person, sites_seen
 from service.tracking.people_guard import (
     person_auth,
     person_token,
     request_actor,
     request_person,
 )
-from service.tracking.sites import Site
-from service.tracking.sites_manage import list_sites, sites_of_person
 from service.validation import parse_body, read_body
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -58,8 +56,6 @@ _EMAIL_FIELD = Field(
     pattern=EMAIL_PATTERN,
     description="The person's e-mail address (any case)",
 )
-#: Sites listed for a platform admin in ``GET /t/me`` (every site; ``GET /admin/sites`` pages).
-ADMIN_SITES_SHOWN = 500
 
 
 class Strict(BaseModel):
@@ -251,17 +247,12 @@ async def logout(request: Request) -> Response:
 
 
 async def _me(request: Request, actor: Actor) -> dict[str, object]:
-    runtime = get_runtime(request)
+    account: Person | None = None
     person: dict[str, object] | None = None
-    async with runtime.db.connect() as conn:
-        if actor.kind == "admin":
-            pairs: list[tuple[Site, str]] = [
-                (site, "admin") for site in await list_sites(conn, limit=ADMIN_SITES_SHOWN)
-            ]
-        else:
-            account, _session = await request_person(request)
-            person = person_out(account)
-            pairs = [(site, role) for site, role in await sites_of_person(conn, account.id)]
+    if actor.kind != "admin":
+        account, _session = await request_person(request)
+        person = person_out(account)
+    pairs = await sites_seen(get_runtime(request), actor, account)
     sites = [
         {
             "id": site.id,
@@ -306,16 +297,15 @@ async def add_person_route(request: Request) -> Response:
     body = await parse_body(request, PersonIn)
     runtime = get_runtime(request)
     principal = admin_principal(request)
-    async with runtime.db.begin() as conn:
-        person = await add_person(
-            conn,
-            email=body.email,
-            name=body.name,
-            language=body.language,
-            telegram_chat_id=body.telegram_chat_id,
-            now=from_timestamp(runtime.clock.now()),
-            actor=f"admin:{principal.id}",
-        )
+    person = await create_person(
+        runtime,
+        email=body.email,
+        name=body.name,
+        language=body.language,
+        telegram_chat_id=body.telegram_chat_id,
+        now=from_timestamp(runtime.clock.now()),
+        actor=f"admin:{principal.id}",
+    )
     return json_response(person_out(person), status=201)
 
 

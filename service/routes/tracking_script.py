@@ -15,7 +15,7 @@ from service.tracking.script import (
     MEDIA_TYPE,
     SITE_KEY_PATTERN,
     cache_control,
-    serves_site,
+    site_is_served,
     site_script,
 )
 
@@ -46,8 +46,7 @@ class ScriptFile(RootModel[str]):
 )
 async def script(request: Request) -> Response:
     runtime = get_runtime(request)
-    async with runtime.db.connect() as conn:
-        live = await serves_site(conn, str(request.path_params["site_key"]))
+    live = await site_is_served(runtime, str(request.path_params["site_key"]))
     if not live:
         raise ApiError(404, "unknown_site", UNKNOWN_SITE, headers={"Cache-Control": "no-store"})
     served = site_script()

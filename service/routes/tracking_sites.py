@@ -4,7 +4,8 @@ Platform admins add, list, read and change sites (``/admin/sites``). A site's me
 (``GET /t/sites/{site_id}``: a site the caller is no member of is 404, as one that does not
 exist); its owners (and admins) invite people by e-mail, change roles, remove members and make
 the phone system's calls token. Each handler resolves the caller, parses the request and makes
-one call into ``service/tracking`` (``members``, ``sites_manage``, ``calls``) in one transaction.
+one call into ``service/tracking`` (``site_admin``, ``site_changes``, ``membership``), which
+opens the connection or transaction.
 """
 
 from __future__ import annotations
@@ -18,33 +19,28 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from core.errors import NotFound
 from core.i18n import Locale
 from service.db.types import from_timestamp
 from service.endpoint import admin_principal, api
 from service.openapi import validation_rules
 from service.responses import json_response
 from service.runtime import get_runtime
-from service.tracking.access import scope_for
-from service.tracking.calls import new_calls_token
 from service.tracking.dashboard_ledger import MAX_ID
 from service.tracking.dashboard_schemas import PathId
-from service.tracking.mail import enqueue_mail, mail_enabled
-from service.tracking.members import (
-    Invited,
-    MemberRole,
-    change_role,
-    invite_member,
-    list_members,
-    member_out,
-    remove_member,
+from service.tracking.members import MemberRole, member_out
+from service.tracking.membership import (
+    change_member_role,
+    invite_person,
+    remove_site_member,
+    renew_calls_token,
+    site_as_member,
+    site_members,
 )
 from service.tracking.people import EMAIL_MAX_CHARS, EMAIL_PATTERN, RULE_PERSON_NAME
 from service.tracking.people_guard import request_actor
-from service.tracking.people_texts import INVITED_MESSAGE, INVITED_SUBJECT, ROLE_NAMES
+from service.tracking.site_admin import admin_site, create_site, sites_page
 from service.tracking.site_changes import change_site
-from service.tracking.sites import Site, get_site
-from service.tracking.sites_manage import SITE_RULES, add_site, list_sites, site_out
+from service.tracking.sites_manage import SITE_RULES, site_out
 from service.validation import parse_body, parse_path, parse_query
 
 TAGS = ["tracking-sites"]
@@ -193,18 +189,16 @@ def _now(request: Request) -> datetime:
 )
 async def create_site_route(request: Request) -> Response:
     body = await parse_body(request, SiteIn)
-    runtime = get_runtime(request)
-    async with runtime.db.begin() as conn:
-        site = await add_site(
-            conn,
-            name=body.name,
-            domains=body.domains,
-            currency=body.currency,
-            time_zone=body.time_zone,
-            config=body.config,
-            now=_now(request),
-            actor=f"admin:{admin_principal(request).id}",
-        )
+    site = await create_site(
+        get_runtime(request),
+        name=body.name,
+        domains=body.domains,
+        currency=body.currency,
+        time_zone=body.time_zone,
+        config=body.config,
+        now=_now(request),
+        actor=f"admin:{admin_principal(request).id}",
+    )
     return json_response(site_out(site), status=201)
 
 
@@ -217,8 +211,7 @@ async def create_site_route(request: Request) -> Response:
 )
 async def list_sites_route(request: Request) -> Response:
     query = parse_query(request, AdminSitesQuery)
-    async with get_runtime(request).db.connect() as conn:
-        found = await list_sites(conn, after=query.after, limit=query.limit)
+    found = await sites_page(get_runtime(request), after=query.after, limit=query.limit)
     next_after = found[-1].id if len(found) == query.limit else None
     return json_response({"items": [site_out(s) for s in found], "next_after": next_after})
 
@@ -234,10 +227,7 @@ async def list_sites_route(request: Request) -> Response:
 )
 async def get_site_route(request: Request) -> Response:
     path = parse_path(request, TenantSitePath, bad_path=404)
-    async with get_runtime(request).db.connect() as conn:
-        site = await get_site(conn, path.site_id)
-    if site is None:
-        raise NotFound("no such site")
+    site = await admin_site(get_runtime(request), path.site_id)
     return json_response(site_out(site))
 
 
@@ -278,8 +268,7 @@ async def patch_site_route(request: Request) -> Response:
 async def member_site(request: Request) -> Response:
     actor = await request_actor(request)
     path = parse_path(request, TenantSitePath, bad_path=404)
-    async with get_runtime(request).db.connect() as conn:
-        site, scope = await scope_for(conn, actor, path.site_id)
+    site, scope = await site_as_member(get_runtime(request), actor, path.site_id)
     return json_response(site_out(site, scope.role))
 
 
@@ -294,9 +283,7 @@ async def member_site(request: Request) -> Response:
 async def members(request: Request) -> Response:
     actor = await request_actor(request)
     path = parse_path(request, TenantSitePath, bad_path=404)
-    async with get_runtime(request).db.connect() as conn:
-        _site, scope = await scope_for(conn, actor, path.site_id)
-        found = await list_members(conn, scope)
+    found = await site_members(get_runtime(request), actor, path.site_id)
     return json_response({"items": [member_out(m) for m in found]})
 
 
@@ -314,46 +301,18 @@ async def invite(request: Request) -> Response:
     actor = await request_actor(request)
     path = parse_path(request, TenantSitePath, bad_path=404)
     body = await parse_body(request, MemberIn)
-    runtime = get_runtime(request)
-    async with runtime.db.begin() as conn:
-        site, scope = await scope_for(conn, actor, path.site_id)
-        invited = await invite_member(
-            conn,
-            scope,
-            email=body.email,
-            role=body.role,
-            name=body.name,
-            language=body.language or runtime.settings.admin_default_language,
-            now=_now(request),
-        )
-        notified = await _notify(request, conn, site, invited, actor.name)
-    answer = {"member": member_out(invited.member), "new_person": invited.new_person}
-    return json_response({**answer, "notified": notified}, status=201)
-
-
-async def _notify(request: Request, conn: Any, site: Site, invited: Invited, inviter: str) -> bool:
-    """The invitation e-mail, in the invitation's transaction (sent if and only if it commits)."""
-    runtime = get_runtime(request)
-    if runtime.queue is None or not mail_enabled(runtime.settings):
-        return False
-    person = invited.member.person
-    language = person.language
-    text = INVITED_MESSAGE[language].format(
-        name=person.name,
-        inviter=inviter,
-        site=site.name,
-        role=ROLE_NAMES[language][invited.member.role],
-        link=runtime.settings.public_origin,
+    made = await invite_person(
+        get_runtime(request),
+        actor,
+        path.site_id,
+        email=body.email,
+        role=body.role,
+        name=body.name,
+        language=body.language,
+        now=_now(request),
     )
-    await enqueue_mail(
-        runtime.queue,
-        to=person.email,
-        subject=INVITED_SUBJECT[language].format(site=site.name),
-        text=text,
-        key=f"invite:{site.id}:{person.id}:{invited.member.created_at.timestamp()}",
-        conn=conn,
-    )
-    return True
+    answer = {"member": member_out(made.invited.member), "new_person": made.invited.new_person}
+    return json_response({**answer, "notified": made.notified}, status=201)
 
 
 @api(
@@ -374,9 +333,9 @@ async def patch_member(request: Request) -> Response:
     actor = await request_actor(request)
     path = parse_path(request, TenantMemberPath, bad_path=404)
     body = await parse_body(request, RolePatch)
-    async with get_runtime(request).db.begin() as conn:
-        _site, scope = await scope_for(conn, actor, path.site_id)
-        member = await change_role(conn, scope, path.person_id, body.role, now=_now(request))
+    member = await change_member_role(
+        get_runtime(request), actor, path.site_id, path.person_id, body.role, now=_now(request)
+    )
     return json_response(member_out(member))
 
 
@@ -396,9 +355,9 @@ async def patch_member(request: Request) -> Response:
 async def delete_member(request: Request) -> Response:
     actor = await request_actor(request)
     path = parse_path(request, TenantMemberPath, bad_path=404)
-    async with get_runtime(request).db.begin() as conn:
-        _site, scope = await scope_for(conn, actor, path.site_id)
-        await remove_member(conn, scope, path.person_id, now=_now(request))
+    await remove_site_member(
+        get_runtime(request), actor, path.site_id, path.person_id, now=_now(request)
+    )
     return json_response({"person_id": path.person_id, "removed": True})
 
 
@@ -415,9 +374,7 @@ async def calls_token(request: Request) -> Response:
     actor = await request_actor(request)
     path = parse_path(request, TenantSitePath, bad_path=404)
     now = _now(request)
-    async with get_runtime(request).db.begin() as conn:
-        site, scope = await scope_for(conn, actor, path.site_id)
-        token = await new_calls_token(conn, scope, site, now=now)
+    token = await renew_calls_token(get_runtime(request), actor, path.site_id, now=now)
     headers = {"Cache-Control": "no-store"}
     return json_response({"token": token, "created_at": now}, status=201, headers=headers)
 

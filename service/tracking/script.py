@@ -16,6 +16,7 @@ from importlib import resources
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.runtime import Runtime
 from service.tracking.sites import site_by_key
 
 SCRIPT_FILE = "kervan-track.js"
@@ -50,3 +51,9 @@ async def serves_site(conn: AsyncConnection, site_key: str) -> bool:
     if not _SITE_KEY.match(site_key):
         return False
     return await site_by_key(conn, site_key) is not None
+
+
+async def site_is_served(runtime: Runtime, site_key: str) -> bool:
+    """``serves_site`` on a connection of its own (the script route's one call)."""
+    async with runtime.db.connect() as conn:
+        return await serves_site(conn, site_key)
