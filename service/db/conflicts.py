@@ -22,8 +22,11 @@ LOCK_CONFLICTS = ("(1213,", "(1205,")
 ATTEMPTS = 3
 
 
-def is_lock_conflict(error: StorageError) -> bool:
-    return any(marker in error.message for marker in LOCK_CONFLICTS)
+def is_lock_conflict(error: BaseException) -> bool:
+    """A lock conflict: our ``StorageError`` or a driver's error (``.orig``) naming one."""
+    orig = getattr(error, "orig", None)
+    text = str(orig if orig is not None else getattr(error, "message", error))
+    return any(marker in text for marker in LOCK_CONFLICTS)
 
 
 async def retry_lock_conflicts(

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from core.tracking.attribution import Attribution, click_id
 from core.tracking.events import Event
 from core.tracking.sessions import Placed, SessionDraft, place_events
+from service.db.conflicts import is_lock_conflict
 from service.db.tables.tracking import track_events
 from service.db.types import from_timestamp
 from service.tracking import dedup, intents, quota, sessions
@@ -297,17 +298,6 @@ async def write_one_by_one(
     if written.placed:
         await _warn(conn, ctx, Counts(used, made), written)
     return written
-
-
-#: InnoDB's "deadlock found, try restarting transaction" and "lock wait timeout exceeded".
-_LOCK_CONFLICTS = ("(1213,", "(1205,")
-
-
-def is_lock_conflict(error: BaseException) -> bool:
-    """A lock conflict (MariaDB): the transaction is worth running again as it was."""
-    orig = getattr(error, "orig", None)
-    text = str(orig if orig is not None else getattr(error, "message", error))
-    return any(code in text for code in _LOCK_CONFLICTS)
 
 
 async def _recent_sessions(

@@ -27,13 +27,13 @@ from typing import Any
 from core.errors import BackendUnavailable, Conflict, StorageError
 from core.tracking.events import Checked, Event
 from service.db import Database
+from service.db.conflicts import is_lock_conflict
 from service.logging import get_logger
 from service.tracking import idempotency
 from service.tracking.batch import (
     BatchContext,
     NeedsExactQuota,
     Written,
-    is_lock_conflict,
     write_events,
     write_exact,
     write_group,
