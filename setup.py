@@ -45,6 +45,7 @@ EXTENSIONS = [
     kernel("_limiter"),
     kernel("_blurhash"),
     kernel("_sigwindow"),
+    kernel("_edgepath"),
 ]
 
 setup(

@@ -23,11 +23,11 @@ import queue
 import select
 import threading
 import time
-from datetime import UTC, datetime
 
 import orjson
 from prometheus_client import Counter
 
+from native.edgepath import AccessLines, timestamp
 from service.logging import JsonFormatter
 from service.metrics import REGISTRY
 
@@ -49,36 +49,25 @@ def json_logs_configured() -> bool:
     return bool(handlers) and all(isinstance(h.formatter, JsonFormatter) for h in handlers)
 
 
-class _Timestamps:
-    """ISO 8601 times at millisecond precision, formatted once per millisecond."""
-
-    __slots__ = ("_ms", "_text")
-
-    def __init__(self) -> None:
-        self._ms = -1
-        self._text = ""
-
-    def now(self) -> str:
-        ms = time.time_ns() // 1_000_000
-        if ms != self._ms:
-            self._ms = ms
-            self._text = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
-        return self._text
-
-
 class _Writer(threading.Thread):
     """Writes the chunks it is handed to a file descriptor, in order."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, lines: AccessLines) -> None:
         super().__init__(name="kervan-access-log", daemon=True)
         self.fd = fd
+        self.lines = lines
         self.chunks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self.backlog = 0  # bytes handed over and not written yet
         self._lock = threading.Lock()
 
-    def hand(self, chunk: bytes) -> None:
+    def _count(self, change: int) -> None:
         with self._lock:
-            self.backlog += len(chunk)
+            self.backlog += change
+            # Read by the request path before each line (a plain flag, no lock there).
+            self.lines.dropping = self.backlog > MAX_BACKLOG_BYTES
+
+    def hand(self, chunk: bytes) -> None:
+        self._count(len(chunk))
         self.chunks.put(chunk)
 
     def run(self) -> None:
@@ -87,8 +76,7 @@ class _Writer(threading.Thread):
                 if not self._write(piece):
                     # The stream is gone: count what could not be written, keep consuming.
                     DROPPED.inc(piece.count(b"\n"))
-            with self._lock:
-                self.backlog -= len(chunk)
+            self._count(-len(chunk))
 
     def _write(self, piece: bytes) -> bool:
         view = memoryview(piece)
@@ -124,20 +112,26 @@ def _line_aligned(chunk: bytes, limit: int = select.PIPE_BUF) -> list[bytes]:
 class AccessLog:
     def __init__(self, fd: int = 2) -> None:
         self._fd = fd
-        self._lines: list[bytes] = []
-        self._size = 0
+        #: The buffered lines, and the line format (compiled: ``native/_edgepath.pyx``).
+        self.lines = AccessLines()
         self._dropped = 0
         self._flush_handle: asyncio.TimerHandle | None = None
         self._writer: _Writer | None = None
-        self._times = _Timestamps()
-        #: JSON lines written here rather than through ``logging`` (which then decides).
-        self.direct = False
         self._logger = logging.getLogger(LOGGER)
+
+    @property
+    def direct(self) -> bool:
+        """JSON lines are written here rather than through ``logging`` (which then decides)."""
+        return self.lines.direct
+
+    @direct.setter
+    def direct(self, value: bool) -> None:
+        self.lines.direct = value
 
     def configure(self) -> None:
         """Follow the logging configuration in force (call after ``configure_logging``): lines
         bypass ``logging`` only where it would write them as JSON at this level anyway."""
-        self.direct = self._logger.isEnabledFor(logging.INFO) and json_logs_configured()
+        self.lines.direct = self._logger.isEnabledFor(logging.INFO) and json_logs_configured()
 
     def record(
         self,
@@ -149,8 +143,8 @@ class AccessLog:
         client_ip: str,
         request_id: str,
     ) -> None:
-        duration_ms = round(elapsed * 1000, 3)
-        if not self.direct:
+        lines = self.lines
+        if not lines.direct:
             self._logger.info(
                 "%s %s %d",
                 method,
@@ -161,66 +155,58 @@ class AccessLog:
                     "path": path,
                     "route": route,
                     "status": status,
-                    "duration_ms": duration_ms,
+                    "duration_ms": round(elapsed * 1000, 3),
                     "client_ip": client_ip,
                 },
             )
             return
-        line = orjson.dumps(
-            {
-                "ts": self._times.now(),
-                "level": "info",
-                "logger": LOGGER,
-                "msg": f"{method} {path} {status}",
-                "request_id": request_id,
-                "method": method,
-                "path": path,
-                "route": route,
-                "status": status,
-                "duration_ms": duration_ms,
-                "client_ip": client_ip,
-            },
-            option=orjson.OPT_APPEND_NEWLINE,
-        )
-        writer = self._writer
-        if writer is not None and writer.backlog > MAX_BACKLOG_BYTES:
-            self._dropped += 1
-            DROPPED.inc()
+        if lines.dropping:
+            self.drop()
             return
-        self._lines.append(line)
-        self._size += len(line)
-        if self._size >= FLUSH_BYTES:
+        size = lines.record(method, path, route, status, elapsed, client_ip, request_id)
+        if not lines.scheduled or size >= FLUSH_BYTES:
+            self.appended(size)
+
+    def drop(self) -> None:
+        """A line the writer is too far behind to take (counted, and said once it caught up)."""
+        self._dropped += 1
+        DROPPED.inc()
+
+    def appended(self, size: int) -> None:
+        """The buffer holds ``size`` bytes and no flush is scheduled, or it is large: flush
+        now or in ``FLUSH_INTERVAL`` seconds."""
+        if size >= FLUSH_BYTES:
             self.flush()
-        elif self._flush_handle is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.flush()
-                return
-            self._flush_handle = loop.call_later(FLUSH_INTERVAL, self.flush)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._flush_handle = loop.call_later(FLUSH_INTERVAL, self.flush)
+        self.lines.scheduled = True
 
     def flush(self) -> None:
         """Hand what is buffered to the writer thread (never blocks on the stream)."""
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        if not self._lines and not self._dropped:
+        self.lines.scheduled = False
+        if not self.lines.size and not self._dropped:
             return
         if self._dropped:
             notice = {
-                "ts": self._times.now(),
+                "ts": timestamp(time.time_ns() // 1_000_000),
                 "level": "warning",
                 "logger": LOGGER,
                 "msg": f"{self._dropped} access log lines dropped: the log stream was too slow",
                 "dropped": self._dropped,
             }
-            self._lines.append(orjson.dumps(notice, option=orjson.OPT_APPEND_NEWLINE))
+            self.lines.add(orjson.dumps(notice, option=orjson.OPT_APPEND_NEWLINE))
             self._dropped = 0
-        chunk = b"".join(self._lines)
-        self._lines.clear()
-        self._size = 0
+        chunk = self.lines.take()
         if self._writer is None:
-            self._writer = _Writer(self._fd)
+            self._writer = _Writer(self._fd, self.lines)
             self._writer.start()
         self._writer.hand(chunk)
 

@@ -21,7 +21,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.datastructures import Headers
@@ -127,6 +127,10 @@ async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:
     raise RuntimeError("the CORS helper only answers preflights")
 
 
+def _str_pairs(headers: Iterable[Header]) -> list[tuple[str, str]]:
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
+
+
 def _merge_vary(headers: list[Header], value: bytes) -> None:
     for i, (name, existing) in enumerate(headers):
         if name.lower() == b"vary":
@@ -216,6 +220,9 @@ class Edge:
         #: Degrade mode: low-priority requests are refused while it sheds.
         self.overload: OverloadMonitor | None = None
         self._policy_items: dict[str, bytes] = {}
+        #: Told of every bind (True) and unbind (False): the compiled RSGI front
+        #: (``service/rsgi/``) takes the edge's state from ``front_settings``.
+        self.on_bind: list[Callable[[bool], None]] = []
 
     def bind(self, runtime: Runtime) -> None:
         """Start serving with the runtime's limiter, policy and fast routes."""
@@ -228,11 +235,45 @@ class Edge:
         except (LookupError, AttributeError):  # a runtime without the feature list (tests)
             self.overload = None
         self.access_log.configure()
+        for hook in self.on_bind:
+            hook(True)
 
     def unbind(self) -> None:
         self.runtime = None
         self.overload = None
         self.fast_routes = dict(self.static_routes)
+        for hook in self.on_bind:
+            hook(False)
+
+    def front_settings(self) -> dict[str, Any] | None:
+        """What the compiled front needs to take these steps itself for a fast route, or
+        ``None`` when it cannot (a rate-limit store that is not in-process: its check awaits)."""
+        runtime = self.runtime
+        limiter = runtime.ratelimiter if runtime is not None else None
+        check = None
+        item = ""
+        shown = False
+        if self.policy and limiter is not None:
+            if not limiter.synchronous:
+                return None
+            policy = limiter.catalog.policy(self.policy)
+            check, item, shown = limiter.check_now, policy_item(policy), not policy.shadow
+        return {
+            "routes": self.fast_routes,
+            "http": HTTP,
+            "overload": self.overload,
+            "access_log": self.access_log,
+            "lines": self.access_log.lines,
+            "exempt": self.exempt,
+            "own_cors": self.own_cors,
+            "limiter_check": check,
+            "policy": self.policy,
+            "policy_item": item,
+            "policy_shown": shown,
+            "origins": self.cors.origins,
+            "cors_simple": _str_pairs(self.cors.simple),
+            "tail": _str_pairs(self.fast_tail),
+        }
 
     # --- the request (ASGI) ---------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
@@ -371,12 +412,15 @@ class Edge:
         headers: Callable[[], Iterable[Header]],
         *,
         limit: bool = True,
+        decided: Decision | None = None,
     ) -> Response | None:
         """The refusal that answers instead of the route (the app-wide rate limit, degrade
-        mode's shedding), or ``None``; the limit's fields are added to the passage."""
+        mode's shedding), or ``None``; the limit's fields are added to the passage.
+        ``decided``: the app-wide limit's decision for this request, taken already (by the
+        compiled front, ``native/_edgepath.pyx``)."""
         refused = None
         if limit and not passage.path.startswith(self.exempt):
-            refused = await self._limit(passage.ip, accept_language, passage.extra)
+            refused = await self._limit(passage.ip, accept_language, passage.extra, decided)
         overload = self.overload
         if overload is not None and overload.shedding:
             kind = low_priority_kind(passage.path, headers(), passage.method)
@@ -476,18 +520,23 @@ class Edge:
         request_id_var.reset(passage.token)
 
     async def _limit(
-        self, ip: str, accept_language: str | None, extra: list[Header]
+        self,
+        ip: str,
+        accept_language: str | None,
+        extra: list[Header],
+        decided: Decision | None = None,
     ) -> Response | None:
         """The app-wide per-IP policy: the refusal to send, or ``None`` with its fields added."""
         runtime = self.runtime
         limiter = runtime.ratelimiter if runtime is not None else None
         if not self.policy or limiter is None:
             return None
-        decision: Decision = (
-            limiter.check_now(self.policy, ip)
-            if limiter.synchronous
-            else await limiter.check(self.policy, ip)
-        )
+        if decided is not None:
+            decision = decided
+        elif limiter.synchronous:
+            decision = limiter.check_now(self.policy, ip)
+        else:
+            decision = await limiter.check(self.policy, ip)
         if not decision.allowed:
             refused = refusal([decision], accept_language)
             if refused is not None:

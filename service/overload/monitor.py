@@ -72,6 +72,9 @@ class OverloadMonitor:
         self.signals: dict[str, float] = {"loop_lag_ms": 0.0, "p99_ms": 0.0, "queue_age_s": 0.0}
         self._lags: deque[tuple[float, float]] = deque(maxlen=64)
         self._durations: deque[tuple[float, float]] = deque(maxlen=MAX_SAMPLES)
+        #: Where ``record`` appends ``(monotonic time, seconds)``: the compiled RSGI front
+        #: appends there itself when the clock is the system's monotonic one (as its own is).
+        self.durations = self._durations
         self._tasks: list[asyncio.Task[None]] = []
         DEGRADED.set(1 if self.shedding else 0)
 

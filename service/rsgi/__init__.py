@@ -16,15 +16,19 @@ and the raw (still percent-encoded) request path.
 
 from __future__ import annotations
 
+from native.edgepath import FastFront
 from service.rsgi.app import KervanRsgi
 
 
-def app_factory() -> KervanRsgi:
-    """granian's target for ``kervan serve`` under RSGI (as ``service.asgi:app_factory``)."""
+def app_factory() -> FastFront:
+    """granian's target for ``kervan serve`` under RSGI (as ``service.asgi:app_factory``): the
+    compiled front over ``KervanRsgi``."""
     from service.asgi import app_factory as asgi_app_factory
 
     app = asgi_app_factory()
-    return KervanRsgi(app, app.edge)
+    front = KervanRsgi(app, app.edge).front
+    assert front is not None
+    return front
 
 
 __all__ = ["KervanRsgi", "app_factory"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from granian.asgi import LifespanProtocol
@@ -18,9 +19,12 @@ from granian.log import logger as granian_logger
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from core.ratelimit import Decision
+from native.edgepath import FastFront, fast_front
 from service.clientip import resolve_client_ip
 from service.edge import Edge
 from service.fast_routes import FastRequest, FastRoute, Header
+from service.logging import request_id_var
 from service.rsgi.bridge import AsgiBridge, str_headers
 from service.rsgi.scope import peer_host, raw_headers
 
@@ -47,11 +51,18 @@ def _has_body(headers: Any) -> bool:
 
 class KervanRsgi:
     """An RSGI application serving the ASGI ``app``; with ``edge`` (the app's), the edge's fast
-    routes are answered here without the bridge."""
+    routes are answered here without the bridge.
+
+    ``front`` (with an edge) is the compiled target granian serves (``native/_edgepath.pyx``):
+    it answers the common case of a fast route itself, and hands everything else here."""
 
     def __init__(self, app: ASGIApp, edge: Edge | None = None, root_path: str = "") -> None:
         self.app = app
         self.edge = edge
+        self.front: FastFront | None = None
+        if edge is not None:
+            self.front = fast_front(self, self._carry_on, request_id_var, FastRequest)
+            edge.on_bind.append(self._bound)
         self.lifespan = LifespanProtocol(app)  # type: ignore[no-untyped-call]
         self.bridge = AsgiBridge(app, self.lifespan.state, root_path)
         self._router = _router(app) if edge is not None and isinstance(app, Starlette) else None
@@ -72,6 +83,37 @@ class KervanRsgi:
         converted = str_headers(headers)
         self._str_lists[id(headers)] = (headers, converted)
         return converted
+
+    def _bound(self, up: bool) -> None:
+        """The edge started (or stopped) serving: the front takes its state (or steps back)."""
+        assert self.edge is not None and self.front is not None
+        settings = self.edge.front_settings() if up else None
+        if settings is None:
+            self.front.disable()
+            return
+        proxies = self.edge.trusted_proxies
+        resolve: Callable[[str, Any], str] | None = None
+        if proxies:
+
+            def resolve(client: str, headers: Any) -> str:
+                forwarded = {"client": (peer_host(client), ""), "headers": raw_headers(headers)}
+                return resolve_client_ip(forwarded, proxies)
+
+        self.front.configure(**settings, resolve_ip=resolve)
+
+    async def _carry_on(
+        self,
+        scope: Any,
+        protocol: Any,
+        path: str,
+        fast: FastRoute,
+        headers: Any,
+        started: float,
+        decided: Decision | None,
+    ) -> None:
+        """A fast route's request the front began and handed over (see ``_fast``)."""
+        assert self.edge is not None
+        await self._fast(self.edge, fast, scope, path, headers, protocol, started, decided)
 
     # --- lifespan ----------------------------------------------------------------------------
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -125,8 +167,10 @@ class KervanRsgi:
         headers: Any,
         protocol: Any,
         started: float,
+        decided: Decision | None = None,
     ) -> None:
-        """The edge's steps for a fast route, answered with ``response_bytes``."""
+        """The edge's steps for a fast route, answered with ``response_bytes``. ``decided``:
+        the app-wide rate limit's decision, when the front took it already."""
         peer = peer_host(scope.client)
         if edge.trusted_proxies:
             forwarded = {"client": (peer, ""), "headers": raw_headers(headers)}
@@ -140,7 +184,10 @@ class KervanRsgi:
         general_scope = None
         try:
             refused = await edge.screen(
-                passage, headers.get("accept-language"), lambda: raw_headers(headers)
+                passage,
+                headers.get("accept-language"),
+                lambda: raw_headers(headers),
+                decided=decided,
             )
             if refused is not None:
                 answer = str_headers(edge.answer_headers(passage, refused))

@@ -4,13 +4,12 @@ already holds it (``If-None-Match``), counted per segment and status."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from core.flows.segments import validate_segment
-from service.fast_routes import FastReply, FastRequest, Header
+from service.fast_routes import FastReply, FastRequest
 from service.responses import etag_matches
 from service.speculation.cache import Answer, SpeculationCache
-from service.speculation.metrics import RESPONSES, RULES_SERVED
+from service.speculation.metrics import RULES
 
 MEDIA_TYPE = "application/speculationrules+json"
 #: The path the rules are served on (the route and the fast path).
@@ -36,11 +35,9 @@ async def serve_rules(
         "Cache-Control": f"public, max-age={settings.speculation_cache_max_age_seconds}",
     }
     if etag_matches(if_none_match, answer.etag):
-        RESPONSES.labels(seg, "304").inc()
+        RULES.not_modified(seg)
         return RulesReply(None, headers)
-    RESPONSES.labels(seg, "200").inc()
-    RULES_SERVED.labels(seg, "prerender").inc(answer.prerender)
-    RULES_SERVED.labels(seg, "prefetch").inc(answer.prefetch)
+    RULES.served(seg, answer.prerender, answer.prefetch)
     return RulesReply(answer.body, headers)
 
 
@@ -57,8 +54,8 @@ class FastRules:
         self.cache_control = (
             f"public, max-age={settings.speculation_cache_max_age_seconds}".encode()
         )
-        self._headers: dict[tuple[str, str], tuple[Answer, list[Header], list[Header]]] = {}
-        self._counters: dict[str, tuple[Any, Any, Any, Any]] = {}
+        #: seg -> (the answer, its 200 reply, its 304 reply), in the configured mode
+        self._replies: dict[str, tuple[Answer, FastReply, FastReply, list[int]]] = {}
 
     def __call__(self, request: FastRequest) -> FastReply | None:
         query = request.query
@@ -68,37 +65,33 @@ class FastRules:
         answer = self.cache.cached(seg, self.mode)
         if answer is None:
             return None
-        held = self._headers.get((seg, self.mode))
+        held = self._replies.get(seg)
         if held is None or held[0] is not answer:
             held = self._prebuild(answer)
-        ok, not_modified = held[1], held[2]
-        counters = self._counters.get(seg) or self._count(seg)
+        counts = held[3]
         if_none_match = request.headers.get("if-none-match")
         if if_none_match is not None and etag_matches(if_none_match, answer.etag):
-            counters[1].inc()
-            return FastReply(304, not_modified, b"")
-        counters[0].inc()
-        counters[2].inc(answer.prerender)
-        counters[3].inc(answer.prefetch)
-        return FastReply(200, ok, answer.body)
+            counts[1] += 1
+            return held[2]
+        counts[0] += 1
+        counts[2] += answer.prerender
+        counts[3] += answer.prefetch
+        return held[1]
 
-    def _prebuild(self, answer: Answer) -> tuple[Answer, list[Header], list[Header]]:
+    def _prebuild(self, answer: Answer) -> tuple[Answer, FastReply, FastReply, list[int]]:
+        """The two replies of ``answer`` (200 and 304), made once per answer: a reply is
+        immutable and its header list is never changed once returned."""
         common = [(b"etag", answer.etag.encode()), (b"cache-control", self.cache_control)]
         ok = [
             *common,
             (b"content-length", str(len(answer.body)).encode()),
             (b"content-type", MEDIA_TYPE.encode()),
         ]
-        held = (answer, ok, common)
-        self._headers[answer.seg, answer.mode] = held
-        return held
-
-    def _count(self, seg: str) -> tuple[Any, Any, Any, Any]:
-        counters = (
-            RESPONSES.labels(seg, "200"),
-            RESPONSES.labels(seg, "304"),
-            RULES_SERVED.labels(seg, "prerender"),
-            RULES_SERVED.labels(seg, "prefetch"),
+        held = (
+            answer,
+            FastReply(200, ok, answer.body),
+            FastReply(304, common, b""),
+            RULES.of(answer.seg),
         )
-        self._counters[seg] = counters
-        return counters
+        self._replies[answer.seg] = held
+        return held

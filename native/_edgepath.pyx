@@ -1,0 +1,549 @@
+# cython: language_level=3
+"""The edge's hot path in C: RSGI fast routes, the access log line, the HTTP counters.
+
+A fast route's answer (``service/fast_routes.py``) costs granian about 15 us per request; the
+edge's protections written as Python steps cost twice that again (request id, CORS fields, the
+app-wide rate limit, the answer's fields, metrics, degrade mode's latency sample and the JSON
+access log line), so kervan's hottest answer was slower than the Node service it replaces.
+``FastFront`` runs the same steps for the common case as one compiled coroutine and hands every
+other case, before it has done anything the Python steps would do again, to the Python path
+(``service/rsgi/app.py``): a degrade-mode shed, a rate-limit refusal or a shadow/degraded
+decision, a route that has no answer in memory, a handler that raised, a GET with a body,
+trusted proxies.
+
+``AccessLines`` formats access log lines byte for byte as the ``orjson`` dict the Python path
+dumped (``tests/reference/edgepath_ref.py`` is the oracle), into one buffer the access log hands
+to its writer thread. ``observe`` counts one answered request into ``HttpStats``' dicts.
+``native.edgepath`` is the public, validating entry point.
+"""
+
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
+from cpython.contextvars cimport PyContextVar_Reset, PyContextVar_Set
+from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.stdint cimport uint64_t
+from libc.stdio cimport snprintf
+from libc.string cimport memcpy
+from posix.time cimport CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec
+
+import time
+
+import orjson
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object text)
+    char* PyOS_double_to_string(double val, char format_code, int precision, int flags,
+                                int* ptype) except NULL
+    double PyOS_string_to_double(const char* s, char** endptr, object overflow_exception) except? -1.0
+    void PyMem_Free(void* p)
+    int Py_DTSF_ADD_DOT_0
+
+cdef extern from "time.h" nogil:
+    struct tm:
+        int tm_sec
+        int tm_min
+        int tm_hour
+        int tm_mday
+        int tm_mon
+        int tm_year
+    ctypedef long time_t
+    tm* gmtime_r(const time_t* timep, tm* result)
+
+#: The HTTP latency histogram's bucket bounds in seconds (``service.metrics`` exports them).
+HTTP_LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0
+)
+cdef double[13] LATENCY_BOUNDS = HTTP_LATENCY_BUCKETS
+cdef Py_ssize_t N_BOUNDS = 13
+
+#: The fields of a fast reply's request the Python path reads (``service/fast_routes.py``).
+cdef str _LOGGER = "kervan.access"
+
+
+# --- clocks --------------------------------------------------------------------------------
+cdef inline double _monotonic() noexcept:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
+
+
+cdef inline long long _epoch_ms() noexcept:
+    cdef timespec ts
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return <long long>ts.tv_sec * 1000 + ts.tv_nsec // 1000000
+
+
+def monotonic() -> float:
+    """The clock ``FastFront`` times requests with (``time.perf_counter``'s on Linux)."""
+    return _monotonic()
+
+
+def timestamp(long long ms):
+    """``ms`` (milliseconds since the epoch) as the log's ISO 8601 UTC time."""
+    return _timestamp(ms)
+
+
+cdef str _timestamp(long long ms):
+    cdef char[40] out
+    cdef tm parts
+    cdef time_t seconds = <time_t>(ms // 1000)
+    cdef int millis = <int>(ms % 1000)
+    if millis < 0:  # floor division for times before the epoch
+        millis += 1000
+        seconds -= 1
+    if gmtime_r(&seconds, &parts) == NULL:
+        raise OverflowError(f"no UTC time for {ms} ms")
+    cdef int n = snprintf(
+        out, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%03d+00:00",
+        parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+        parts.tm_hour, parts.tm_min, parts.tm_sec, millis,
+    )
+    return out[:n].decode("ascii")
+
+
+# --- the access log line -------------------------------------------------------------------
+cdef inline int _put(bytearray buf, const char* data, Py_ssize_t n) except -1:
+    cdef Py_ssize_t size = PyByteArray_GET_SIZE(buf)
+    PyByteArray_Resize(buf, size + n)
+    memcpy(PyByteArray_AS_STRING(buf) + size, data, n)
+    return 0
+
+
+cdef const char* _HEX = "0123456789abcdef"
+
+
+cdef int _put_json_str(bytearray buf, str text) except -1:
+    """``text`` as a JSON string, escaped as orjson escapes it."""
+    cdef Py_ssize_t n, i, start
+    cdef const char* data
+    cdef unsigned char c
+    cdef char[6] escape
+    if not PyUnicode_IS_ASCII(text):
+        encoded = orjson.dumps(text)
+        _put(buf, encoded, len(encoded))
+        return 0
+    data = PyUnicode_AsUTF8AndSize(text, &n)
+    _put(buf, b'"', 1)
+    start = 0
+    for i in range(n):
+        c = <unsigned char>data[i]
+        if c >= 0x20 and c != 34 and c != 92:
+            continue
+        if i > start:
+            _put(buf, data + start, i - start)
+        start = i + 1
+        if c == 34:
+            _put(buf, b'\\"', 2)
+        elif c == 92:
+            _put(buf, b'\\\\', 2)
+        elif c == 10:
+            _put(buf, b'\\n', 2)
+        elif c == 13:
+            _put(buf, b'\\r', 2)
+        elif c == 9:
+            _put(buf, b'\\t', 2)
+        elif c == 8:
+            _put(buf, b'\\b', 2)
+        elif c == 12:
+            _put(buf, b'\\f', 2)
+        else:
+            escape[0] = 92  # backslash
+            escape[1] = 117  # u
+            escape[2] = 48
+            escape[3] = 48
+            escape[4] = _HEX[c >> 4]
+            escape[5] = _HEX[c & 15]
+            _put(buf, escape, 6)
+    if n > start:
+        _put(buf, data + start, n - start)
+    _put(buf, b'"', 1)
+    return 0
+
+
+cdef int _put_ascii(bytearray buf, str text) except -1:
+    """``text`` known to need no escaping (digits, fixed names)."""
+    cdef Py_ssize_t n
+    cdef const char* data = PyUnicode_AsUTF8AndSize(text, &n)
+    _put(buf, data, n)
+    return 0
+
+
+cdef int _put_milliseconds(bytearray buf, double seconds) except -1:
+    """``round(seconds * 1000, 3)`` as ``repr`` (and orjson) write it: correctly rounded to
+    three decimals (Python's ``round``), then the shortest text that reads back the same."""
+    cdef char* fixed = PyOS_double_to_string(seconds * 1000.0, b'f', 3, 0, NULL)
+    cdef double rounded
+    try:
+        rounded = PyOS_string_to_double(fixed, NULL, None)
+    finally:
+        PyMem_Free(fixed)
+    cdef char* text = PyOS_double_to_string(rounded, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+    cdef Py_ssize_t n = 0
+    try:
+        while text[n] != 0:
+            n += 1
+        _put(buf, text, n)
+    finally:
+        PyMem_Free(text)
+    return 0
+
+
+cdef class AccessLines:
+    """The access log's buffered lines (see ``service/access_log.py``, which owns the writer).
+
+    ``direct``: lines are written here (the logs are JSON at INFO); else the access log's
+    ``logging`` path writes them. ``dropping``: the writer is too far behind, new lines are
+    dropped (the access log counts them). ``scheduled``: a flush of the buffer is due already.
+    """
+
+    cdef bytearray buf
+    cdef long long _ms
+    cdef str _ts
+    cdef public bint direct
+    cdef public bint dropping
+    cdef public bint scheduled
+
+    def __init__(self):
+        self.buf = bytearray()
+        self._ms = -1
+        self._ts = ""
+
+    @property
+    def size(self) -> int:
+        return PyByteArray_GET_SIZE(self.buf)
+
+    cdef str _now(self):
+        cdef long long ms = _epoch_ms()
+        if ms != self._ms:
+            self._ts = _timestamp(ms)
+            self._ms = ms
+        return self._ts
+
+    cpdef Py_ssize_t record(
+        self,
+        str method,
+        str path,
+        str route,
+        long status,
+        double elapsed,
+        str client_ip,
+        str request_id,
+    ) except -1:
+        """Append one request's line; returns the buffer's size after it."""
+        cdef bytearray buf = self.buf
+        cdef char[24] number
+        cdef int n = snprintf(number, 24, "%ld", status)
+        _put(buf, b'{"ts":"', 7)
+        _put_ascii(buf, self._now())
+        _put(buf, b'","level":"info","logger":"kervan.access","msg":', 48)
+        _put_json_str(buf, f"{method} {path} {status}")
+        _put(buf, b',"request_id":', 14)
+        _put_json_str(buf, request_id)
+        _put(buf, b',"method":', 10)
+        _put_json_str(buf, method)
+        _put(buf, b',"path":', 8)
+        _put_json_str(buf, path)
+        _put(buf, b',"route":', 9)
+        _put_json_str(buf, route)
+        _put(buf, b',"status":', 10)
+        _put(buf, number, n)
+        _put(buf, b',"duration_ms":', 15)
+        _put_milliseconds(buf, elapsed)
+        _put(buf, b',"client_ip":', 13)
+        _put_json_str(buf, client_ip)
+        _put(buf, b'}\n', 2)
+        return PyByteArray_GET_SIZE(buf)
+
+    def add(self, bytes line) -> int:
+        """Append a line made elsewhere (it ends with a newline); returns the size."""
+        _put(self.buf, line, len(line))
+        return PyByteArray_GET_SIZE(self.buf)
+
+    def take(self) -> bytes:
+        """Everything buffered, which is then empty."""
+        chunk = bytes(self.buf)
+        PyByteArray_Resize(self.buf, 0)
+        return chunk
+
+
+# --- HTTP counters -------------------------------------------------------------------------
+cpdef int observe(dict requests, dict latency, str method, str route, long status,
+                  double elapsed) except -1:
+    """One answered request into ``HttpStats``' dicts (see ``service/metrics.py``): the count per
+    (method, route, status), and per (method, route) the latency bucket (``bisect_left`` over
+    the bounds, the last one is +Inf) and the sum."""
+    key = (method, route, status)
+    cdef PyObject* found = PyDict_GetItem(requests, key)
+    if found == NULL:
+        requests[key] = 1
+    else:
+        requests[key] = <object>found + 1
+    pair = (method, route)
+    found = PyDict_GetItem(latency, pair)
+    if found == NULL:
+        held = ([0] * (N_BOUNDS + 1), [0.0])
+        PyDict_SetItem(latency, pair, held)
+    else:
+        held = <object>found
+    cdef Py_ssize_t i = 0
+    while i < N_BOUNDS and LATENCY_BOUNDS[i] < elapsed:
+        i += 1
+    counts = <list>held[0]
+    total = <list>held[1]
+    counts[i] = counts[i] + 1
+    total[0] = total[0] + elapsed
+    return 0
+
+
+# --- the RSGI fast path ----------------------------------------------------------------------
+cdef inline bint _valid_request_id(str text):
+    """``^[A-Za-z0-9._:-]{1,128}$``"""
+    cdef Py_ssize_t n = len(text)
+    cdef Py_UCS4 c
+    if n < 1 or n > 128:
+        return False
+    for c in text:
+        if not (
+            (c >= 48 and c <= 57)  # 0-9
+            or (c >= 65 and c <= 90)  # A-Z
+            or (c >= 97 and c <= 122)  # a-z
+            or c == 46 or c == 95 or c == 58 or c == 45  # . _ : -
+        ):
+            return False
+    return True
+
+
+cdef str _peer_host(str client):
+    """The host of RSGI's ``host:port`` (IPv6 in brackets), as ``service.rsgi.scope``."""
+    cdef Py_ssize_t colon = client.rfind(":")
+    host = client[:colon] if colon >= 0 else ""
+    if host.startswith("["):
+        return host[1:len(host) - 1]
+    return host
+
+
+cdef object _ANSWERED = object()
+
+
+cdef class FastFront:
+    """granian's RSGI target: fast routes here, everything else to ``slow`` (the Python app).
+
+    ``configure`` (when the runtime starts) takes the edge's state; ``disable`` (when it stops)
+    sends everything to ``slow`` again.
+    """
+
+    cdef public object slow
+    cdef bint enabled
+    cdef dict routes
+    cdef object request_id_var
+    cdef object request_type
+    cdef dict http_requests
+    cdef dict http_latency
+    cdef object overload
+    cdef object record_duration
+    cdef object durations
+    cdef object access_log
+    cdef AccessLines lines
+    cdef object log_record
+    cdef tuple exempt
+    cdef tuple own_cors
+    cdef object limiter_check
+    cdef str policy
+    cdef str policy_item
+    cdef bint policy_shown
+    cdef frozenset origins
+    cdef list cors_simple
+    cdef dict cors_allowed
+    cdef list tail
+    cdef dict converted
+    cdef str id_prefix
+    cdef uint64_t id_count
+    cdef object general
+    cdef object resolve_ip
+
+    def __init__(self, slow, general, request_id_var, request_type, str id_prefix,
+                 uint64_t id_start):
+        self.slow = slow
+        self.general = general
+        self.request_id_var = request_id_var
+        self.request_type = request_type
+        self.id_prefix = id_prefix
+        self.id_count = id_start
+        self.enabled = False
+        self.converted = {}
+        self.cors_allowed = {}
+
+    def configure(
+        self,
+        *,
+        dict routes,
+        http,
+        overload,
+        access_log,
+        AccessLines lines,
+        tuple exempt,
+        tuple own_cors,
+        limiter_check,
+        str policy,
+        str policy_item,
+        bint policy_shown,
+        frozenset origins,
+        list cors_simple,
+        list tail,
+        resolve_ip,
+    ):
+        self.routes = routes
+        self.http_requests = http.requests
+        self.http_latency = http.latency
+        self.overload = overload
+        self.record_duration = None
+        self.durations = None
+        if overload is not None:
+            if overload.monotonic is time.monotonic:  # the clock of _monotonic()
+                self.durations = overload.durations
+            else:
+                self.record_duration = overload.record
+        self.access_log = access_log
+        self.lines = lines
+        self.log_record = access_log.record
+        self.exempt = exempt
+        self.own_cors = own_cors
+        self.limiter_check = limiter_check
+        self.policy = policy
+        self.policy_item = policy_item
+        self.policy_shown = policy_shown
+        self.origins = origins
+        self.cors_simple = cors_simple
+        self.cors_allowed = {}
+        self.tail = tail
+        self.resolve_ip = resolve_ip
+        self.converted = {}
+        self.enabled = True
+
+    def disable(self):
+        self.enabled = False
+        self.routes = None
+
+    def __rsgi_init__(self, loop):
+        return self.slow.__rsgi_init__(loop)
+
+    def __rsgi_del__(self, loop):
+        return self.slow.__rsgi_del__(loop)
+
+    def next_request_id(self):
+        return self._next_id()
+
+    cdef str _next_id(self):
+        cdef char[17] digits
+        self.id_count += 1
+        snprintf(digits, 17, "%016llx", <unsigned long long>self.id_count)
+        return self.id_prefix + digits[:16].decode("ascii")
+
+    cdef list _str_list(self, list headers):
+        """A prebuilt header list in RSGI's str form, converted once per list object."""
+        cdef PyObject* held = PyDict_GetItem(self.converted, id(headers))
+        if held != NULL and (<tuple>held)[0] is headers:
+            return (<tuple>held)[1]
+        if len(self.converted) >= 256:
+            self.converted.clear()
+        made = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
+        self.converted[id(headers)] = (headers, made)
+        return made
+
+    cdef list _cors(self, str origin):
+        cdef PyObject* found = PyDict_GetItem(self.cors_allowed, origin)
+        if found != NULL:
+            return <list>found
+        if origin in self.origins:
+            made = [*self.cors_simple, ("access-control-allow-origin", origin)]
+            if len(self.cors_allowed) < 1024:
+                self.cors_allowed[origin] = made
+            return made
+        return self.cors_simple
+
+    async def __call__(self, scope, protocol):
+        cdef double started
+        if self.enabled and scope.proto == "http" and scope.method == "GET":
+            started = _monotonic()
+            path = scope.path
+            route = self.routes.get(path)
+            if route is not None:
+                headers = scope.headers
+                if (
+                    "content-length" not in headers
+                    and "transfer-encoding" not in headers
+                    and (self.overload is None or not self.overload.shedding)
+                ):
+                    outcome = self._serve(scope, protocol, path, route, headers, started)
+                    if outcome is _ANSWERED:
+                        return
+                    # Handed over: the Python path goes on with the decision taken here.
+                    await self.general(scope, protocol, path, route, headers, started, outcome)
+                    return
+        await self.slow(scope, protocol)
+
+    cdef object _serve(self, scope, protocol, str path, route, headers, double started):
+        """``_ANSWERED``, or what the Python path must go on with: the rate limit's decision,
+        or ``None`` when no limit was checked. Nothing the Python path does again has been
+        done when it is handed over (the handler answers the same request the same way)."""
+        ip = self.resolve_ip(scope.client, headers) if self.resolve_ip is not None else _peer_host(scope.client)
+        decision = None
+        extra_limit = None
+        if self.limiter_check is not None and not path.startswith(self.exempt):
+            decision = self.limiter_check(self.policy, ip)
+            # (policy, allowed, remaining, retry_after, reset_after, degraded)
+            if not decision[1] or decision[5]:
+                return decision
+            if self.policy_shown:
+                # ceil to whole seconds, as RateLimit's t (core.ratelimit.decision)
+                extra_limit = f'"{self.policy}";r={decision[2]};t={-(-decision[4] // 1000000)}'
+        incoming = headers.get("x-request-id")
+        if incoming is not None and _valid_request_id(incoming):
+            request_id = incoming
+        else:
+            request_id = self._next_id()
+        token = PyContextVar_Set(self.request_id_var, request_id)
+        try:
+            reply = route.handler(self.request_type(scope.query_string, headers))
+        except Exception:
+            reply = None  # the Python path calls it again and answers the failure
+        finally:
+            PyContextVar_Reset(self.request_id_var, token)
+        if reply is None:
+            return decision
+        status = reply.status
+        extra = [("x-request-id", request_id)]
+        origin = headers.get("origin")
+        if origin is not None and not (self.own_cors and path.startswith(self.own_cors)):
+            extra += self._cors(origin)
+        if extra_limit is not None:
+            extra.append(("ratelimit-policy", self.policy_item))
+            extra.append(("ratelimit", extra_limit))
+        # Synchronous from here to the end: no observer ever sees this request in flight.
+        try:
+            protocol.response_bytes(status, [*self._str_list(reply.headers), *extra, *self.tail], reply.body)
+        finally:
+            self._leave(path, route.template, status, ip, request_id, started)
+        return _ANSWERED
+
+    cdef int _leave(self, str path, str template, long status, str ip, str request_id,
+                    double started) except -1:
+        cdef double elapsed = _monotonic() - started
+        observe(self.http_requests, self.http_latency, "GET", template, status, elapsed)
+        if self.durations is not None:
+            self.durations.append((_monotonic(), elapsed))
+        elif self.record_duration is not None:
+            self.record_duration(elapsed)
+        cdef AccessLines lines = self.lines
+        if not lines.direct:
+            self.log_record("GET", path, template, status, elapsed, ip, request_id)
+        elif lines.dropping:
+            self.access_log.drop()
+        else:
+            size = lines.record("GET", path, template, status, elapsed, ip, request_id)
+            if not lines.scheduled or size >= 65536:
+                self.access_log.appended(size)
+        return 0

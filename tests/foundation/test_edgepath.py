@@ -1,0 +1,105 @@
+"""The compiled edge pieces (``native/_edgepath.pyx``) against their plain-Python oracle
+(``tests/reference/edgepath_ref.py``): access log lines byte for byte, timestamps, counters."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from native.edgepath import HTTP_LATENCY_BUCKETS, AccessLines, monotonic, observe, timestamp
+from tests.reference import edgepath_ref as ref
+
+texts = st.text(max_size=40) | st.text(
+    alphabet=st.sampled_from('ab/"\\\n\r\t\x00\x01\x1f\x7f %é€😀'), max_size=20
+)
+# Valid UTF-8 only: paths and fields come from granian (Rust strings) or ASGI's decoded bytes.
+safe_texts = texts.filter(lambda t: not re.search("[\ud800-\udfff]", t))
+elapsed = st.floats(min_value=0, max_value=1e6, allow_nan=False) | st.sampled_from(
+    [0.0, 0.0005, 0.0004999, 0.0015, 1.0, 2.5e-7, 0.1234565, 12.3455]
+)
+
+
+def _ts_of(line: bytes) -> str:
+    return str(orjson.loads(line)["ts"])
+
+
+@settings(max_examples=400)
+@given(
+    method=st.sampled_from(["GET", "POST", "OPTIONS"]) | safe_texts,
+    path=safe_texts,
+    route=safe_texts,
+    status=st.integers(min_value=100, max_value=599),
+    seconds=elapsed,
+    ip=safe_texts,
+    request_id=safe_texts,
+)
+def test_an_access_line_is_what_orjson_wrote(
+    method: str, path: str, route: str, status: int, seconds: float, ip: str, request_id: str
+) -> None:
+    lines = AccessLines()
+    size = lines.record(method, path, route, status, seconds, ip, request_id)
+    line = lines.take()
+    assert size == len(line)
+    expected = ref.access_line(_ts_of(line), method, path, route, status, seconds, ip, request_id)
+    assert line == expected
+    assert lines.size == 0 and lines.take() == b""
+
+
+def test_lines_are_buffered_in_order_with_others_between() -> None:
+    lines = AccessLines()
+    lines.record("GET", "/a", "/a", 200, 0.001, "127.0.0.1", "r1")
+    lines.add(b'{"x":1}\n')
+    lines.record("GET", "/b", "/b", 404, 0.002, "::1", "r2")
+    parsed = [orjson.loads(line) for line in lines.take().splitlines()]
+    assert [p.get("path") for p in parsed] == ["/a", None, "/b"]
+    assert parsed[2]["client_ip"] == "::1" and parsed[2]["status"] == 404
+
+
+def test_the_line_time_is_now() -> None:
+    lines = AccessLines()
+    before = time.time_ns() // 1_000_000
+    lines.record("GET", "/", "/", 200, 0.0, "", "")
+    after = time.time_ns() // 1_000_000
+    ts = _ts_of(lines.take())
+    assert ts in {ref.timestamp(ms) for ms in range(before, after + 1)}
+
+
+# 1970 to 2200: beyond, the oracle's float seconds lose the millisecond (the kernel does not).
+@settings(max_examples=400)
+@given(ms=st.integers(min_value=0, max_value=7_258_118_400_000))
+def test_timestamps_are_datetimes_isoformat(ms: int) -> None:
+    assert timestamp(ms) == ref.timestamp(ms)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["GET", "POST"]),
+            st.sampled_from(["/a", "/b", "<unmatched>"]),
+            st.sampled_from([200, 304, 429, 500]),
+            elapsed | st.sampled_from(list(HTTP_LATENCY_BUCKETS)),
+        ),
+        max_size=60,
+    )
+)
+def test_counts_are_the_bisect_histogram(requests: list[tuple[str, str, int, float]]) -> None:
+    compiled: tuple[dict[Any, Any], dict[Any, Any]] = ({}, {})
+    expected: tuple[dict[Any, Any], dict[Any, Any]] = ({}, {})
+    for method, route, status, seconds in requests:
+        observe(*compiled, method, route, status, seconds)
+        ref.observe(*expected, method, route, status, seconds)
+    assert compiled == expected
+
+
+def test_the_buckets_are_the_oracles() -> None:
+    assert HTTP_LATENCY_BUCKETS == ref.BUCKETS
+
+
+def test_the_clock_is_perf_counters() -> None:
+    first, mine, last = time.perf_counter(), monotonic(), time.perf_counter()
+    assert first <= mine <= last

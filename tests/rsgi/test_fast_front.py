@@ -1,0 +1,202 @@
+"""The compiled RSGI front (``native/_edgepath.pyx``) against the Python RSGI path it stands in
+front of: the same requests to two apps with the same settings, one served by ``KervanRsgi``
+itself and one by its ``front``, give the same answers, access log lines and metrics; the
+cases the front hands over (a rate-limit refusal, degrade mode's shedding, a route without an
+answer in memory, a handler that raises, a GET with a body) included."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from granian.constants import Interfaces
+
+from service import access_log as access_log_module
+from service.app import create_app
+from service.db import Database
+from service.db.migrate import migrate
+from service.metrics import HTTP
+from service.rsgi import KervanRsgi
+from service.settings import Settings
+from service.speculation.serving import FastRules
+from tests.rsgi.test_rsgi_bridge import embedded
+
+RULES_PATH = "/perf/speculation/dynamic"
+RULES = f"{RULES_PATH}?seg=en-d"
+ORIGIN = "https://shop.example"
+VARYING = {"date", "x-request-id"}
+Answer = tuple[int, list[tuple[str, str]], bytes]
+
+
+def _comparable(response: httpx.Response) -> Answer:
+    headers = []
+    for name, value in response.headers.multi_items():
+        if name in VARYING:
+            continue
+        # Seconds to a full bucket or to the next unit: when, not what, was counted.
+        if name == "ratelimit":
+            value = re.sub(r";t=\d+", ";t=N", value)
+        elif name == "retry-after":
+            value = "N"
+        headers.append((name, value))
+    content = re.sub(rb'"retry_after":\d+', b'"retry_after":N', response.content)
+    return response.status_code, headers, content
+
+
+@asynccontextmanager
+async def served(
+    settings: Settings, compiled: bool, log_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, KervanRsgi]]:
+    """The app under the front (``compiled``) or the Python path; JSON access lines to
+    ``log_path`` (written when the app stops)."""
+    db = Database(settings.database_url)
+    await migrate(db)
+    await db.dispose()
+    app = create_app(settings)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    app.edge.access_log = access_log_module.AccessLog(fd)
+    rsgi = KervanRsgi(app, app.edge)
+    target: Any = rsgi.front if compiled else rsgi
+    try:
+        async with (
+            embedded(target, Interfaces.RSGI) as at,
+            httpx.AsyncClient(base_url=f"http://{at}", timeout=10) as client,
+        ):
+            yield client, rsgi
+        # granian's stop runs the lifespan's end as a task of this loop: the access log's
+        # last lines are written then.
+        assert rsgi.stopping is not None
+        await asyncio.wait_for(rsgi.stopping, 30)
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def json_access_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Access lines written by the access log itself (the production configuration)."""
+    monkeypatch.setattr(access_log_module, "json_logs_configured", lambda: True)
+    logger = logging.getLogger(access_log_module.LOGGER)
+    monkeypatch.setattr(logger, "level", logging.INFO)
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    return [line for line in lines if line.get("logger") == "kervan.access"]
+
+
+def seen_index(seen: list[tuple[str, Any]], name: str) -> int:
+    return [n for n, _ in seen].index(name)
+
+
+def _requests_of(route: str) -> dict[tuple[str, str, int], int]:
+    return {k: v for k, v in HTTP.requests.items() if k[1] == route}
+
+
+async def _session(client: httpx.AsyncClient) -> list[tuple[str, Any]]:
+    """One request of each kind, then the rate limit's refusals."""
+    seen: list[tuple[str, Any]] = []
+    first = await client.get(RULES)  # computes the answer (general route), then held
+    seen.append(("first", _comparable(first)))
+    etag = first.headers["etag"]
+    cases: list[tuple[str, dict[str, str], str]] = [
+        ("plain", {}, RULES),
+        ("cors", {"Origin": ORIGIN}, RULES),
+        ("foreign-own-id", {"Origin": "https://other.example", "X-Request-ID": "abc-1.2:3"}, RULES),
+        ("bad-id", {"X-Request-ID": "not a valid id"}, RULES),
+        ("not-modified", {"If-None-Match": etag, "Origin": ORIGIN}, RULES),
+        ("unknown-segment", {}, f"{RULES_PATH}?seg=zz-q"),
+        ("other-query", {}, f"{RULES}&mode=walk"),
+        ("health", {"Origin": ORIGIN}, "/health"),
+    ]
+    for name, headers, url in cases:
+        response = await client.get(url, headers=headers)
+        seen.append((name, _comparable(response)))
+        if name == "foreign-own-id":
+            assert response.headers["x-request-id"] == "abc-1.2:3"
+        if name == "bad-id":
+            assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
+    with_body = await client.request("GET", RULES, content=b"x" * 10)
+    seen.append(("with-body", _comparable(with_body)))
+    for i in range(4):
+        refused = await client.get(RULES, headers={"Accept-Language": "de"})
+        seen.append((f"after-{i}", _comparable(refused)))
+    return seen
+
+
+async def test_the_front_answers_logs_and_counts_as_the_python_path(
+    make_settings: Callable[..., Settings], tmp_path: Path, json_access_lines: None
+) -> None:
+    results: dict[bool, Any] = {}
+    for compiled in (False, True):
+        settings = make_settings(
+            database_url=f"sqlite+aiosqlite:///{tmp_path / ('front' if compiled else 'python')}.db",
+            allowed_origins=[ORIGIN],
+            ratelimit_default_policy="public.ip",
+            # Refilled slowly: no unit comes back in the middle of a session.
+            ratelimit_policies="public.ip=12/hour burst 12",
+        )
+        log_path = tmp_path / f"access-{compiled}.log"
+        before = _requests_of(RULES_PATH)
+        async with served(settings, compiled, log_path) as (client, _):
+            seen = await _session(client)
+        after = _requests_of(RULES_PATH)
+        counted = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+        results[compiled] = (seen, counted, _lines(log_path))
+
+    (py_seen, py_counted, py_lines), (c_seen, c_counted, c_lines) = results[False], results[True]
+    for (name, python), (_, front) in zip(py_seen, c_seen, strict=True):
+        assert front == python, name
+    statuses = [answer[0] for _, answer in c_seen]
+    assert {200, 304, 429} <= set(statuses)
+    assert statuses[seen_index(c_seen, "unknown-segment")] in (400, 422)
+    assert c_counted == py_counted
+    assert c_counted[("GET", RULES_PATH, 200)] >= 5
+
+    def stable(line: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in line.items() if k not in ("ts", "duration_ms", "request_id")}
+
+    assert [stable(line) for line in c_lines] == [stable(line) for line in py_lines]
+    assert len(c_lines) == len(c_seen)
+    own_id = [line for line in c_lines if line["request_id"] == "abc-1.2:3"]
+    assert len(own_id) == 1 and own_id[0]["path"] == RULES_PATH
+
+
+async def test_shedding_and_a_failing_handler_are_answered_by_the_python_path(
+    make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(degrade_mode="on")
+    async with served(settings, True, tmp_path / "access.log") as (client, rsgi):
+        assert (await client.get(RULES)).status_code == 200  # the answer is held from now on
+        shed = await client.get(RULES, headers={"Sec-Purpose": "prefetch"})
+        assert shed.status_code == 503
+        assert orjson.loads(shed.content)["error"]["code"] == "overloaded"
+        assert "retry-after" in shed.headers
+        served_anyway = await client.get(RULES)  # not a prefetch: never shed
+        assert served_anyway.status_code == 200
+    assert rsgi.front is not None
+
+    settings = make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'b.db'}")
+    async with served(settings, True, tmp_path / "access-b.log") as (client, rsgi):
+        assert (await client.get(RULES)).status_code == 200
+        calls: list[str] = []
+
+        def broken(self: FastRules, request: Any) -> None:
+            calls.append(request.query)
+            raise RuntimeError("broken handler")
+
+        monkeypatch.setattr(FastRules, "__call__", broken)
+        failed = await client.get(RULES)
+    assert failed.status_code == 500
+    assert orjson.loads(failed.content)["error"]["code"] == "internal_error"
+    assert failed.headers["x-content-type-options"] == "nosniff"
+    # Once by the front, once more by the Python path that answers the failure.
+    assert calls == ["seg=en-d", "seg=en-d"]
