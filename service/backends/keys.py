@@ -118,7 +118,7 @@ SUPPORT_ROOM_HEAD = "head"  # hash per room: epoch, offset (the last one handed 
 SUPPORT_ROOM_SIGNAL = "sup:roomsignal"  # memory backend only: wakes blocked readers on appends
 SUPPORT_ROOM_MAXLEN = 10_000  # entries kept per room (trimmed approximately on Redis)
 SUPPORT_ROOM_RETENTION = 7 * 86_400.0  # a room idle this long is forgotten (refreshed by appends)
-SUPPORT_ROOM_NEWS = "sup:roomnews"  # stream: one entry per append {r: room, o: offset}, so a hub
+SUPPORT_ROOM_NEWS = "sup:roomnews"  # stream: {r: room, o: offset} or {r:<room>: offset...}: a hub
 SUPPORT_ROOM_NEWS_MAXLEN = 100_000  # reads only rooms with news instead of every room it serves
 
 

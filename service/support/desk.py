@@ -85,6 +85,7 @@ class SupportDesk:
         self._presence_pending = False
         self._presence_cache: dict[str, dict[str, Any]] = {}
         self._customers: dict[str, history.Customer] = {}
+        self._messages = {role: SUPPORT.messages.labels(role) for role in ("customer", "admin")}
         self.listening = asyncio.Event()
         #: Called with each room closed (on every process that hears of it).
         self.room_closed_hooks: list[Callable[[str], None]] = []
@@ -574,18 +575,11 @@ class SupportDesk:
         )
         if duplicate:
             SUPPORT.duplicates.inc()
-            conn.send(
-                frame(
-                    "chat:ack",
-                    client_id=client_id,
-                    room=room,
-                    epoch=epoch,
-                    offset=offset,
-                    duplicate=True,
-                )
+        else:
+            self.hub.deliver_local(
+                RoomEntry(room=room, offset=offset, payload=payload, epoch=epoch)
             )
-            return
-        self.hub.deliver_local(RoomEntry(room=room, offset=offset, payload=payload, epoch=epoch))
+            self._messages[person.role].inc()
         conn.send(
             frame(
                 "chat:ack",
@@ -593,11 +587,12 @@ class SupportDesk:
                 room=room,
                 epoch=epoch,
                 offset=offset,
-                duplicate=False,
+                duplicate=duplicate,
             )
         )
-        SUPPORT.messages.labels(person.role).inc()
-        # Written behind the stream; the writer retries until the database takes it.
+        # Written behind the stream; the writer retries until the database takes it. A
+        # duplicate too: its first store may have reached the stream but not this process
+        # (the answer lost), and the writer stores a client id once.
         await self.history.add(
             history.ChatRecord(
                 customer=await self._customer_of(room, person),

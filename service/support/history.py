@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, or_, select
+from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.expression import Executable
 
 from service.db import Database
 from service.db.tables.crm import crm_contacts, crm_convos, crm_messages
@@ -28,9 +31,15 @@ from service.whatsapp.store import ensure_open_convos, existing_provider_ids
 log = get_logger("kervan.support.history")
 
 CHANNEL = "web"
-BATCH = 500
+BATCH = 1000
 #: Messages accepted but not yet written; past it, senders wait (their acks come later).
 PENDING_LIMIT = 20_000
+#: How long the writer waits for more messages before writing a batch that is not full: a
+#: transaction per message would cost the database (and this process) far more than the
+#: messages do; the stream holds them meanwhile, so nothing waits on it but the inbox.
+LINGER_SECONDS = 0.1
+#: Customers whose open conversation the writer remembers (then it starts afresh).
+KNOWN_LIMIT = 50_000
 
 
 @dataclass(frozen=True)
@@ -115,7 +124,60 @@ async def store_message(
     return convo
 
 
-async def write_batch(db: Database, records: list[ChatRecord]) -> None:
+_COUNT_INBOUND = (
+    crm_convos.update()
+    .where(crm_convos.c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        unread=crm_convos.c.unread + bindparam("count"),
+        last_inbound_at=bindparam("now"),
+        last_activity_at=bindparam("now"),
+    )
+)
+_TOUCH = (
+    crm_convos.update()
+    .where(crm_convos.c.id.in_(bindparam("ids", expanding=True)))
+    .values(last_activity_at=bindparam("now"))
+)
+_INSERT_MESSAGES: dict[str, Executable] = {}
+
+
+def _insert_messages(dialect: str) -> Executable:
+    """Insert-or-ignore of chat messages by ``provider_id``, one statement for every batch:
+    executed with a list of rows (executemany), it is compiled once, not once per batch as a
+    multi-row VALUES of the batch's own length would be."""
+    found = _INSERT_MESSAGES.get(dialect)
+    if found is None:
+        if dialect == "sqlite":
+            found = sqlite_insert(crm_messages).on_conflict_do_nothing(
+                index_elements=["provider_id"]
+            )
+        else:
+            # A no-op assignment: MariaDB's insert-or-ignore that still reports other errors.
+            found = mysql_insert(crm_messages).on_duplicate_key_update(
+                provider_id=crm_messages.c.provider_id
+            )
+        _INSERT_MESSAGES[dialect] = found
+    return found
+
+
+async def _still_open(conn: AsyncConnection, known: dict[str, int]) -> dict[str, int]:
+    """Of the customers' conversations the writer found before, those still open (one query;
+    a conversation closed or purged since is looked for again, as for a new customer)."""
+    if not known:
+        return {}
+    query = select(crm_convos.c.id).where(
+        crm_convos.c.id.in_(bindparam("ids", expanding=True)),
+        crm_convos.c.open_key.is_not(None),
+    )
+    open_ids = {int(r.id) for r in await conn.execute(query, {"ids": sorted(set(known.values()))})}
+    return {customer: convo for customer, convo in known.items() if convo in open_ids}
+
+
+async def write_batch(
+    db: Database, records: list[ChatRecord], known: dict[str, int] | None = None
+) -> None:
+    """One transaction for ``records``. ``known``: customer id -> the open web conversation
+    found by an earlier batch, checked and updated here (the writer's memory across batches)."""
     now = utcnow()
     async with db.begin() as conn:
         # A retried batch (its commit's answer lost) or a record given twice stores nothing
@@ -131,9 +193,17 @@ async def write_batch(db: Database, records: list[ChatRecord]) -> None:
         records = list(fresh.values())
         if not records:
             return
-        contacts = await ensure_contacts(conn, db.dialect, [r.customer for r in records], now)
-        convos = await ensure_open_convos(conn, db.dialect, set(contacts.values()), CHANNEL, now)
-        convo_of = {customer: convos[contact] for customer, contact in contacts.items()}
+        customers = {r.customer.id: r.customer for r in records}
+        convo_of = await _still_open(
+            conn, {c: known[c] for c in customers if known is not None and c in known}
+        )
+        unknown = [c for c in customers.values() if c.id not in convo_of]
+        if unknown:
+            contacts = await ensure_contacts(conn, db.dialect, unknown, now)
+            convos = await ensure_open_convos(
+                conn, db.dialect, set(contacts.values()), CHANNEL, now
+            )
+            convo_of.update({customer: convos[contact] for customer, contact in contacts.items()})
         rows = [
             {
                 "convo_id": convo_of[r.customer.id],
@@ -148,23 +218,30 @@ async def write_batch(db: Database, records: list[ChatRecord]) -> None:
             }
             for r in records
         ]
-        await conn.execute(
-            upsert_stmt(db.dialect, crm_messages, rows, index_elements=["provider_id"])
-        )
+        await conn.execute(_insert_messages(db.dialect), rows)
         inbound: dict[int, int] = {}
         for r in records:
             if r.role == "customer":
                 convo = convo_of[r.customer.id]
                 inbound[convo] = inbound.get(convo, 0) + 1
-        # Every conversation of the batch in one statement (a batch spans hundreds of chats).
-        touched = sorted(set(convo_of.values()))
-        values: dict[str, Any] = {"last_activity_at": now}
-        if inbound:
-            values["unread"] = crm_convos.c.unread + case(inbound, value=crm_convos.c.id, else_=0)
-            values["last_inbound_at"] = case(
-                (crm_convos.c.id.in_(list(inbound)), now), else_=crm_convos.c.last_inbound_at
+        # The conversations of the batch in one statement per count of new inbound messages
+        # (a batch spans hundreds of chats, mostly with one or two each): statements of one
+        # shape, compiled once, where a CASE over every conversation is compiled every batch.
+        by_count: dict[int, list[int]] = {}
+        for convo, count in inbound.items():
+            by_count.setdefault(count, []).append(convo)
+        for count, ids in sorted(by_count.items()):
+            await conn.execute(
+                _COUNT_INBOUND,
+                {"ids": sorted(ids), "count": count, "now": now},
             )
-        await conn.execute(crm_convos.update().where(crm_convos.c.id.in_(touched)).values(**values))
+        quiet = sorted(set(convo_of.values()) - inbound.keys())
+        if quiet:
+            await conn.execute(_TOUCH, {"ids": quiet, "now": now})
+    if known is not None:  # committed
+        if len(known) > KNOWN_LIMIT:
+            known.clear()
+        known.update(convo_of)
 
 
 class HistoryWriter:
@@ -175,20 +252,30 @@ class HistoryWriter:
         db: Database,
         *,
         retry_seconds: float = 1.0,
+        linger_seconds: float = LINGER_SECONDS,
         on_written: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._db = db
+        self._linger = linger_seconds
+        #: The batch being gathered or written: written again by ``stop`` if the writer was
+        #: cancelled before it finished (a committed batch written twice stores nothing twice).
+        self._batch: list[ChatRecord] = []
         #: Awaited after each batch is committed (the CRM's conversation lists change).
         self._on_written = on_written
         self._queue: asyncio.Queue[ChatRecord] = asyncio.Queue(PENDING_LIMIT)
         self._task: asyncio.Task[None] | None = None
         self._retry = retry_seconds
         self.written = 0
+        #: Customer id -> the open conversation the last batches wrote to.
+        self._known: dict[str, int] = {}
 
     async def add(self, record: ChatRecord) -> None:
         """Queue a message for the database; waits while the writer is ``PENDING_LIMIT``
         behind, so a flood slows its senders instead of growing without bound."""
-        await self._queue.put(record)
+        if self._queue.full():
+            await self._queue.put(record)
+        else:
+            self._queue.put_nowait(record)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="support-history")
@@ -215,7 +302,7 @@ class HistoryWriter:
     async def _write(self, batch: list[ChatRecord]) -> None:
         while True:
             try:
-                await write_batch(self._db, batch)
+                await write_batch(self._db, batch, self._known)
                 self.written += len(batch)
                 if self._on_written is not None:
                     await self._on_written()
@@ -228,18 +315,32 @@ class HistoryWriter:
 
     async def _run(self) -> None:
         while True:
-            batch = self._take(await self._queue.get())
+            first = await self._queue.get()
+            self._batch = [first]
+            if self._linger > 0 and self._queue.qsize() < BATCH - 1:
+                # A moment for more: one transaction for what comes meanwhile.
+                await asyncio.sleep(self._linger)
+            self._batch = self._take(first)
+            await self._write(self._batch)
+            batch, self._batch = self._batch, []
+            for _ in batch:
+                self._queue.task_done()
+
+    async def _drain(self) -> None:
+        if self._batch:
+            batch, self._batch = self._batch, []
             try:
-                await self._write(batch)
+                await write_batch(self._db, batch, self._known)
+                self.written += len(batch)
+            except Exception as exc:
+                log.error("support history lost %d messages at shutdown: %s", len(batch), exc)
             finally:
                 for _ in batch:
                     self._queue.task_done()
-
-    async def _drain(self) -> None:
         while not self._queue.empty():
             batch = self._take(self._queue.get_nowait())
             try:
-                await write_batch(self._db, batch)
+                await write_batch(self._db, batch, self._known)
                 self.written += len(batch)
             except Exception as exc:
                 log.error("support history lost %d messages at shutdown: %s", len(batch), exc)

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import itertools
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 from core.errors import KervanError
 from service.logging import get_logger
@@ -66,6 +66,27 @@ class Subscription:
         self._hub._remove(self)
 
 
+class _Positions(Mapping[str, int]):
+    """What the reader asks for: the rooms it follows, fixed when made (the hub makes another
+    when its subscriptions change), each at the lowest offset its followers were given *now*:
+    a read that waited sees the deliveries made meanwhile (this process's own sends), so it
+    does not fetch again what was already delivered."""
+
+    __slots__ = ("_subs",)
+
+    def __init__(self, subs: dict[str, list[Subscription]]) -> None:
+        self._subs = subs
+
+    def __getitem__(self, room: str) -> int:
+        return min([s.last for s in self._subs[room]])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._subs)
+
+    def __len__(self) -> int:
+        return len(self._subs)
+
+
 class _Room:
     __slots__ = ("epoch", "subs")
 
@@ -99,6 +120,9 @@ class RoomHub:
         self._backoff = backoff
         self._backoff_cap = backoff_cap
         self._rooms: dict[str, _Room] = {}
+        #: The reader's positions; None after any change of who follows which room (made
+        #: again then). Made for every read, they would cost O(rooms) for each message.
+        self._positions_now: _Positions | None = None
         #: Sinks the filler must serve -> the mark's number (a newer mark outlives a fill).
         self._pending: dict[Subscription, int] = {}
         self._marks = itertools.count(1)
@@ -162,6 +186,7 @@ class RoomHub:
             raise ValueError("after must be >= 0")
         sub = Subscription(self, room, sink, on_reset, epoch, after)
         self._rooms.setdefault(room, _Room()).subs.append(sub)
+        self._positions_now = None
         self._want_fill(sub)
         return sub
 
@@ -170,6 +195,7 @@ class RoomHub:
             return
         sub.closed = True
         self._pending.pop(sub, None)
+        self._positions_now = None
         room = self._rooms.get(sub.room)
         if room is None:
             return
@@ -216,6 +242,7 @@ class RoomHub:
     def _reset(self, sub: Subscription, epoch: str, last: int) -> None:
         sub.epoch = epoch
         sub.last = last
+        self._positions_now = None
         if sub.on_reset is None:
             return
         try:
@@ -227,6 +254,7 @@ class RoomHub:
         if sub.closed:
             return
         self._pending[sub] = next(self._marks)
+        self._positions_now = None
         self._fill_wanted.set()
         self._rooms_changed.set()
 
@@ -238,20 +266,23 @@ class RoomHub:
         if room.epoch == epoch:
             return
         room.epoch = epoch
+        self._positions_now = None
         for sub in room.subs:
             if sub.epoch is not None and sub.epoch != epoch:
                 self._want_fill(sub)
 
     # --- the reader ----------------------------------------------------------------------
-    def _positions(self) -> dict[str, int]:
-        positions: dict[str, int] = {}
-        for name, room in self._rooms.items():
-            if room.epoch is None:
-                continue
-            lasts = [s.last for s in room.subs if s.epoch == room.epoch and s not in self._pending]
-            if lasts:
-                positions[name] = min(lasts)
-        return positions
+    def _positions(self) -> Mapping[str, int]:
+        if self._positions_now is None:
+            following: dict[str, list[Subscription]] = {}
+            for name, room in self._rooms.items():
+                if room.epoch is None:
+                    continue
+                subs = [s for s in room.subs if s.epoch == room.epoch and s not in self._pending]
+                if subs:
+                    following[name] = subs
+            self._positions_now = _Positions(following)
+        return self._positions_now
 
     async def _read_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -357,6 +388,7 @@ class RoomHub:
         for sub in subs:
             if self._pending.get(sub) == marks[sub]:
                 del self._pending[sub]
+                self._positions_now = None
 
     async def _fill_room(self, name: str, subs: list[Subscription]) -> None:
         room = self._rooms.get(name)
@@ -369,6 +401,7 @@ class RoomHub:
             for sub in subs:
                 if sub.epoch is None:
                     sub.epoch = room.epoch
+                    self._positions_now = None
         for epoch in dict.fromkeys(s.epoch for s in subs):
             assert epoch is not None
             await self._fill_epoch(room, name, epoch, subs)

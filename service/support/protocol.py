@@ -8,6 +8,7 @@ omit a message either side uses.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Annotated, Any, Literal
 
@@ -34,9 +35,20 @@ class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: ASCII control characters (all of ASCII's Cc); ASCII has no other refused category.
+_ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ASCII_CONTROL_BUT_NEWLINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def clean_text(value: str, *, allow_newlines: bool) -> str:
     """Strip, refuse control and format characters (bidi overrides), keep newlines in chats."""
     value = value.strip()
+    if value.isascii():
+        # The common case without a Python loop over the characters.
+        control = _ASCII_CONTROL_BUT_NEWLINES if allow_newlines else _ASCII_CONTROL
+        if control.search(value) is not None:
+            raise ValueError("must not contain control or invisible formatting characters")
+        return value
     for char in value:
         category = unicodedata.category(char)
         if char in "\n\t" and allow_newlines:

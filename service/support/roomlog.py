@@ -71,7 +71,9 @@ class RoomLog(Protocol):
     ) -> list[RoomEntry]:
         """Entries after each room's offset, across rooms, for the hub; may block up to
         ``block`` s. At most ``count`` per room; each room's in order. Offsets are compared
-        whatever the epoch: the caller checks ``RoomEntry.epoch``."""
+        whatever the epoch: the caller checks ``RoomEntry.epoch``. ``positions`` is read when
+        needed, also after the wait; given again (the same object), it names the same rooms,
+        each at the offset it had or a later one."""
         ...
 
     async def heads(self, rooms: Collection[str]) -> dict[str, tuple[str, int]]:

@@ -8,6 +8,12 @@ when the head is missing or its stream is gone, takes the next offset, adds the 
 ``MAXLEN ~`` and refreshes the retention TTL of both keys. A replay is one script too, so the
 epoch check and the range read see the same state.
 
+A client's message (``append_once``, stored at most once per client id) waits for the end of
+the event-loop turn: every message of the turn is stored by one script call
+(``support_room_send_many.lua``, in the order given), with one news entry naming each room
+that moved (``r:<room>`` -> its newest offset). Under load a turn holds many messages, so the
+cost of a Redis call is paid once for all of them.
+
 The hub's blocking ``XREAD`` runs on a small pool of its own: a blocked read would otherwise
 hold one of the shared pool's connections for its whole wait.
 
@@ -15,8 +21,9 @@ Redis Cluster: a room's keys (stream, head, client-id markers) share the room's 
 scripts stay in one slot and rooms spread over the slots. The news stream is a key of its own:
 there the scripts leave it out and the news entry is added right after, as a command of its own
 (a process dying between the two loses that news; the room is read again with its next news,
-and a client's resend of the same message adds the news again). Reading many rooms is one XREAD
-per room, sent in one pipeline per node.
+and a client's resend of the same message adds the news again); a turn's messages are one
+script call each (their rooms' slots differ) and one news entry. Reading many rooms is one
+XREAD per room, sent in one pipeline per node.
 """
 
 from __future__ import annotations
@@ -42,6 +49,36 @@ from service.backends.redis import dedicated_client
 from service.support.roomlog import MAX_OFFSET, Replay, RoomEntry, check_since
 
 READER_CONNECTIONS = 2  # per node on a cluster
+#: Client messages stored in one script call at most (the sends of one event-loop turn).
+SEND_BATCH = 128
+#: Event-loop turns the reader lets pass when the news are of this process's own sends: the
+#: script's answer is read, then the senders run (and deliver to this process's sinks).
+SENDERS_TURNS = 3
+SENT_ROOMS_LIMIT = 10_000
+
+
+#: A send waiting for its turn's script call: room, payload, marker key, marker lifetime (ms)
+#: and the sender's future of (epoch, offset, duplicate).
+_Send = tuple[str, bytes, str, int, asyncio.Future[tuple[str, int, bool]]]
+
+
+def _answer(sends: list[_Send], reply: list[Any]) -> None:
+    """Each sender's ``(epoch, offset, duplicate)`` from the script's flat reply."""
+    for index, (*_, future) in enumerate(sends):
+        if not future.done():  # the sender may have been cancelled meanwhile
+            epoch, offset, duplicate = reply[3 * index : 3 * index + 3]
+            future.set_result((epoch.decode(), int(offset), bool(duplicate)))
+
+
+def _fail(sends: list[_Send], error: Exception) -> None:
+    for *_, future in sends:
+        if not future.done():
+            future.set_exception(error)
+
+
+def _cancel(sends: list[_Send]) -> None:
+    for *_, future in sends:
+        future.cancel()
 
 
 def _offset_of(ident: bytes) -> int:
@@ -71,7 +108,12 @@ class RedisRoomLog:
         self._maxlen = maxlen
         self._retention_ms = max(1, round(retention * 1000))
         self._append = LuaScript(backends.redis, "support_room_append")
-        self._send = LuaScript(backends.redis, "support_room_send")
+        self._send_many = LuaScript(backends.redis, "support_room_send_many")
+        #: Sends waiting for this loop turn's script call.
+        self._sends: list[_Send] = []
+        self._flushes: set[asyncio.Task[None]] = set()
+        #: Rooms this process sent to since the reader last looked at the news.
+        self._sent_rooms: set[str] = set()
         self._since = LuaScript(backends.redis, "support_room_since")
         self._cluster = backends.cluster
         self._reader: Any = dedicated_client(backends.redis, max_connections=READER_CONNECTIONS)
@@ -85,6 +127,8 @@ class RedisRoomLog:
         self._news_cursor: str | None = None
         #: Per room, the offset up to which it was read (the news cover what comes after).
         self._through: dict[str, int] = {}
+        #: The positions last compared with ``_through`` in full; given again, the same rooms.
+        self._followed: Mapping[str, int] | None = None
 
     def _stream(self, room: str) -> str:
         return self._key(room_key(room, SUPPORT_ROOM_STREAM))
@@ -126,23 +170,87 @@ class RedisRoomLog:
     async def append_once(
         self, room: str, payload: bytes, *, marker: str, marker_ttl: float
     ) -> tuple[str, int, bool]:
-        epoch, offset, duplicate = await self._send(
-            keys=self._with_news(
-                self._stream(room), self._head(room), self._key(room_key(room, marker))
-            ),
-            args=[
-                payload,
-                secrets.token_hex(8),
-                self._maxlen,
-                self._retention_ms,
-                max(1, round(marker_ttl * 1000)),
-                room,
-                SUPPORT_ROOM_NEWS_MAXLEN,
-            ],
-        )
+        # Every send of this event-loop turn is stored together, when the turn's other
+        # callbacks (other connections' frames) have run.
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[str, int, bool]] = loop.create_future()
+        if not self._sends:
+            loop.call_soon(self._flush_sends)
+        marker_key = self._key(room_key(room, marker))
+        if len(self._sent_rooms) >= SENT_ROOMS_LIMIT:  # no reader looks at the news
+            self._sent_rooms.clear()
+        self._sent_rooms.add(room)
+        self._sends.append((room, payload, marker_key, max(1, round(marker_ttl * 1000)), future))
+        return await future
+
+    def _flush_sends(self) -> None:
+        sends, self._sends = self._sends, []
         if self._cluster:
-            await self._add_news(room, int(offset))  # a resend also repairs a lost news entry
-        return epoch.decode(), int(offset), bool(duplicate)
+            # Rooms lie in different slots: a script call per message (one slot each), and
+            # one news entry for the turn after them.
+            task = asyncio.get_running_loop().create_task(self._store_sends_cluster(sends))
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+            return
+        for start in range(0, len(sends), SEND_BATCH):
+            task = asyncio.get_running_loop().create_task(
+                self._store_sends(sends[start : start + SEND_BATCH])
+            )
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+
+    async def _run_send_many(self, sends: list[_Send], *, news: bool) -> list[Any]:
+        keys: list[str] = []
+        args: list[Any] = [
+            self._maxlen,
+            self._retention_ms,
+            SUPPORT_ROOM_NEWS_MAXLEN,
+            secrets.token_hex(8),
+        ]
+        for room, payload, marker_key, marker_ms, _ in sends:
+            keys += (self._stream(room), self._head(room), marker_key)
+            args += (payload, room, marker_ms)
+        if news:
+            keys.append(self._news)
+        reply: list[Any] = await self._send_many(keys=keys, args=args)
+        return reply
+
+    async def _store_sends(self, sends: list[_Send]) -> None:
+        try:
+            reply = await self._run_send_many(sends, news=True)
+        except Exception as error:
+            _fail(sends, error)
+            return
+        except BaseException:
+            _cancel(sends)
+            raise
+        _answer(sends, reply)
+
+    async def _store_sends_cluster(self, sends: list[_Send]) -> None:
+        try:
+            replies = await asyncio.gather(
+                *(self._run_send_many([send], news=False) for send in sends)
+            )
+            reply = [value for each in replies for value in each]
+            # After the messages are stored (a hub reading the news must find them), and for
+            # a resend too: it repairs a news entry lost with a process dying in between.
+            moved: dict[str, int] = {}
+            for (room, *_), offset in zip(sends, reply[1::3], strict=True):
+                moved[room] = max(int(offset), moved.get(room, 0))
+            with redis_errors("XADD news"):
+                await self._r.xadd(
+                    self._news,
+                    {f"r:{room}": str(offset) for room, offset in moved.items()},
+                    maxlen=SUPPORT_ROOM_NEWS_MAXLEN,
+                    approximate=True,
+                )
+        except Exception as error:
+            _fail(sends, error)
+            return
+        except BaseException:
+            _cancel(sends)
+            raise
+        _answer(sends, reply)
 
     async def _replay(self, room: str, epoch: str, offset: int, limit: int) -> list[Any]:
         reply: list[Any] = await self._since(
@@ -178,7 +286,7 @@ class RedisRoomLog:
             if block is not None and block > 0:
                 await asyncio.sleep(block)
             return []
-        if any(offset < 0 for offset in positions.values()):
+        if positions is not self._followed and any(offset < 0 for offset in positions.values()):
             raise ValueError("offsets must be >= 0")
         try:
             return await self._read_news(positions, block, count)
@@ -194,14 +302,20 @@ class RedisRoomLog:
                 newest: Any = await self._reader.xrevrange(self._news, count=1)
             self._news_cursor = newest[0][0].decode() if newest else "0-0"
             self._through = {}
-        for room in [room for room in self._through if room not in positions]:
-            del self._through[room]
-        # New rooms, and rooms asked again from before what was read, are read in full.
-        fresh = {
-            room: at
-            for room, at in positions.items()
-            if room not in self._through or at < self._through[room]
-        }
+            self._followed = None
+        fresh: dict[str, int] = {}
+        if positions is not self._followed:
+            # Other rooms than last time (the same mapping again: the same rooms, each at the
+            # offset it was or later; looked at only through the news, whatever their number).
+            for room in [room for room in self._through if room not in positions]:
+                del self._through[room]
+            # New rooms, and rooms asked again from before what was read, are read in full.
+            fresh = {
+                room: at
+                for room, at in positions.items()
+                if room not in self._through or at < self._through[room]
+            }
+            self._followed = positions
         if fresh:
             entries = await self._read_rooms(fresh, count)
             self._note_read(fresh, entries, count)
@@ -213,14 +327,31 @@ class RedisRoomLog:
             result: Any = await self._reader.xread(
                 {self._news: self._news_cursor}, count=10_000, block=block_ms
             )
-        behind: dict[str, int] = {}
+        moved: list[tuple[str, bytes]] = []
         for _key, items in result or ():
             for ident, fields in items:
                 self._news_cursor = ident.decode()
-                room = fields[b"r"].decode()
-                at = positions.get(room)
-                if at is not None and int(fields[b"o"]) > at:
-                    behind[room] = at
+                room_bytes = fields.get(b"r")
+                if room_bytes is not None:  # one append's news: {r: room, o: offset}
+                    moved.append((room_bytes.decode(), fields[b"o"]))
+                else:  # a batch of sends: {r:<room>: offset, ...}
+                    moved += [(name[2:].decode(), offset) for name, offset in fields.items()]
+        if self._sent_rooms:
+            if moved and all(room in self._sent_rooms for room, _ in moved):
+                # Only news of this process's own sends, read as soon as they were stored:
+                # their senders deliver them to this process's sinks a moment later (the
+                # positions are read live), which spares reading the rooms again. (News of
+                # other rooms too are not kept waiting.)
+                for _ in range(SENDERS_TURNS):
+                    await asyncio.sleep(0)
+            self._sent_rooms.clear()
+        behind: dict[str, int] = {}
+        for room, offset in moved:
+            if room in behind:
+                continue
+            at = positions.get(room)
+            if at is not None and int(offset) > at:
+                behind[room] = at
         if not behind:
             return []
         entries = await self._read_rooms(behind, count)
@@ -241,6 +372,7 @@ class RedisRoomLog:
         for room, n in per_room.items():
             if n >= count:
                 del self._through[room]
+                self._followed = None  # read in full again next time
 
     async def _read_rooms(self, positions: Mapping[str, int], count: int) -> list[RoomEntry]:
         rooms = {self._stream(room): room for room in positions}

@@ -52,3 +52,34 @@ async def test_a_retried_batch_changes_nothing(database: Database) -> None:
         [convo] = list(await conn.execute(select(crm_convos)))
         count = len(list(await conn.execute(select(crm_messages.c.id))))
     assert (convo.unread, count) == (2, 2)
+
+
+async def test_the_writer_remembers_open_conversations_until_one_is_closed(
+    database: Database,
+) -> None:
+    """Batches reuse the conversation an earlier batch found (checked to be still open); a
+    chat whose conversation an agent closed meanwhile goes to a new open one."""
+    ayse = Customer("cu_a", "Ayşe", "tr")
+    known: dict[str, int] = {}
+    await write_batch(database, [record(ayse, 1)], known)
+    first = known["cu_a"]
+    await write_batch(database, [record(ayse, 2)], known)
+    assert known == {"cu_a": first}
+    async with database.begin() as conn:
+        await conn.execute(
+            crm_convos.update()
+            .where(crm_convos.c.id == first)
+            .values(status="closed", open_key=None)
+        )
+    await write_batch(database, [record(ayse, 3)], known)
+    second = known["cu_a"]
+    assert second != first
+    async with database.connect() as conn:
+        where = {
+            r.body: r.convo_id
+            for r in await conn.execute(select(crm_messages.c.body, crm_messages.c.convo_id))
+        }
+        convos = {r.id: r for r in await conn.execute(select(crm_convos))}
+    assert where == {"text 1": first, "text 2": first, "text 3": second}
+    assert (convos[first].unread, convos[second].unread) == (2, 1)
+    assert convos[second].status == "open" and convos[second].contact_id == convos[first].contact_id

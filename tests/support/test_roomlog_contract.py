@@ -4,7 +4,7 @@ replays or ``recovered: False``, and reads across rooms that wait for news."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 
 import pytest
 
@@ -243,6 +243,36 @@ async def test_read_many_waits_for_the_next_append(log: RoomLog) -> None:
     await log.append("quiet", payload(1))
     # Had the read not been woken, it would have returned nothing when its block ran out.
     assert await reading == [RoomEntry("quiet", 1, payload(1), epoch)]
+
+
+class LivePositions(Mapping[str, int]):
+    """Positions that move while a read waits, as the hub's do when it delivers meanwhile."""
+
+    def __init__(self, at: dict[str, int]) -> None:
+        self.at = at
+
+    def __getitem__(self, room: str) -> int:
+        return self.at[room]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.at)
+
+    def __len__(self) -> int:
+        return len(self.at)
+
+
+async def test_read_many_reads_the_positions_after_its_wait(log: RoomLog) -> None:
+    """An entry its followers got otherwise while the read waited (this process's own send,
+    delivered by its sender) is not read again; one past the moved position is."""
+    epoch, _ = await log.epoch("live")
+    positions = LivePositions({"live": 0})
+    reading = asyncio.create_task(log.read_many(positions, block=0.3))
+    await asyncio.sleep(0.05)
+    positions.at["live"] = 1
+    assert await log.append("live", payload(1)) == (epoch, 1)
+    assert await reading == []
+    await log.append("live", payload(2))
+    assert await log.read_many(positions, block=0.9) == [RoomEntry("live", 2, payload(2), epoch)]
 
 
 async def test_read_many_sees_offsets_of_a_new_epoch_with_their_epoch(log: RoomLog) -> None:

@@ -48,3 +48,41 @@ async def test_the_marker_expires(backends: Backends) -> None:
         )
     finally:
         await log.close()
+
+
+async def test_sends_of_one_turn_keep_each_rooms_order_and_dedupe(backends: Backends) -> None:
+    """Many senders at once (on one Redis server: one script call for the turn's sends) across
+    rooms: each room's offsets dense, each sender told the place its own message is at, a
+    client id given twice stored once, a dropped room starting a new epoch, and the news
+    telling a reader of every room."""
+    log = create_room_log(backends)
+    try:
+        old_epoch, _ = await log.append("gone", b'{"n":0}')
+        await log.drop("gone")
+        sends = [
+            log.append_once(room, b'{"n":%d}' % n, marker=f"cid:s:{room}:{n}", marker_ttl=60)
+            for n in range(1, 6)
+            for room in ("t1", "t2", "gone")
+        ]
+        sends.append(log.append_once("t1", b'{"n":1}', marker="cid:s:t1:1", marker_ttl=60))
+        results = await asyncio.gather(*sends)
+        # "t1"'s first client id twice: one of the two stored, both told the same place.
+        first, again = results[0], results.pop()
+        assert first[:2] == again[:2] and {first[2], again[2]} == {True, False}
+        results[0] = (*first[:2], False)
+        assert not any(duplicate for _, _, duplicate in results)
+        for index, room in enumerate(("t1", "t2", "gone")):
+            mine = results[index::3]
+            assert sorted(offset for _, offset, _ in mine) == [1, 2, 3, 4, 5]
+            epoch, last = await log.epoch(room)
+            assert last == 5 and {e for e, _, _ in mine} == {epoch}
+            replay = await log.since(room, epoch, 0)
+            stored = {e.offset: e.payload for e in replay.entries}
+            assert {offset: b'{"n":%d}' % n for n, (_, offset, _) in enumerate(mine, 1)} == stored
+        assert (await log.epoch("gone"))[0] != old_epoch
+        read = await log.read_many({"t1": 3, "t2": 0, "gone": 4}, block=None)
+        assert sorted((e.room, e.offset) for e in read) == sorted(
+            [("t1", 4), ("t1", 5), *(("t2", n) for n in range(1, 6)), ("gone", 5)]
+        )
+    finally:
+        await log.close()

@@ -1,0 +1,66 @@
+-- Clients' messages into support rooms in one call (the sends of one event-loop turn of one
+-- process): each at most once per client id (when the marker of (sender, client id) exists,
+-- the message was stored before and its place is returned), otherwise appended with the next
+-- offset of its room's current epoch (a new epoch when the room's log was lost, as in
+-- support_room_append.lua) and the marker set to its place. Messages are taken in the order
+-- given, so two sends to one room get offsets in that order, and a client id given twice is
+-- stored once. One news entry tells every room that moved: a field `r:<room>` per room, its
+-- value the room's newest offset.
+-- One server: any number of messages and the news stream. A cluster: one message a call (its
+-- keys share the room's hash tag) without the news stream, which the caller adds to after.
+-- KEYS: per message i (from 0): 3i+1 stream, 3i+2 head hash {epoch, offset}, 3i+3 the client
+--       id's marker; then (one server only) the news stream of all rooms
+-- ARGV: 1 approximate maximum length, 2 retention (ms), 3 the news stream's approximate
+--       maximum length, 4 a fresh random epoch (used only by rooms whose log starts anew; an
+--       epoch names one room's log, so rooms may share the name);
+--       then per message i (from 0): 5+3i payload, 6+3i the room's name, 7+3i the marker's
+--       lifetime (ms)
+-- Returns {epoch, offset, 1 when a duplicate else 0} per message, flat.
+local count = math.floor(#KEYS / 3)
+local news = KEYS[3 * count + 1]
+local out = {}
+local moved, rooms = {}, {}
+for i = 0, count - 1 do
+  local stream, head, marker = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
+  local seen = redis.call('GET', marker)
+  if seen then
+    local cut = string.find(seen, ':', 1, true)
+    out[#out + 1] = string.sub(seen, 1, cut - 1)
+    out[#out + 1] = tonumber(string.sub(seen, cut + 1))
+    out[#out + 1] = 1
+  else
+    local found = redis.call('HMGET', head, 'epoch', 'offset')
+    local epoch = found[1]
+    local last = tonumber(found[2] or '0')
+    -- No head (dropped, expired, Redis lost its data), or a head whose stream is gone: the
+    -- past is lost, so offsets start again under a new epoch.
+    if not epoch or (last > 0 and redis.call('EXISTS', stream) == 0) then
+      epoch = ARGV[4]
+      redis.call('DEL', stream)
+      redis.call('HSET', head, 'epoch', epoch, 'offset', 0)
+    end
+    local offset = redis.call('HINCRBY', head, 'offset', 1)
+    redis.call('XADD', stream, 'MAXLEN', '~', ARGV[1], string.format('%d-0', offset),
+      'p', ARGV[5 + 3 * i], 'e', epoch)
+    redis.call('PEXPIRE', stream, ARGV[2])
+    redis.call('PEXPIRE', head, ARGV[2])
+    local room = ARGV[6 + 3 * i]
+    if not moved[room] then
+      rooms[#rooms + 1] = room
+    end
+    moved[room] = offset
+    redis.call('SET', marker, epoch .. ':' .. offset, 'PX', ARGV[7 + 3 * i])
+    out[#out + 1] = epoch
+    out[#out + 1] = offset
+    out[#out + 1] = 0
+  end
+end
+if news and #rooms > 0 then
+  local fields = {}
+  for _, room in ipairs(rooms) do
+    fields[#fields + 1] = 'r:' .. room
+    fields[#fields + 1] = moved[room]
+  end
+  redis.call('XADD', news, 'MAXLEN', '~', ARGV[3], '*', unpack(fields))
+end
+return out
