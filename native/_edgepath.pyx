@@ -505,15 +505,17 @@ cdef class FastFront:
             request_id = incoming
         else:
             request_id = self._next_id()
-        token = PyContextVar_Set(self.request_id_var, request_id)
-        try:
-            reply = route.handler(self.request_type(scope.query_string, headers))
-        except Exception:
-            reply = None  # the Python path calls it again and answers the failure
-        finally:
-            PyContextVar_Reset(self.request_id_var, token)
+        reply = self._held(route.held, scope, headers)
         if reply is None:
-            return decision
+            token = PyContextVar_Set(self.request_id_var, request_id)
+            try:
+                reply = route.handler(self.request_type(scope.query_string, headers))
+            except Exception:
+                reply = None  # the Python path calls it again and answers the failure
+            finally:
+                PyContextVar_Reset(self.request_id_var, token)
+            if reply is None:
+                return decision
         status = reply.status
         extra = [("x-request-id", request_id)]
         origin = headers.get("origin")
@@ -528,6 +530,24 @@ cdef class FastFront:
         finally:
             self._leave(path, route.template, status, ip, request_id, started)
         return _ANSWERED
+
+    cdef object _held(self, dict held, scope, headers):
+        """The reply held for the request's query (``service.fast_routes.HeldReply``), its
+        counts added, or ``None`` to ask the handler."""
+        if not held or "if-none-match" in headers:
+            return None
+        cdef PyObject* found = PyDict_GetItem(held, scope.query_string)
+        if found == NULL:
+            return None
+        entry = <object>found
+        if entry.source.get(entry.key) is not entry.value:
+            return None
+        counts = <list>entry.counts
+        cdef Py_ssize_t i = 0
+        for increment in <tuple>entry.increments:
+            counts[i] = counts[i] + increment
+            i += 1
+        return entry.reply
 
     cdef int _leave(self, str path, str template, long status, str ip, str request_id,
                     double started) except -1:

@@ -36,6 +36,8 @@ from service.queue.config import QueueConfig
 from service.queue.metrics import ENQUEUED
 
 T = queue_jobs
+#: The longest an idle embedded worker sleeps without a wake-up (see ``claim``).
+IDLE_WAIT_SECONDS = 2.0
 _CLAIM_COLUMNS = (
     T.c.id,
     T.c.job_key,
@@ -59,6 +61,8 @@ class SqlOutbox(JobQueue):
         self._config = config
         self._wakeup = asyncio.Event()
         self._rotation = 0
+        #: When the earliest job of the last queues looked at falls due (embedded only).
+        self._next_due: float | None = None
         # Outcomes reported in the same event-loop turn share one transaction (one commit).
         self._finishes: TurnBatcher[tuple[Job, dict[str, Any]], bool] = TurnBatcher(
             self._finish_many
@@ -146,10 +150,20 @@ class SqlOutbox(JobQueue):
     async def claim(
         self, queues: Sequence[str], limit: int, *, worker_id: str, wait: float = 0.0
     ) -> list[Job]:
+        # Cleared before looking, so an enqueue committed meanwhile still wakes the wait below.
+        self._wakeup.clear()
         jobs = await self._claim_once(queues, limit, worker_id)
         if jobs or wait <= 0:
             return jobs
-        self._wakeup.clear()
+        if self._db.dialect == "sqlite":
+            # An embedded database belongs to one process, whose own enqueues wake this
+            # worker: an idle worker sleeps until its next job falls due (a retry's backoff),
+            # at most IDLE_WAIT_SECONDS (for a row another process, the CLI, wrote), instead
+            # of polling the database several times a second beside the API it shares a
+            # thread with.
+            due = self._next_due
+            until_due = IDLE_WAIT_SECONDS if due is None else due - self._clock.now()
+            wait = max(wait, min(until_due, IDLE_WAIT_SECONDS))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), wait)
         return await self._claim_once(queues, limit, worker_id)
@@ -157,8 +171,10 @@ class SqlOutbox(JobQueue):
     async def _claim_once(self, queues: Sequence[str], limit: int, worker_id: str) -> list[Job]:
         if limit <= 0 or not queues:
             return []
-        if self._db.dialect == "sqlite" and not await self._any_ready(queues):
-            return []
+        if self._db.dialect == "sqlite":
+            self._next_due = await self._earliest(queues)
+            if self._next_due is None or self._next_due > self._clock.now():
+                return []
         # Start with a different queue each time so one busy queue cannot starve the others.
         self._rotation = (self._rotation + 1) % len(queues)
         ordered = [*queues[self._rotation :], *queues[: self._rotation]]
@@ -170,16 +186,16 @@ class SqlOutbox(JobQueue):
             jobs.extend(await self._claim_queue(queue, remaining, worker_id))
         return jobs
 
-    async def _any_ready(self, queues: Sequence[str]) -> bool:
-        """Whether any of ``queues`` holds a job due now: one indexed read for an idle
-        worker's poll instead of one per queue (each read costs the embedded API process's
-        one thread milliseconds of SQLAlchemy and aiosqlite work)."""
-        now = self._clock.now()
+    async def _earliest(self, queues: Sequence[str]) -> float | None:
+        """When the earliest job of ``queues`` is (or was) due, or ``None`` without jobs: one
+        indexed read for an idle worker's poll instead of one per queue (each read costs the
+        embedded API process's one thread SQLAlchemy and aiosqlite work)."""
         async with self._db.connect() as conn:
             found = await conn.execute(
-                select(T.c.id).where(T.c.queue.in_(queues), T.c.available_at <= now).limit(1)
+                select(func.min(T.c.available_at)).where(T.c.queue.in_(queues))
             )
-            return found.first() is not None
+            earliest = found.scalar()
+            return None if earliest is None else float(earliest)
 
     async def _claim_queue(self, queue: str, limit: int, worker_id: str) -> list[Job]:
         now = self._clock.now()
@@ -280,40 +296,42 @@ class SqlOutbox(JobQueue):
 
     # --- observing and administering ------------------------------------------------------
     async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        """Three grouped reads for all ``queues`` (the stats are read every few seconds, in
+        the API process when embedded)."""
         now = self._clock.now()
-        out: list[QueueStats] = []
+        mine = T.c.queue.in_(queues)
         async with self._db.connect() as conn:
-            for queue in queues:
-                ready, oldest = (
-                    await conn.execute(
-                        select(func.count(), func.min(T.c.available_at)).where(
-                            T.c.queue == queue, T.c.available_at <= now
-                        )
-                    )
-                ).one()
-                later_rows = await conn.execute(
-                    select(T.c.status, func.count())
-                    .where(T.c.queue == queue, T.c.available_at > now, T.c.available_at < NEVER)
-                    .group_by(T.c.status)
+            ready_rows = await conn.execute(
+                select(T.c.queue, func.count(), func.min(T.c.available_at))
+                .where(mine, T.c.available_at <= now)
+                .group_by(T.c.queue)
+            )
+            ready = {str(q): (int(n), oldest) for q, n, oldest in ready_rows.all()}
+            later_rows = await conn.execute(
+                select(T.c.queue, T.c.status, func.count())
+                .where(mine, T.c.available_at > now, T.c.available_at < NEVER)
+                .group_by(T.c.queue, T.c.status)
+            )
+            later = {(str(q), str(status)): int(n) for q, status, n in later_rows.all()}
+            dead_rows = await conn.execute(
+                select(T.c.queue, func.count())
+                .where(mine, T.c.status == str(JobStatus.DEAD))
+                .group_by(T.c.queue)
+            )
+            dead = {str(q): int(n) for q, n in dead_rows.all()}
+        out: list[QueueStats] = []
+        for queue in queues:
+            count, oldest = ready.get(queue, (0, None))
+            out.append(
+                QueueStats(
+                    queue=queue,
+                    ready=count,
+                    delayed=later.get((queue, str(JobStatus.QUEUED)), 0),
+                    running=later.get((queue, str(JobStatus.RUNNING)), 0),
+                    dead=dead.get(queue, 0),
+                    oldest_ready_age=max(0.0, now - oldest) if oldest is not None else 0.0,
                 )
-                later = {str(status): int(count) for status, count in later_rows.all()}
-                dead = (
-                    await conn.execute(
-                        select(func.count()).where(
-                            T.c.status == str(JobStatus.DEAD), T.c.queue == queue
-                        )
-                    )
-                ).scalar_one()
-                out.append(
-                    QueueStats(
-                        queue=queue,
-                        ready=int(ready),
-                        delayed=int(later.get(str(JobStatus.QUEUED), 0)),
-                        running=int(later.get(str(JobStatus.RUNNING), 0)),
-                        dead=int(dead),
-                        oldest_ready_age=max(0.0, now - oldest) if oldest is not None else 0.0,
-                    )
-                )
+            )
         return out
 
     async def dead_letters(

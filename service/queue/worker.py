@@ -123,6 +123,7 @@ class Worker:
     async def stop(self) -> None:
         self._stopping.set()
         self._slot_free.set()
+        self.queue.wake()  # a claim waiting for work returns now (an idle one may sleep long)
         if self._loop_task is not None:
             # asyncio.wait, not a suppressed await: a cancellation of stop() itself must
             # propagate instead of being swallowed as if it were the loop task's.

@@ -185,6 +185,11 @@ class SpeculationCache:
 
     # ---------------------------------------------------------------- reads
 
+    @property
+    def answers(self) -> dict[tuple[str, str], Answer]:
+        """The answers held, by ``(seg, mode)`` (read only: ``cached`` reads one)."""
+        return self._answers
+
     def cached(self, seg: str, mode: str) -> Answer | None:
         return self._answers.get((seg, mode))
 

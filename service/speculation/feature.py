@@ -17,7 +17,8 @@ async def setup(runtime: Runtime) -> None:
     runtime.provide(SpeculationCache, cache)
     runtime.add_component(cache)
     # Pages may ask for the rules on every view: held answers skip the router.
-    runtime.fast_routes[RULES_PATH] = FastRoute(RULES_PATH, FastRules(cache))
+    rules = FastRules(cache)
+    runtime.fast_routes[RULES_PATH] = FastRoute(RULES_PATH, rules, rules.held)
     runtime.provide(
         FlowsFacility,
         FlowsFacility(runtime.settings, runtime.db, runtime.backends, runtime.clock, cache),

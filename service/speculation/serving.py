@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.flows.segments import validate_segment
-from service.fast_routes import FastReply, FastRequest
+from service.fast_routes import FastReply, FastRequest, HeldReply
 from service.responses import etag_matches
 from service.speculation.cache import Answer, SpeculationCache
 from service.speculation.metrics import RULES
@@ -48,6 +48,8 @@ class FastRules:
 
     def __init__(self, cache: SpeculationCache) -> None:
         settings = cache.settings
+        #: The route's held replies (``FastRoute.held``): this handler's 200 answers by query.
+        self.held: dict[str, HeldReply] = {}
         self.cache = cache
         self.mode = settings.speculation_mode
         self.segments = {seg: seg for seg in settings.speculation_segments}
@@ -76,6 +78,17 @@ class FastRules:
         counts[0] += 1
         counts[2] += answer.prerender
         counts[3] += answer.prefetch
+        if query not in self.held or self.held[query].value is not answer:
+            if len(self.held) >= len(self.segments):
+                self.held.clear()  # answers of a refresh replace the old ones
+            self.held[query] = HeldReply(
+                self.cache.answers,
+                (seg, self.mode),
+                answer,
+                held[1],
+                counts,
+                (1, 0, answer.prerender, answer.prefetch),
+            )
         return held[1]
 
     def _prebuild(self, answer: Answer) -> tuple[Answer, FastReply, FastReply, list[int]]:

@@ -7,6 +7,7 @@ answer in memory, a handler that raises, a GET with a body) included."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import re
@@ -27,6 +28,7 @@ from service.db.migrate import migrate
 from service.metrics import HTTP
 from service.rsgi import KervanRsgi
 from service.settings import Settings
+from service.speculation.metrics import RULES as SERVED
 from service.speculation.serving import FastRules
 from tests.rsgi.test_rsgi_bridge import embedded
 
@@ -146,11 +148,13 @@ async def test_the_front_answers_logs_and_counts_as_the_python_path(
         )
         log_path = tmp_path / f"access-{compiled}.log"
         before = _requests_of(RULES_PATH)
+        rules_before = list(SERVED.of("en-d"))
         async with served(settings, compiled, log_path) as (client, _):
             seen = await _session(client)
         after = _requests_of(RULES_PATH)
         counted = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
-        results[compiled] = (seen, counted, _lines(log_path))
+        rules = [a - b for a, b in zip(SERVED.of("en-d"), rules_before, strict=True)]
+        results[compiled] = (seen, (counted, rules), _lines(log_path))
 
     (py_seen, py_counted, py_lines), (c_seen, c_counted, c_lines) = results[False], results[True]
     for (name, python), (_, front) in zip(py_seen, c_seen, strict=True):
@@ -159,7 +163,8 @@ async def test_the_front_answers_logs_and_counts_as_the_python_path(
     assert {200, 304, 429} <= set(statuses)
     assert statuses[seen_index(c_seen, "unknown-segment")] in (400, 422)
     assert c_counted == py_counted
-    assert c_counted[("GET", RULES_PATH, 200)] >= 5
+    assert c_counted[0][("GET", RULES_PATH, 200)] >= 5
+    assert c_counted[1][0] >= 5 and c_counted[1][1] == 1  # 200s and 304s of the rules
 
     def stable(line: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in line.items() if k not in ("ts", "duration_ms", "request_id")}
@@ -200,3 +205,42 @@ async def test_shedding_and_a_failing_handler_are_answered_by_the_python_path(
     assert failed.headers["x-content-type-options"] == "nosniff"
     # Once by the front, once more by the Python path that answers the failure.
     assert calls == ["seg=en-d", "seg=en-d"]
+
+
+async def test_a_held_reply_is_served_without_its_handler_while_its_answer_is_current(
+    make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with served(make_settings(), True, tmp_path / "access.log") as (client, rsgi):
+        first = await client.get(RULES)  # the general route computes the answer
+        held = await client.get(RULES)  # the handler answers, and holds its reply
+        assert first.status_code == held.status_code == 200
+        route = rsgi.edge.fast_routes[RULES_PATH] if rsgi.edge is not None else None
+        assert route is not None and list(route.held) == ["seg=en-d"]
+
+        calls: list[str] = []
+        handler = FastRules.__call__
+
+        def counted(self: FastRules, request: Any) -> Any:
+            calls.append(request.query)
+            return handler(self, request)
+
+        monkeypatch.setattr(FastRules, "__call__", counted)
+        before = list(SERVED.of("en-d"))
+        answers = [await client.get(RULES) for _ in range(3)]
+        assert calls == []
+        assert {a.content for a in answers} == {held.content}
+        entry = route.held["seg=en-d"]
+        assert SERVED.of("en-d")[0] == before[0] + 3
+        assert SERVED.of("en-d")[2:] == [
+            b + 3 * inc for b, inc in zip(before[2:], entry.increments[2:], strict=True)
+        ]
+        # If-None-Match: the handler decides (here: not modified).
+        etag = held.headers["etag"]
+        assert (await client.get(RULES, headers={"If-None-Match": etag})).status_code == 304
+        assert calls == ["seg=en-d"]
+        # A new answer for the segment: the held reply is stale, the handler answers.
+        key = ("en-d", entry.key[1])  # type: ignore[index]
+        entry.source[key] = dataclasses.replace(entry.source[key], body=b'{"prerender":[]}')
+        fresh = await client.get(RULES)
+        assert calls == ["seg=en-d", "seg=en-d"]
+        assert fresh.content == b'{"prerender":[]}'
