@@ -35,6 +35,23 @@ class AccessLines:
     def add(self, line: bytes) -> int: ...
     def take(self) -> bytes: ...
 
+class HeldReply:
+    source: dict[Any, Any]
+    key: object
+    value: object
+    reply: Any
+    counts: list[int]
+    increments: tuple[int, ...]
+    def __init__(
+        self,
+        source: dict[Any, Any],
+        key: object,
+        value: object,
+        reply: Any,
+        counts: list[int],
+        increments: tuple[int, ...],
+    ) -> None: ...
+
 class FastFront:
     slow: Any
     def __init__(

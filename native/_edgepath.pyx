@@ -17,7 +17,7 @@ to its writer thread. ``observe`` counts one answered request into ``HttpStats``
 ``native.edgepath`` is the public, validating entry point.
 """
 
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.contextvars cimport PyContextVar_Reset, PyContextVar_Set
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
 from cpython.list cimport PyList_New, PyList_SET_ITEM
@@ -26,6 +26,7 @@ from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport uint64_t
 from libc.stdio cimport snprintf
+from libc.math cimport fabs, nearbyint
 from libc.string cimport memcpy
 from posix.time cimport CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec
 
@@ -39,6 +40,7 @@ cdef extern from "Python.h":
                                 int* ptype) except NULL
     double PyOS_string_to_double(const char* s, char** endptr, object overflow_exception) except? -1.0
     void PyMem_Free(void* p)
+    void* PyMem_Realloc(void* p, size_t n)
     int Py_DTSF_ADD_DOT_0
 
 cdef extern from "time.h" nogil:
@@ -105,28 +107,54 @@ cdef str _timestamp(long long ms):
 
 
 # --- the access log line -------------------------------------------------------------------
-cdef inline int _put(bytearray buf, const char* data, Py_ssize_t n) except -1:
-    cdef Py_ssize_t size = PyByteArray_GET_SIZE(buf)
-    PyByteArray_Resize(buf, size + n)
-    memcpy(PyByteArray_AS_STRING(buf) + size, data, n)
+cdef struct Buffer:
+    char* data
+    Py_ssize_t size
+    Py_ssize_t capacity
+
+
+cdef int _grow(Buffer* buf, Py_ssize_t need) except -1:
+    cdef Py_ssize_t capacity = buf.capacity * 2 if buf.capacity else 65536
+    while capacity < need:
+        capacity *= 2
+    cdef char* data = <char*>PyMem_Realloc(buf.data, capacity)
+    if data == NULL:
+        raise MemoryError()
+    buf.data = data
+    buf.capacity = capacity
+    return 0
+
+
+cdef inline int _put(Buffer* buf, const char* data, Py_ssize_t n) except -1:
+    if buf.size + n > buf.capacity:
+        _grow(buf, buf.size + n)
+    memcpy(buf.data + buf.size, data, n)
+    buf.size += n
     return 0
 
 
 cdef const char* _HEX = "0123456789abcdef"
 
 
-cdef int _put_json_str(bytearray buf, str text) except -1:
+cdef int _put_json_str(Buffer* buf, str text) except -1:
     """``text`` as a JSON string, escaped as orjson escapes it."""
+    _put(buf, b'"', 1)
+    _put_json_inner(buf, text)
+    _put(buf, b'"', 1)
+    return 0
+
+
+cdef int _put_json_inner(Buffer* buf, str text) except -1:
+    """``text`` escaped as inside a JSON string (orjson's escapes; non-ASCII text as UTF-8)."""
     cdef Py_ssize_t n, i, start
     cdef const char* data
     cdef unsigned char c
     cdef char[6] escape
     if not PyUnicode_IS_ASCII(text):
         encoded = orjson.dumps(text)
-        _put(buf, encoded, len(encoded))
+        _put(buf, <const char*>encoded + 1, len(encoded) - 2)
         return 0
     data = PyUnicode_AsUTF8AndSize(text, &n)
-    _put(buf, b'"', 1)
     start = 0
     for i in range(n):
         c = <unsigned char>data[i]
@@ -159,11 +187,10 @@ cdef int _put_json_str(bytearray buf, str text) except -1:
             _put(buf, escape, 6)
     if n > start:
         _put(buf, data + start, n - start)
-    _put(buf, b'"', 1)
     return 0
 
 
-cdef int _put_ascii(bytearray buf, str text) except -1:
+cdef int _put_ascii(Buffer* buf, str text) except -1:
     """``text`` known to need no escaping (digits, fixed names)."""
     cdef Py_ssize_t n
     cdef const char* data = PyUnicode_AsUTF8AndSize(text, &n)
@@ -171,10 +198,33 @@ cdef int _put_ascii(bytearray buf, str text) except -1:
     return 0
 
 
-cdef int _put_milliseconds(bytearray buf, double seconds) except -1:
+cdef int _put_milliseconds(Buffer* buf, double seconds) except -1:
     """``round(seconds * 1000, 3)`` as ``repr`` (and orjson) write it: correctly rounded to
     three decimals (Python's ``round``), then the shortest text that reads back the same."""
-    cdef char* fixed = PyOS_double_to_string(seconds * 1000.0, b'f', 3, 0, NULL)
+    cdef double value = seconds * 1000.0  # what Python's round() is given
+    cdef double thousandths = value * 1000.0
+    cdef double nearest
+    cdef long long units
+    cdef char[48] text
+    cdef int n
+    if 0.0 <= value < 1e9:
+        nearest = nearbyint(thousandths)
+        # Below 1e12 the product is off the exact one by under 2e-4: unless it lies that close
+        # to a tie, its nearest integer is the correctly rounded result.
+        if fabs(thousandths - nearest) < 0.4995:
+            units = <long long>nearest
+            n = snprintf(text, 48, "%lld.%03lld", units // 1000, units % 1000)
+            # A three-decimal value with at most 12 digits reads back as itself: repr drops
+            # the trailing zeros but keeps one digit after the point.
+            while n > 0 and text[n - 1] == 48 and text[n - 2] != 46:
+                n -= 1
+            _put(buf, text, n)
+            return 0
+    return _put_milliseconds_exactly(buf, value)
+
+
+cdef int _put_milliseconds_exactly(Buffer* buf, double value) except -1:
+    cdef char* fixed = PyOS_double_to_string(value, b'f', 3, 0, NULL)
     cdef double rounded
     try:
         rounded = PyOS_string_to_double(fixed, NULL, None)
@@ -199,21 +249,28 @@ cdef class AccessLines:
     dropped (the access log counts them). ``scheduled``: a flush of the buffer is due already.
     """
 
-    cdef bytearray buf
+    cdef Buffer buf
     cdef long long _ms
     cdef str _ts
     cdef public bint direct
     cdef public bint dropping
     cdef public bint scheduled
 
+    def __cinit__(self):
+        self.buf.data = NULL
+        self.buf.size = 0
+        self.buf.capacity = 0
+
+    def __dealloc__(self):
+        PyMem_Free(self.buf.data)
+
     def __init__(self):
-        self.buf = bytearray()
         self._ms = -1
         self._ts = ""
 
     @property
     def size(self) -> int:
-        return PyByteArray_GET_SIZE(self.buf)
+        return self.buf.size
 
     cdef str _now(self):
         cdef long long ms = _epoch_ms()
@@ -233,13 +290,20 @@ cdef class AccessLines:
         str request_id,
     ) except -1:
         """Append one request's line; returns the buffer's size after it."""
-        cdef bytearray buf = self.buf
+        cdef Buffer* buf = &self.buf
         cdef char[24] number
         cdef int n = snprintf(number, 24, "%ld", status)
         _put(buf, b'{"ts":"', 7)
         _put_ascii(buf, self._now())
         _put(buf, b'","level":"info","logger":"kervan.access","msg":', 48)
-        _put_json_str(buf, f"{method} {path} {status}")
+        # "msg": "<method> <path> <status>", written in place
+        _put(buf, b'"', 1)
+        _put_json_inner(buf, method)
+        _put(buf, b' ', 1)
+        _put_json_inner(buf, path)
+        _put(buf, b' ', 1)
+        _put(buf, number, n)
+        _put(buf, b'"', 1)
         _put(buf, b',"request_id":', 14)
         _put_json_str(buf, request_id)
         _put(buf, b',"method":', 10)
@@ -255,17 +319,17 @@ cdef class AccessLines:
         _put(buf, b',"client_ip":', 13)
         _put_json_str(buf, client_ip)
         _put(buf, b'}\n', 2)
-        return PyByteArray_GET_SIZE(buf)
+        return buf.size
 
     def add(self, bytes line) -> int:
         """Append a line made elsewhere (it ends with a newline); returns the size."""
-        _put(self.buf, line, len(line))
-        return PyByteArray_GET_SIZE(self.buf)
+        _put(&self.buf, line, len(line))
+        return self.buf.size
 
     def take(self) -> bytes:
         """Everything buffered, which is then empty."""
-        chunk = bytes(self.buf)
-        PyByteArray_Resize(self.buf, 0)
+        chunk = PyBytes_FromStringAndSize(self.buf.data, self.buf.size)
+        self.buf.size = 0
         return chunk
 
 
@@ -328,6 +392,52 @@ cdef str _peer_host(str client):
 cdef object _ANSWERED = object()
 
 
+cdef class HeldReply:
+    """A fast route handler's answer to one query string, held while ``source.get(key) is
+    value`` (the handler's own freshness test): the front sends ``reply`` and adds
+    ``increments`` to ``counts`` item by item, exactly as the handler would, without calling
+    it, unless the request carries ``If-None-Match`` (then the handler decides between 200 and
+    304). The reply's status, body and fields (in RSGI's str form) are read once, here."""
+
+    cdef readonly dict source
+    cdef readonly object key
+    cdef readonly object value
+    cdef readonly object reply
+    cdef readonly list counts
+    cdef readonly tuple increments
+    cdef long status
+    cdef bytes body
+    cdef list fields
+
+    def __init__(self, dict source, key, value, reply, list counts, tuple increments):
+        if len(increments) > len(counts):
+            raise ValueError("more increments than counts")
+        for increment in increments:
+            if type(increment) is not int:
+                raise TypeError("increments must be ints")
+        self.source = source
+        self.key = key
+        self.value = value
+        self.reply = reply
+        self.counts = counts
+        self.increments = increments
+        self.status = reply.status
+        self.body = reply.body
+        self.fields = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in reply.headers]
+
+
+cdef inline void _set(list items, Py_ssize_t at, object item):
+    Py_INCREF(item)
+    PyList_SET_ITEM(items, at, item)
+
+
+cdef inline Py_ssize_t _fill(list items, Py_ssize_t at, list source):
+    for item in source:
+        _set(items, at, item)
+        at += 1
+    return at
+
+
 cdef class FastFront:
     """granian's RSGI target: fast routes here, everything else to ``slow`` (the Python app).
 
@@ -353,6 +463,7 @@ cdef class FastFront:
     cdef object limiter_check
     cdef str policy
     cdef str policy_item
+    cdef str policy_quoted
     cdef bint policy_shown
     cdef frozenset origins
     cdef list cors_simple
@@ -360,6 +471,8 @@ cdef class FastFront:
     cdef list tail
     cdef dict converted
     cdef str id_prefix
+    cdef bytes id_prefix_b
+    cdef const char* id_prefix_c
     cdef uint64_t id_count
     cdef object general
     cdef object resolve_ip
@@ -370,7 +483,11 @@ cdef class FastFront:
         self.general = general
         self.request_id_var = request_id_var
         self.request_type = request_type
+        if not id_prefix.isascii() or len(id_prefix) > 16:
+            raise ValueError("id_prefix must be at most 16 ASCII characters")
         self.id_prefix = id_prefix
+        self.id_prefix_b = id_prefix.encode("ascii")
+        self.id_prefix_c = self.id_prefix_b
         self.id_count = id_start
         self.enabled = False
         self.converted = {}
@@ -413,6 +530,7 @@ cdef class FastFront:
         self.own_cors = own_cors
         self.limiter_check = limiter_check
         self.policy = policy
+        self.policy_quoted = f'"{policy}"'
         self.policy_item = policy_item
         self.policy_shown = policy_shown
         self.origins = origins
@@ -437,10 +555,10 @@ cdef class FastFront:
         return self._next_id()
 
     cdef str _next_id(self):
-        cdef char[17] digits
+        cdef char[40] text
         self.id_count += 1
-        snprintf(digits, 17, "%016llx", <unsigned long long>self.id_count)
-        return self.id_prefix + digits[:16].decode("ascii")
+        cdef int n = snprintf(text, 40, "%s%016llx", self.id_prefix_c, <unsigned long long>self.id_count)
+        return text[:n].decode("ascii")
 
     cdef list _str_list(self, list headers):
         """A prebuilt header list in RSGI's str form, converted once per list object."""
@@ -498,56 +616,90 @@ cdef class FastFront:
             if not decision[1] or decision[5]:
                 return decision
             if self.policy_shown:
-                # ceil to whole seconds, as RateLimit's t (core.ratelimit.decision)
-                extra_limit = f'"{self.policy}";r={decision[2]};t={-(-decision[4] // 1000000)}'
+                extra_limit = self._limit_state(decision[2], decision[4])
         incoming = headers.get("x-request-id")
         if incoming is not None and _valid_request_id(incoming):
             request_id = incoming
         else:
             request_id = self._next_id()
-        reply = self._held(route.held, scope, headers)
+        cdef HeldReply held = self._held(route.held, scope, headers)
+        if held is not None:
+            return self._answer(
+                scope, protocol, path, route, headers, started, ip, request_id, extra_limit,
+                held.status, held.fields, held.body,
+            )
+        token = PyContextVar_Set(self.request_id_var, request_id)
+        try:
+            reply = route.handler(self.request_type(scope.query_string, headers))
+        except Exception:
+            reply = None  # the Python path calls it again and answers the failure
+        finally:
+            PyContextVar_Reset(self.request_id_var, token)
         if reply is None:
-            token = PyContextVar_Set(self.request_id_var, request_id)
-            try:
-                reply = route.handler(self.request_type(scope.query_string, headers))
-            except Exception:
-                reply = None  # the Python path calls it again and answers the failure
-            finally:
-                PyContextVar_Reset(self.request_id_var, token)
-            if reply is None:
-                return decision
-        status = reply.status
-        extra = [("x-request-id", request_id)]
+            return decision
+        return self._answer(
+            scope, protocol, path, route, headers, started, ip, request_id, extra_limit,
+            reply.status, self._str_list(reply.headers), reply.body,
+        )
+
+    cdef object _answer(self, scope, protocol, str path, route, headers, double started,
+                        str ip, str request_id, str extra_limit, long status, list own,
+                        bytes body):
+        cdef list cors = None
         origin = headers.get("origin")
         if origin is not None and not (self.own_cors and path.startswith(self.own_cors)):
-            extra += self._cors(origin)
+            cors = self._cors(origin)
+        cdef Py_ssize_t n = len(own) + 1 + (len(cors) if cors is not None else 0)
+        n += (2 if extra_limit is not None else 0) + len(self.tail)
+        # The answer's fields in the Python path's order: the reply's, the request id, CORS,
+        # the rate limit's, the edge's fixed ones.
+        cdef list answer = PyList_New(n)
+        cdef Py_ssize_t at = 0
+        at = _fill(answer, at, own)
+        _set(answer, at, ("x-request-id", request_id))
+        at += 1
+        if cors is not None:
+            at = _fill(answer, at, cors)
         if extra_limit is not None:
-            extra.append(("ratelimit-policy", self.policy_item))
-            extra.append(("ratelimit", extra_limit))
+            _set(answer, at, ("ratelimit-policy", self.policy_item))
+            _set(answer, at + 1, ("ratelimit", extra_limit))
+            at += 2
+        _fill(answer, at, self.tail)
         # Synchronous from here to the end: no observer ever sees this request in flight.
         try:
-            protocol.response_bytes(status, [*self._str_list(reply.headers), *extra, *self.tail], reply.body)
+            protocol.response_bytes(status, answer, body)
         finally:
             self._leave(path, route.template, status, ip, request_id, started)
         return _ANSWERED
 
-    cdef object _held(self, dict held, scope, headers):
-        """The reply held for the request's query (``service.fast_routes.HeldReply``), its
-        counts added, or ``None`` to ask the handler."""
+    cdef str _limit_state(self, remaining, reset_after):
+        """RateLimit's value: ``"<policy>";r=<remaining>;t=<whole seconds to a full bucket,
+        rounded up>`` (``service.ratelimit.headers.state_item``)."""
+        cdef long long r = remaining
+        cdef long long micros = reset_after
+        cdef char[64] digits
+        if micros < 0:
+            return f'"{self.policy}";r={r};t={-(-micros // 1000000)}'
+        cdef int n = snprintf(digits, 64, ";r=%lld;t=%lld", r, (micros + 999999) // 1000000)
+        return self.policy_quoted + digits[:n].decode("ascii")
+
+    cdef HeldReply _held(self, dict held, scope, headers):
+        """The reply held for the request's query (``HeldReply``), its counts added, or
+        ``None`` to ask the handler."""
         if not held or "if-none-match" in headers:
             return None
         cdef PyObject* found = PyDict_GetItem(held, scope.query_string)
-        if found == NULL:
+        if found == NULL or type(<object>found) is not HeldReply:
             return None
-        entry = <object>found
+        cdef HeldReply entry = <HeldReply>found
         if entry.source.get(entry.key) is not entry.value:
             return None
-        counts = <list>entry.counts
+        cdef list counts = entry.counts
         cdef Py_ssize_t i = 0
-        for increment in <tuple>entry.increments:
+        for increment in entry.increments:
             counts[i] = counts[i] + increment
             i += 1
-        return entry.reply
+        return entry
 
     cdef int _leave(self, str path, str template, long status, str ip, str request_id,
                     double started) except -1:

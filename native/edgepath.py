@@ -21,6 +21,7 @@ from native import _edgepath
 
 AccessLines = _edgepath.AccessLines
 FastFront = _edgepath.FastFront
+HeldReply = _edgepath.HeldReply
 observe = _edgepath.observe
 timestamp = _edgepath.timestamp
 monotonic = _edgepath.monotonic
@@ -58,6 +59,7 @@ __all__ = [
     "HTTP_LATENCY_BUCKETS",
     "AccessLines",
     "FastFront",
+    "HeldReply",
     "fast_front",
     "monotonic",
     "observe",

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
+
+from native.edgepath import HeldReply
 
 Header = tuple[bytes, bytes]
 
@@ -62,25 +64,11 @@ FastHandler = Callable[[FastRequest], FastReply | None]
 
 
 @dataclass(frozen=True, slots=True)
-class HeldReply:
-    """The handler's answer to one query string, held while ``source.get(key) is value`` (the
-    handler's own freshness test): the compiled RSGI front (``native/_edgepath.pyx``) sends
-    ``reply`` and adds ``increments`` to ``counts`` item by item, exactly as the handler would,
-    without calling it, unless the request carries ``If-None-Match`` (then the handler
-    decides between 200 and 304)."""
-
-    source: dict[Any, Any]
-    key: object
-    value: object
-    reply: FastReply
-    counts: list[int]
-    increments: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class FastRoute:
     #: The route template, as the general route labels the request's metrics.
     template: str
     handler: FastHandler
-    #: Query string -> the reply held for it (the handler fills it; may stay empty).
+    #: Query string -> the reply held for it (``native.edgepath.HeldReply``: the handler's
+    #: answer, valid while its source still holds the same value), which the compiled RSGI
+    #: front sends without calling the handler; the handler fills it, or leaves it empty.
     held: dict[str, HeldReply] = field(default_factory=dict)

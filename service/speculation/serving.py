@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.flows.segments import validate_segment
-from service.fast_routes import FastReply, FastRequest, HeldReply
+from native.edgepath import HeldReply
+from service.fast_routes import FastReply, FastRequest
 from service.responses import etag_matches
 from service.speculation.cache import Answer, SpeculationCache
 from service.speculation.metrics import RULES

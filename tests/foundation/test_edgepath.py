@@ -3,15 +3,25 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from native.edgepath import HTTP_LATENCY_BUCKETS, AccessLines, monotonic, observe, timestamp
+from native.edgepath import (
+    HTTP_LATENCY_BUCKETS,
+    AccessLines,
+    HeldReply,
+    monotonic,
+    observe,
+    timestamp,
+)
+from service.fast_routes import FastReply
 from tests.reference import edgepath_ref as ref
 
 texts = st.text(max_size=40) | st.text(
@@ -103,3 +113,39 @@ def test_the_buckets_are_the_oracles() -> None:
 def test_the_clock_is_perf_counters() -> None:
     first, mine, last = time.perf_counter(), monotonic(), time.perf_counter()
     assert first <= mine <= last
+
+
+# Values on and next to a tie of the third decimal of a millisecond, and large ones: where a
+# shortcut to Python's correctly rounded round() would go wrong first.
+ties = st.integers(min_value=0, max_value=10**12).flatmap(
+    lambda u: st.sampled_from(
+        [
+            (u + 0.5) / 1e6,
+            math.nextafter((u + 0.5) / 1e6, 0),
+            math.nextafter((u + 0.5) / 1e6, math.inf),
+            u / 1e6,
+            u / 7e3,
+        ]
+    )
+)
+
+
+@settings(max_examples=3000)
+@given(seconds=ties | st.floats(min_value=0, max_value=1e12, allow_nan=False))
+def test_durations_round_as_python_rounds(seconds: float) -> None:
+    lines = AccessLines()
+    lines.record("GET", "/", "/", 200, seconds, "", "")
+    assert orjson.loads(lines.take())["duration_ms"] == round(seconds * 1000, 3)
+    lines.record("GET", "/", "/", 200, seconds, "", "")
+    line = lines.take()
+    assert line == ref.access_line(_ts_of(line), "GET", "/", "/", 200, seconds, "", "")
+
+
+def test_a_held_reply_checks_its_increments() -> None:
+    reply = FastReply(200, [(b"etag", b'"x"')], b"{}")
+    held = HeldReply({}, "k", "v", reply, [0, 0], (1, 2))
+    assert held.reply is reply and held.increments == (1, 2)
+    with pytest.raises(ValueError, match="more increments"):
+        HeldReply({}, "k", "v", reply, [0], (1, 2))
+    with pytest.raises(TypeError, match="ints"):
+        HeldReply({}, "k", "v", reply, [0, 0], (1, 2.0))  # type: ignore[arg-type]
