@@ -408,6 +408,7 @@ cdef class HeldReply:
     cdef long status
     cdef bytes body
     cdef list fields
+    cdef list raw_fields
 
     def __init__(self, dict source, key, value, reply, list counts, tuple increments):
         if len(increments) > len(counts):
@@ -424,6 +425,7 @@ cdef class HeldReply:
         self.status = reply.status
         self.body = reply.body
         self.fields = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in reply.headers]
+        self.raw_fields = list(reply.headers)
 
 
 cdef inline void _set(list items, Py_ssize_t at, object item):
@@ -450,6 +452,7 @@ cdef class FastFront:
     cdef dict routes
     cdef object request_id_var
     cdef object request_type
+    cdef object http
     cdef dict http_requests
     cdef dict http_latency
     cdef object overload
@@ -476,6 +479,12 @@ cdef class FastFront:
     cdef uint64_t id_count
     cdef object general
     cdef object resolve_ip
+    # The same fields as bytes, for the ASGI front.
+    cdef bytes policy_item_raw
+    cdef list cors_simple_raw
+    cdef dict cors_allowed_raw
+    cdef list tail_raw
+    cdef object proxies
 
     def __init__(self, slow, general, request_id_var, request_type, str id_prefix,
                  uint64_t id_start):
@@ -513,6 +522,7 @@ cdef class FastFront:
         resolve_ip,
     ):
         self.routes = routes
+        self.http = http
         self.http_requests = http.requests
         self.http_latency = http.latency
         self.overload = overload
@@ -538,6 +548,10 @@ cdef class FastFront:
         self.cors_allowed = {}
         self.tail = tail
         self.resolve_ip = resolve_ip
+        self.policy_item_raw = policy_item.encode("latin-1")
+        self.cors_simple_raw = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in cors_simple]
+        self.cors_allowed_raw = {}
+        self.tail_raw = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in tail]
         self.converted = {}
         self.enabled = True
 
@@ -719,3 +733,159 @@ cdef class FastFront:
             if not lines.scheduled or size >= 65536:
                 self.access_log.appended(size)
         return 0
+
+
+cdef bytes _X_REQUEST_ID = b"x-request-id"
+cdef bytes _ORIGIN = b"origin"
+cdef bytes _IF_NONE_MATCH = b"if-none-match"
+cdef bytes _CONTENT_LENGTH = b"content-length"
+cdef bytes _TRANSFER_ENCODING = b"transfer-encoding"
+cdef bytes _PREFLIGHT = b"access-control-request-method"
+
+
+cdef class AsgiFront(FastFront):
+    """The same front for granian's ASGI interface: ``slow`` is the ASGI app, ``general(scope,
+    receive, send, decided)`` carries on a fast route's request the front began (the edge's
+    Python steps with the rate limit's decision taken here)."""
+
+    def __rsgi_init__(self, loop):
+        raise TypeError("an ASGI front")
+
+    def __rsgi_del__(self, loop):
+        raise TypeError("an ASGI front")
+
+    async def __call__(self, scope, receive, send):
+        cdef double started
+        cdef tuple answer
+        if self.enabled and scope["type"] == "http" and scope["method"] == "GET":
+            started = _monotonic()
+            path = scope["path"]
+            route = self.routes.get(path)
+            if route is not None and (self.overload is None or not self.overload.shedding):
+                outcome = self._serve_asgi(scope, path, route, started)
+                if type(outcome) is tuple and len(<tuple>outcome) == 6:
+                    answer = <tuple>outcome
+                    self.http.in_flight += 1
+                    try:
+                        await send({"type": "http.response.start", "status": answer[0],
+                                    "headers": answer[1]})
+                        await send({"type": "http.response.body", "body": answer[2]})
+                    except Exception:
+                        pass  # answered already: the client left (as the edge's Python path)
+                    finally:
+                        self.http.in_flight -= 1
+                        self._leave(path, route.template, answer[0], answer[4], answer[3],
+                                    started)
+                    return
+                if outcome is not _DECLINED:
+                    await self.general(scope, receive, send, outcome)
+                    return
+        await self.slow(scope, receive, send)
+
+    cdef object _serve_asgi(self, dict scope, str path, route, double started):
+        """``(status, fields, body, request id, ip, 0)`` to send, ``_DECLINED`` (nothing
+        done: the app takes the request), or what the edge's Python steps go on with: the
+        rate limit's decision, or ``None``."""
+        incoming = origin = None
+        cdef bint conditional = False
+        for name, value in <list>scope["headers"]:
+            if name == _X_REQUEST_ID:
+                if incoming is None:
+                    incoming = value
+            elif name == _ORIGIN:
+                if origin is None:
+                    origin = value
+            elif name == _IF_NONE_MATCH:
+                conditional = True
+            elif name == _CONTENT_LENGTH or name == _TRANSFER_ENCODING:
+                return _DECLINED  # a body the route leaves unread: the edge ends it cleanly
+        if self.resolve_ip is None:
+            peer = scope.get("client")
+            ip = peer[0] if peer else "0.0.0.0"
+        else:
+            ip = self.resolve_ip(scope)
+        decision = None
+        extra_limit = None
+        if self.limiter_check is not None and not path.startswith(self.exempt):
+            decision = self.limiter_check(self.policy, ip)
+            if not decision[1] or decision[5]:
+                return decision
+            if self.policy_shown:
+                extra_limit = self._limit_state(decision[2], decision[4]).encode("latin-1")
+        cdef str request_id
+        if incoming is not None:
+            request_id = (<bytes>incoming).decode("latin-1")
+            if not _valid_request_id(request_id):
+                request_id = self._next_id()
+        else:
+            request_id = self._next_id()
+        cdef HeldReply held = None
+        cdef PyObject* found
+        cdef dict held_map = route.held
+        if held_map and not conditional:
+            found = PyDict_GetItem(held_map, scope["query_string"].decode("latin-1"))
+            if found != NULL and type(<object>found) is HeldReply:
+                held = <HeldReply>found
+                if held.source.get(held.key) is held.value:
+                    counts = held.counts
+                    i = 0
+                    for increment in held.increments:
+                        counts[i] = counts[i] + increment
+                        i += 1
+                else:
+                    held = None
+        if held is not None:
+            status, own, body = held.status, held.raw_fields, held.body
+        else:
+            token = PyContextVar_Set(self.request_id_var, request_id)
+            try:
+                reply = route.handler(
+                    self.request_type(scope["query_string"].decode("latin-1"),
+                                      _AsgiLookup(scope["headers"]))
+                )
+            except Exception:
+                reply = None  # the Python path calls it again and answers the failure
+            finally:
+                PyContextVar_Reset(self.request_id_var, token)
+            if reply is None:
+                return decision
+            status, own, body = reply.status, reply.headers, reply.body
+        cdef list fields = list(own)
+        fields.append((_X_REQUEST_ID, request_id.encode("latin-1")))
+        if origin is not None and not (self.own_cors and path.startswith(self.own_cors)):
+            fields += self._cors_raw(origin)
+        if extra_limit is not None:
+            fields.append((b"ratelimit-policy", self.policy_item_raw))
+            fields.append((b"ratelimit", extra_limit))
+        fields += self.tail_raw
+        return (status, fields, body, request_id, ip, 0)
+
+    cdef list _cors_raw(self, bytes origin):
+        cdef PyObject* found = PyDict_GetItem(self.cors_allowed_raw, origin)
+        if found != NULL:
+            return <list>found
+        if origin.decode("latin-1") in self.origins:
+            made = [*self.cors_simple_raw, (b"access-control-allow-origin", origin)]
+            if len(self.cors_allowed_raw) < 1024:
+                self.cors_allowed_raw[origin] = made
+            return made
+        return self.cors_simple_raw
+
+
+cdef object _DECLINED = object()
+
+
+cdef class _AsgiLookup:
+    """A fast handler's header lookup over an ASGI header list (``service.fast_routes``)."""
+
+    cdef list raw
+
+    def __init__(self, list raw):
+        self.raw = raw
+
+    def get(self, str key, default=None):
+        cdef bytes name = key.encode("latin-1")
+        for found, value in self.raw:
+            if found == name:
+                return (<bytes>value).decode("latin-1")
+        return default

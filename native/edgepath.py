@@ -21,6 +21,7 @@ from native import _edgepath
 
 AccessLines = _edgepath.AccessLines
 FastFront = _edgepath.FastFront
+AsgiFront = _edgepath.AsgiFront
 HeldReply = _edgepath.HeldReply
 observe = _edgepath.observe
 timestamp = _edgepath.timestamp
@@ -55,11 +56,39 @@ def fast_front(
     )
 
 
+def asgi_front(
+    slow: Any,
+    general: Callable[..., Awaitable[None]],
+    request_id_var: ContextVar[str | None],
+    request_type: Callable[[str, Any], Any],
+) -> AsgiFront:
+    """The compiled front over the ASGI app ``slow`` (``general(scope, receive, send,
+    decided)`` carries on a fast route's request the front began); see ``fast_front``."""
+    if not callable(slow):
+        raise TypeError("slow must be an ASGI application")
+    if not inspect.iscoroutinefunction(general):
+        raise TypeError("general must be a coroutine function")
+    if not isinstance(request_id_var, ContextVar):
+        raise TypeError("request_id_var must be a ContextVar")
+    if not callable(request_type):
+        raise TypeError("request_type must be callable")
+    return _edgepath.AsgiFront(
+        slow,
+        general,
+        request_id_var,
+        request_type,
+        os.urandom(8).hex(),
+        int.from_bytes(os.urandom(4), "big"),
+    )
+
+
 __all__ = [
     "HTTP_LATENCY_BUCKETS",
     "AccessLines",
+    "AsgiFront",
     "FastFront",
     "HeldReply",
+    "asgi_front",
     "fast_front",
     "monotonic",
     "observe",

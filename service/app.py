@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import importlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import ModuleType
 
@@ -13,11 +13,16 @@ from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
 from core.clock import SYSTEM_CLOCK, Clock
+from core.ratelimit import Decision
+from native.edgepath import AsgiFront
+from native.edgepath import asgi_front as make_asgi_front
 from service.access_log import AccessLog
+from service.clientip import resolve_client_ip
 from service.edge import Edge
 from service.errors import EXCEPTION_HANDLERS
+from service.fast_routes import FastRequest
 from service.features import setup_features
-from service.logging import get_logger
+from service.logging import get_logger, request_id_var
 from service.routes import ROUTE_MODULES
 from service.routing import merge_same_path
 from service.runtime import Runtime, build_runtime
@@ -98,3 +103,37 @@ def create_app(
     app.edge = edge
     app.state.settings = settings
     return app
+
+
+def asgi_front(app: KervanApp) -> AsgiFront:
+    """granian's ASGI target over ``app``: the compiled front (``native/_edgepath.pyx``)
+    answers the common case of the edge's fast routes and hands everything else to ``app``
+    (a fast route's request it began, with the rate limit's decision, to the edge's steps)."""
+    edge = app.edge
+
+    async def carry_on(
+        scope: Scope, receive: Receive, send: Send, decided: Decision | None
+    ) -> None:
+        scope["app"] = app
+        if app.middleware_stack is None:
+            app.middleware_stack = app.build_middleware_stack()
+        await edge.carry_on(scope, receive, send, app.middleware_stack, decided)
+
+    front = make_asgi_front(app, carry_on, request_id_var, FastRequest)
+
+    def bound(up: bool) -> None:
+        settings = edge.front_settings() if up else None
+        if settings is None:
+            front.disable()
+            return
+        proxies = edge.trusted_proxies
+        resolve: Callable[[Scope], str] | None = None
+        if proxies:
+
+            def resolve(scope: Scope) -> str:
+                return resolve_client_ip(scope, proxies)
+
+        front.configure(**settings, resolve_ip=resolve)
+
+    edge.on_bind.append(bound)
+    return front

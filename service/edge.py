@@ -276,6 +276,12 @@ class Edge:
         }
 
     # --- the request (ASGI) ---------------------------------------------------------------
+    async def carry_on(
+        self, scope: Scope, receive: Receive, send: Send, app: ASGIApp, decided: Decision | None
+    ) -> None:
+        """A fast route's request the compiled ASGI front began and handed over."""
+        await self._http(scope, receive, send, app, decided)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
         kind = scope["type"]
         if kind == "http":
@@ -299,7 +305,16 @@ class Edge:
                 return self.request_id(value.decode("latin-1"))
         return self.ids.next()
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
+    async def _http(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        app: ASGIApp,
+        decided: Decision | None = None,
+    ) -> None:
+        """One HTTP request through the edge's steps; ``decided``: the app-wide rate limit's
+        decision for it, taken already by the compiled front (``native/_edgepath.pyx``)."""
         started = time.perf_counter()
         incoming = origin = preflight_method = accept_language = None
         length = coding = expect = None
@@ -353,6 +368,7 @@ class Edge:
                 accept_language.decode("latin-1") if accept_language is not None else None,
                 lambda: scope["headers"],
                 limit=not preflight,
+                decided=decided,
             )
             if refused is not None:
                 app, fast = refused, None

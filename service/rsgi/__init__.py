@@ -23,9 +23,9 @@ from service.rsgi.app import KervanRsgi
 def app_factory() -> FastFront:
     """granian's target for ``kervan serve`` under RSGI (as ``service.asgi:app_factory``): the
     compiled front over ``KervanRsgi``."""
-    from service.asgi import app_factory as asgi_app_factory
+    from service.asgi import served_app
 
-    app = asgi_app_factory()
+    app = served_app()
     front = KervanRsgi(app, app.edge).front
     assert front is not None
     return front

@@ -22,7 +22,7 @@ import pytest
 from granian.constants import Interfaces
 
 from service import access_log as access_log_module
-from service.app import create_app
+from service.app import asgi_front, create_app
 from service.db import Database
 from service.db.migrate import migrate
 from service.metrics import HTTP
@@ -51,15 +51,17 @@ def _comparable(response: httpx.Response) -> Answer:
             value = "N"
         headers.append((name, value))
     content = re.sub(rb'"retry_after":\d+', b'"retry_after":N', response.content)
-    return response.status_code, headers, content
+    # Sorted: a fast answer and the general route's place CSP differently, and whether the
+    # first request finds the rules computed already (at start-up) is a matter of timing.
+    return response.status_code, sorted(headers), content
 
 
 @asynccontextmanager
 async def served(
-    settings: Settings, compiled: bool, log_path: Path
+    settings: Settings, compiled: bool, log_path: Path, interface: str = "rsgi"
 ) -> AsyncIterator[tuple[httpx.AsyncClient, KervanRsgi]]:
-    """The app under the front (``compiled``) or the Python path; JSON access lines to
-    ``log_path`` (written when the app stops)."""
+    """The app under the front (``compiled``) or the Python path, over ``interface``; JSON
+    access lines to ``log_path`` (written when the app stops)."""
     db = Database(settings.database_url)
     await migrate(db)
     await db.dispose()
@@ -67,17 +69,22 @@ async def served(
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     app.edge.access_log = access_log_module.AccessLog(fd)
     rsgi = KervanRsgi(app, app.edge)
-    target: Any = rsgi.front if compiled else rsgi
+    target: Any
+    if interface == "asgi":
+        target = asgi_front(app) if compiled else app
+    else:
+        target = rsgi.front if compiled else rsgi
     try:
         async with (
-            embedded(target, Interfaces.RSGI) as at,
+            embedded(target, Interfaces.ASGI if interface == "asgi" else Interfaces.RSGI) as at,
             httpx.AsyncClient(base_url=f"http://{at}", timeout=10) as client,
         ):
             yield client, rsgi
-        # granian's stop runs the lifespan's end as a task of this loop: the access log's
-        # last lines are written then.
-        assert rsgi.stopping is not None
-        await asyncio.wait_for(rsgi.stopping, 30)
+        if interface == "rsgi":
+            # granian's stop runs the lifespan's end as a task of this loop: the access
+            # log's last lines are written then.
+            assert rsgi.stopping is not None
+            await asyncio.wait_for(rsgi.stopping, 30)
     finally:
         os.close(fd)
 
@@ -134,8 +141,9 @@ async def _session(client: httpx.AsyncClient) -> list[tuple[str, Any]]:
     return seen
 
 
+@pytest.mark.parametrize("interface", ["rsgi", "asgi"])
 async def test_the_front_answers_logs_and_counts_as_the_python_path(
-    make_settings: Callable[..., Settings], tmp_path: Path, json_access_lines: None
+    make_settings: Callable[..., Settings], tmp_path: Path, json_access_lines: None, interface: str
 ) -> None:
     results: dict[bool, Any] = {}
     for compiled in (False, True):
@@ -149,7 +157,7 @@ async def test_the_front_answers_logs_and_counts_as_the_python_path(
         log_path = tmp_path / f"access-{compiled}.log"
         before = _requests_of(RULES_PATH)
         rules_before = list(SERVED.of("en-d"))
-        async with served(settings, compiled, log_path) as (client, _):
+        async with served(settings, compiled, log_path, interface) as (client, _):
             seen = await _session(client)
         after = _requests_of(RULES_PATH)
         counted = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
@@ -244,3 +252,64 @@ async def test_a_held_reply_is_served_without_its_handler_while_its_answer_is_cu
         fresh = await client.get(RULES)
         assert calls == ["seg=en-d", "seg=en-d"]
         assert fresh.content == b'{"prerender":[]}'
+
+
+async def test_the_asgi_front_answers_fast_routes_itself(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(allowed_origins=[ORIGIN])
+    db = Database(settings.database_url)
+    await migrate(db)
+    await db.dispose()
+    app = create_app(settings)
+    front = asgi_front(app)
+    edge_calls: list[str] = []
+    http = type(app.edge)._http
+
+    async def counted(self: Any, scope: Any, *args: Any) -> None:
+        edge_calls.append(scope["path"])
+        await http(self, scope, *args)
+
+    monkeypatch.setattr(type(app.edge), "_http", counted)
+
+    async def get(query: str, headers: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": RULES_PATH,
+            "raw_path": RULES_PATH.encode(),
+            "query_string": query.encode(),
+            "headers": headers,
+            "client": ("127.0.0.1", 5000),
+            "server": ("127.0.0.1", 8000),
+            "scheme": "http",
+            "http_version": "1.1",
+            "root_path": "",
+        }
+        await front(scope, receive, send)
+        return sent
+
+    async with app.router.lifespan_context(app):
+        # The general route computes the answer, unless the start-up refresh did already.
+        first = await get("seg=en-d", [])
+        before = len(edge_calls)
+        again = await get("seg=en-d", [(b"origin", ORIGIN.encode())])  # the handler, held
+        held = await get("seg=en-d", [(b"x-request-id", b"mine-1")])  # the held reply
+        assert len(edge_calls) == before  # both answered by the front
+        other = await get("seg=zz-q", [])  # no answer in memory: handed over
+    assert edge_calls[before:] == [RULES_PATH]
+    assert [m[0]["status"] for m in (first, again, held)] == [200, 200, 200]
+    assert held[1]["body"] == first[1]["body"]
+    fields = dict(held[0]["headers"])
+    assert fields[b"x-request-id"] == b"mine-1"
+    assert fields[b"x-content-type-options"] == b"nosniff"
+    assert dict(again[0]["headers"])[b"access-control-allow-origin"] == ORIGIN.encode()
+    assert other[0]["status"] in (400, 422)
