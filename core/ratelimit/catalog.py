@@ -24,6 +24,9 @@ DEFAULT_POLICIES: dict[str, str] = {
     "tracking.ip": "600/minute burst 120",
     "tracking.site": "3000/second burst 6000",
     "admin": "1200/minute burst 200",
+    # CSV exports of a site's data (bulk personal data, each a long database read), per
+    # signed-in person or admin.
+    "export": "30/hour burst 10",
     "api_key": "6000/minute burst 1000",
     # Authentication refuses rather than admits when the limiter cannot be consulted.
     "login": "10/minute burst 5 fail closed",

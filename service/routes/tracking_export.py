@@ -18,7 +18,7 @@ from service.runtime import get_runtime
 from service.tracking.export import start_export
 from service.tracking.export_kinds import EXPORT_KINDS, ExportKindName
 from service.tracking.export_schemas import ExportRangeQuery, ExportSitePath
-from service.tracking.people_guard import request_actor
+from service.tracking.people_guard import by_actor, request_actor
 from service.validation import parse_path, parse_query
 
 TAGS = ["tracking-export"]
@@ -44,6 +44,7 @@ def _exporter(kind: ExportKindName) -> Endpoint:
         tags=TAGS,
         media_type="text/csv",
         responses=RESPONSES,
+        limits=[("export", by_actor)],
     )
     async def export(request: Request) -> Response:
         # The caller first: who may not see the site learns nothing from how its request parses.

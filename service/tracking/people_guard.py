@@ -79,6 +79,13 @@ async def resolve_actor(conn: HTTPConnection) -> Actor | None:
     return actor
 
 
+async def by_actor(request: Request) -> str | None:
+    """A rate-limit key: the signed-in person or admin (``None`` without one: the route's
+    guard then answers 401)."""
+    actor = await resolve_actor(request)
+    return None if actor is None else actor.label
+
+
 async def request_actor(request: Request) -> Actor:
     """The caller of a site's dashboard route; 401 without valid credentials."""
     actor = await resolve_actor(request)

@@ -134,3 +134,21 @@ async def test_the_routes_are_documented(rig: Rig) -> None:
         names = {p["name"]: p for p in op["parameters"]}
         assert names["from"]["required"] and names["to"]["required"]
         assert names["site_id"]["in"] == "path"
+
+
+async def test_exports_are_paced_per_signed_in_caller(make_rig: Callable[..., Any]) -> None:  # noqa: F811
+    async with make_rig(degrade_mode="off", ratelimit_policies="export=2/hour burst 2") as rig:
+        site = (await rig.site("Shop"))["id"]
+        owner = await rig.signed_in(site, "owner@example.com", "owner")
+        url = f"/t/sites/{site}/export/intents.csv"
+        day = {"from": _today(rig), "to": _today(rig)}
+        answers = [await rig.client.get(url, params=day, headers=owner) for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        assert answers[0].headers["ratelimit-policy"].startswith('"export";q=2')
+        refused = answers[2].json()["error"]
+        assert refused["code"] == "rate_limited" and refused["details"]["policies"] == ["export"]
+        assert int(answers[2].headers["retry-after"]) > 0
+        # Another caller has a quota of its own; the anonymous are refused by the guard.
+        assert (await rig.client.get(url, params=day, headers=ADMIN)).status_code == 200
+        assert (await rig.client.get(url, params=day)).status_code == 401
+        assert len(await rig.audit(AUDIT_ACTION)) == 3  # the refused export was not audited
