@@ -380,6 +380,16 @@ cdef inline bint _valid_request_id(str text):
     return True
 
 
+def valid_request_id(str text) -> bool:
+    """Whether ``text`` is a request id a client may choose (``^[A-Za-z0-9._:-]{1,128}$``)."""
+    return _valid_request_id(text)
+
+
+def peer_host(str client) -> str:
+    """The host of RSGI's ``host:port`` (``service.rsgi.scope.peer_host``)."""
+    return _peer_host(client)
+
+
 cdef str _peer_host(str client):
     """The host of RSGI's ``host:port`` (IPv6 in brackets), as ``service.rsgi.scope``."""
     cdef Py_ssize_t colon = client.rfind(":")
@@ -622,33 +632,20 @@ cdef class FastFront:
         or ``None`` when no limit was checked. Nothing the Python path does again has been
         done when it is handed over (the handler answers the same request the same way)."""
         ip = self.resolve_ip(scope.client, headers) if self.resolve_ip is not None else _peer_host(scope.client)
-        decision = None
-        extra_limit = None
-        if self.limiter_check is not None and not path.startswith(self.exempt):
-            decision = self.limiter_check(self.policy, ip)
-            # (policy, allowed, remaining, retry_after, reset_after, degraded)
-            if not decision[1] or decision[5]:
-                return decision
-            if self.policy_shown:
-                extra_limit = self._limit_state(decision[2], decision[4])
-        incoming = headers.get("x-request-id")
-        if incoming is not None and _valid_request_id(incoming):
-            request_id = incoming
-        else:
-            request_id = self._next_id()
-        cdef HeldReply held = self._held(route.held, scope, headers)
+        decision = self._decide(path, ip)
+        if decision is not None and (not decision[1] or decision[5]):
+            return decision  # refused, shadow-refused or degraded: the Python path answers
+        extra_limit = self._limit_state(decision) if decision is not None else None
+        request_id = self._request_id(headers.get("x-request-id"))
+        cdef HeldReply held = None
+        if "if-none-match" not in headers:
+            held = self._held(route.held, scope.query_string)
         if held is not None:
             return self._answer(
                 scope, protocol, path, route, headers, started, ip, request_id, extra_limit,
                 held.status, held.fields, held.body,
             )
-        token = PyContextVar_Set(self.request_id_var, request_id)
-        try:
-            reply = route.handler(self.request_type(scope.query_string, headers))
-        except Exception:
-            reply = None  # the Python path calls it again and answers the failure
-        finally:
-            PyContextVar_Reset(self.request_id_var, token)
+        reply = self._ask(route, request_id, scope.query_string, headers)
         if reply is None:
             return decision
         return self._answer(
@@ -686,23 +683,40 @@ cdef class FastFront:
             self._leave(path, route.template, status, ip, request_id, started)
         return _ANSWERED
 
-    cdef str _limit_state(self, remaining, reset_after):
-        """RateLimit's value: ``"<policy>";r=<remaining>;t=<whole seconds to a full bucket,
-        rounded up>`` (``service.ratelimit.headers.state_item``)."""
-        cdef long long r = remaining
-        cdef long long micros = reset_after
+    # --- steps both fronts take ------------------------------------------------------------
+    cdef object _decide(self, str path, str ip):
+        """The app-wide rate limit's decision for ``ip``, or ``None`` when none applies:
+        ``(policy, allowed, remaining, retry_after, reset_after, degraded)``."""
+        if self.limiter_check is None or path.startswith(self.exempt):
+            return None
+        return self.limiter_check(self.policy, ip)
+
+    cdef str _limit_state(self, decision):
+        """RateLimit's value, or ``None`` when the policy is not shown: ``"<policy>";
+        r=<remaining>;t=<whole seconds to a full bucket, rounded up>``
+        (``service.ratelimit.headers.state_item``)."""
+        if not self.policy_shown:
+            return None
+        cdef long long r = decision[2]
+        cdef long long micros = decision[4]
         cdef char[64] digits
         if micros < 0:
             return f'"{self.policy}";r={r};t={-(-micros // 1000000)}'
         cdef int n = snprintf(digits, 64, ";r=%lld;t=%lld", r, (micros + 999999) // 1000000)
         return self.policy_quoted + digits[:n].decode("ascii")
 
-    cdef HeldReply _held(self, dict held, scope, headers):
-        """The reply held for the request's query (``HeldReply``), its counts added, or
-        ``None`` to ask the handler."""
-        if not held or "if-none-match" in headers:
+    cdef str _request_id(self, incoming):
+        """The client's request id when it is a sane one, else a new one (``Edge.request_id``)."""
+        if incoming is not None and _valid_request_id(incoming):
+            return incoming
+        return self._next_id()
+
+    cdef HeldReply _held(self, dict held, str query):
+        """The reply held for ``query`` (``HeldReply``) while it is current, its counts added;
+        else ``None`` (ask the handler). Callers ask the handler for conditional requests."""
+        if not held:
             return None
-        cdef PyObject* found = PyDict_GetItem(held, scope.query_string)
+        cdef PyObject* found = PyDict_GetItem(held, query)
         if found == NULL or type(<object>found) is not HeldReply:
             return None
         cdef HeldReply entry = <HeldReply>found
@@ -714,6 +728,17 @@ cdef class FastFront:
             counts[i] = counts[i] + increment
             i += 1
         return entry
+
+    cdef object _ask(self, route, str request_id, str query, headers):
+        """The route's handler's reply (``None``: no answer in memory, or it raised, and the
+        Python path asks it again and answers the failure), with the request id set for logs."""
+        token = PyContextVar_Set(self.request_id_var, request_id)
+        try:
+            return route.handler(self.request_type(query, headers))
+        except Exception:
+            return None
+        finally:
+            PyContextVar_Reset(self.request_id_var, token)
 
     cdef int _leave(self, str path, str template, long status, str ip, str request_id,
                     double started) except -1:
@@ -804,49 +829,19 @@ cdef class AsgiFront(FastFront):
             ip = peer[0] if peer else "0.0.0.0"
         else:
             ip = self.resolve_ip(scope)
-        decision = None
-        extra_limit = None
-        if self.limiter_check is not None and not path.startswith(self.exempt):
-            decision = self.limiter_check(self.policy, ip)
-            if not decision[1] or decision[5]:
-                return decision
-            if self.policy_shown:
-                extra_limit = self._limit_state(decision[2], decision[4]).encode("latin-1")
-        cdef str request_id
-        if incoming is not None:
-            request_id = (<bytes>incoming).decode("latin-1")
-            if not _valid_request_id(request_id):
-                request_id = self._next_id()
-        else:
-            request_id = self._next_id()
-        cdef HeldReply held = None
-        cdef PyObject* found
-        cdef dict held_map = route.held
-        if held_map and not conditional:
-            found = PyDict_GetItem(held_map, scope["query_string"].decode("latin-1"))
-            if found != NULL and type(<object>found) is HeldReply:
-                held = <HeldReply>found
-                if held.source.get(held.key) is held.value:
-                    counts = held.counts
-                    i = 0
-                    for increment in held.increments:
-                        counts[i] = counts[i] + increment
-                        i += 1
-                else:
-                    held = None
+        decision = self._decide(path, ip)
+        if decision is not None and (not decision[1] or decision[5]):
+            return decision
+        extra_limit = self._limit_state(decision) if decision is not None else None
+        request_id = self._request_id(
+            (<bytes>incoming).decode("latin-1") if incoming is not None else None
+        )
+        query = scope["query_string"].decode("latin-1")
+        cdef HeldReply held = None if conditional else self._held(route.held, query)
         if held is not None:
             status, own, body = held.status, held.raw_fields, held.body
         else:
-            token = PyContextVar_Set(self.request_id_var, request_id)
-            try:
-                reply = route.handler(
-                    self.request_type(scope["query_string"].decode("latin-1"),
-                                      _AsgiLookup(scope["headers"]))
-                )
-            except Exception:
-                reply = None  # the Python path calls it again and answers the failure
-            finally:
-                PyContextVar_Reset(self.request_id_var, token)
+            reply = self._ask(route, request_id, query, _AsgiLookup(scope["headers"]))
             if reply is None:
                 return decision
             status, own, body = reply.status, reply.headers, reply.body
@@ -856,7 +851,7 @@ cdef class AsgiFront(FastFront):
             fields += self._cors_raw(origin)
         if extra_limit is not None:
             fields.append((b"ratelimit-policy", self.policy_item_raw))
-            fields.append((b"ratelimit", extra_limit))
+            fields.append((b"ratelimit", extra_limit.encode("latin-1")))
         fields += self.tail_raw
         return (status, fields, body, request_id, ip, 0)
 

@@ -27,6 +27,8 @@ observe = _edgepath.observe
 timestamp = _edgepath.timestamp
 monotonic = _edgepath.monotonic
 HTTP_LATENCY_BUCKETS = _edgepath.HTTP_LATENCY_BUCKETS
+valid_request_id = _edgepath.valid_request_id
+peer_host = _edgepath.peer_host
 
 
 def fast_front(
@@ -92,5 +94,7 @@ __all__ = [
     "fast_front",
     "monotonic",
     "observe",
+    "peer_host",
     "timestamp",
+    "valid_request_id",
 ]

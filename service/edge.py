@@ -50,7 +50,8 @@ if TYPE_CHECKING:
 
 log = get_logger("kervan.errors")
 
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+#: A request id a client may choose (matched whole: ``$`` would also pass a trailing newline).
+VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _UNMATCHED = "<unmatched>"
 INTERNAL_ERROR = orjson.dumps(
     {"error": {"code": "internal_error", "message": "internal server error", "details": None}}
@@ -397,7 +398,7 @@ class Edge:
     # --- the steps (both interfaces) ------------------------------------------------------
     def request_id(self, incoming: str | None) -> str:
         """The client's request id when it is a sane one, else a new one."""
-        if incoming is not None and _VALID_REQUEST_ID.match(incoming):
+        if incoming is not None and VALID_REQUEST_ID.fullmatch(incoming):
             return incoming
         return self.ids.next()
 

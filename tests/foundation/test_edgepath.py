@@ -19,9 +19,13 @@ from native.edgepath import (
     HeldReply,
     monotonic,
     observe,
+    peer_host,
     timestamp,
+    valid_request_id,
 )
+from service.edge import VALID_REQUEST_ID
 from service.fast_routes import FastReply
+from service.rsgi.scope import peer_host as python_peer_host
 from tests.reference import edgepath_ref as ref
 
 texts = st.text(max_size=40) | st.text(
@@ -149,3 +153,21 @@ def test_a_held_reply_checks_its_increments() -> None:
         HeldReply({}, "k", "v", reply, [0], (1, 2))
     with pytest.raises(TypeError, match="ints"):
         HeldReply({}, "k", "v", reply, [0, 0], (1, 2.0))  # type: ignore[arg-type]
+
+
+@settings(max_examples=500)
+@given(
+    st.text(max_size=140)
+    | st.text(alphabet=st.sampled_from("aZ09._:- /é\n"), min_size=0, max_size=130)
+)
+def test_request_ids_are_judged_as_the_edge_judges_them(text: str) -> None:
+    # "0\n" once passed the Python edge's "^...$" pattern; both now match the whole text.
+    assert valid_request_id(text) is bool(VALID_REQUEST_ID.fullmatch(text))
+
+
+@given(
+    st.sampled_from(["127.0.0.1:80", "[::1]:8000", "[2001:db8::1]:1", "host:1", ":5", "", "x"])
+    | st.text(max_size=30)
+)
+def test_peer_hosts_are_the_python_paths(client: str) -> None:
+    assert peer_host(client) == python_peer_host(client)
