@@ -607,6 +607,15 @@ cdef class FastFront:
         return self.cors_simple
 
     async def __call__(self, scope, protocol):
+        rest = self.take(scope, protocol)
+        if rest is not None:
+            await rest
+
+    cpdef object take(self, scope, protocol):
+        """Answer the request now, synchronously, when it is a fast route's common case
+        (``None``); else the coroutine that answers it (not started): the Python path, going
+        on with what was decided here, or ``slow``. Run outside a task, this is the whole of a
+        fast answer (``service/rsgi/inline.py``)."""
         cdef double started
         if self.enabled and scope.proto == "http" and scope.method == "GET":
             started = _monotonic()
@@ -621,11 +630,10 @@ cdef class FastFront:
                 ):
                     outcome = self._serve(scope, protocol, path, route, headers, started)
                     if outcome is _ANSWERED:
-                        return
+                        return None
                     # Handed over: the Python path goes on with the decision taken here.
-                    await self.general(scope, protocol, path, route, headers, started, outcome)
-                    return
-        await self.slow(scope, protocol)
+                    return self.general(scope, protocol, path, route, headers, started, outcome)
+        return self.slow(scope, protocol)
 
     cdef object _serve(self, scope, protocol, str path, route, headers, double started):
         """``_ANSWERED``, or what the Python path must go on with: the rate limit's decision,

@@ -25,6 +25,7 @@ from service.clientip import resolve_client_ip
 from service.edge import Edge
 from service.fast_routes import FastRequest, FastRoute, Header
 from service.logging import request_id_var
+from service.rsgi import inline
 from service.rsgi.bridge import AsgiBridge, str_headers
 from service.rsgi.scope import peer_host, raw_headers
 
@@ -62,6 +63,7 @@ class KervanRsgi:
         self.front: FastFront | None = None
         if edge is not None:
             self.front = fast_front(self, self._carry_on, request_id_var, FastRequest)
+            inline.install()
             edge.on_bind.append(self._bound)
         self.lifespan = LifespanProtocol(app)  # type: ignore[no-untyped-call]
         self.bridge = AsgiBridge(app, self.lifespan.state, root_path)

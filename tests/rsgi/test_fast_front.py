@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,14 @@ import orjson
 import pytest
 from granian.constants import Interfaces
 
+from native.edgepath import AsgiFront, FastFront
 from service import access_log as access_log_module
 from service.app import asgi_front, create_app
 from service.db import Database
 from service.db.migrate import migrate
+from service.fast_routes import FastRequest
 from service.metrics import HTTP
-from service.rsgi import KervanRsgi
+from service.rsgi import KervanRsgi, inline
 from service.settings import Settings
 from service.speculation.metrics import RULES as SERVED
 from service.speculation.serving import FastRules
@@ -253,6 +256,75 @@ async def test_a_held_reply_is_served_without_its_handler_while_its_answer_is_cu
         fresh = await client.get(RULES)
         assert calls == ["seg=en-d", "seg=en-d"]
         assert fresh.content == b'{"prerender":[]}'
+
+
+async def test_a_fast_answer_runs_inline_and_everything_else_as_a_task(
+    make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """granian's scheduler, taught the front (``service/rsgi/inline.py``): a fast route's
+    answer is given in the loop callback itself, with no task; a request the front hands over
+    (here a conditional one, and a route that is not fast) runs as a task, as granian runs any
+    request."""
+    tasks: list[bool] = []
+    handler = FastRules.__call__
+
+    def seen(self: FastRules, request: Any) -> Any:
+        tasks.append(asyncio.current_task() is not None)
+        return handler(self, request)
+
+    async with served(make_settings(), True, tmp_path / "access.log") as (client, rsgi):
+        assert inline.installed()
+        first = await client.get(RULES)  # the general route computes the answer
+        assert first.status_code == 200
+        monkeypatch.setattr(FastRules, "__call__", seen)
+        route = rsgi.edge.fast_routes[RULES_PATH] if rsgi.edge is not None else None
+        assert route is not None
+        route.held.clear()  # the handler answers again (a held reply would skip it)
+        assert (await client.get(RULES)).status_code == 200
+        conditional = await client.get(RULES, headers={"If-None-Match": first.headers["etag"]})
+        assert conditional.status_code == 304
+        assert (await client.get("/health")).status_code == 200
+        # The front asked the handler with no task both times (the 304 is its answer too).
+        assert tasks == [False, False]
+
+        def failing(self: FastRules, request: Any) -> Any:
+            seen(self, request)
+            raise RuntimeError("broken handler")
+
+        monkeypatch.setattr(FastRules, "__call__", failing)
+        route.held.clear()
+        assert (await client.get(RULES)).status_code == 500
+    # Handed over: the Python path asked again, in a task, and answered the failure.
+    assert tasks == [False, False, False, True]
+
+
+def test_the_inline_scheduler_takes_only_a_front_served_directly() -> None:
+    assert inline.install() and inline.install()  # idempotent
+    assert inline.installed()
+
+    def watcher_of(target: Any) -> Callable[..., Any]:
+        async def future_watcher(watcher: Any) -> None:  # granian's wrapper's shape
+            await target(watcher.scope, watcher.proto)
+
+        return future_watcher
+
+    async def plain(scope: Any, protocol: Any) -> None:
+        return None
+
+    async def general(*args: Any) -> None:
+        return None
+
+    var: ContextVar[str | None] = ContextVar("rid", default=None)
+    front = FastFront(plain, general, var, FastRequest, "p", 0)
+    assert inline._front_of(watcher_of(front)) is front
+    assert inline._front_of(watcher_of(plain)) is None
+    # The ASGI front, and a front behind another wrapper (granian's access logger), are not.
+    assert inline._front_of(watcher_of(AsgiFront(plain, general, var, FastRequest, "p", 0))) is None
+
+    async def logger(scope: Any, protocol: Any) -> None:
+        await front(scope, protocol)
+
+    assert inline._front_of(watcher_of(logger)) is None
 
 
 async def test_the_asgi_front_answers_fast_routes_itself(

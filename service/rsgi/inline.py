@@ -1,0 +1,107 @@
+"""Fast answers without an asyncio task: granian's RSGI scheduler, taught the compiled front.
+
+granian (2.8, ``granian/_futures.py``) hands every request to the event loop as a callback that
+wraps the app's coroutine in an ``asyncio.Task``: a task object, its registration in asyncio's
+weak set of all tasks, a first step scheduled one loop turn later. For the front's common case
+(a fast route answered from memory with one synchronous ``response_bytes``) that machinery costs
+more than the answer: about 4 us of the ~15 us a bare RSGI app spends per request here
+(``bench/results/http.json``). Nothing in that answer awaits, so nothing needs the task.
+
+``install()`` replaces granian's ``_cbsched_aioschedule`` (the function its scheduler takes its
+per-request callback from) with one that, for a ``FastFront`` target only, calls
+``front.take(scope, protocol)`` straight in that loop callback: a fast answer is complete when
+it returns, and anything else (the coroutine ``take`` returns) runs as the usual task, with the
+same watcher calls granian's own wrapper makes (``done``, ``err``, ``taskref`` for cancelling on
+disconnect). Every other target, and a front behind granian's own access logger, keeps granian's
+function. The schedulers granian builds after ``install()`` (the worker's, an embedded server's)
+use it; ``kervan serve`` installs it before granian builds its scheduler (``KervanRsgi``).
+
+What differs for a fast answer: ``asyncio.current_task()`` is ``None`` while it runs (the front
+calls only synchronous handlers, ``service/fast_routes.py``), and it runs in the scheduler's
+context rather than a copy of it (the front resets the request id it sets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import granian._futures as granian_futures
+
+from native.edgepath import FastFront
+
+_Schedule = Callable[[Any], None]
+_granian_schedule: Callable[..., _Schedule] | None = None
+
+
+def _front_of(callback: Any) -> FastFront | None:
+    """The front ``callback`` (granian's ``future_watcher`` wrapper) runs, if it runs one directly
+    (not behind granian's access logger or any other wrapper)."""
+    cells = getattr(callback, "__closure__", None) or ()
+    for cell in cells:
+        inner = cell.cell_contents
+        if type(inner) is FastFront:
+            return inner
+    return None
+
+
+async def _finish(rest: Awaitable[None], watcher: Any) -> None:
+    """granian's ``future_watcher`` over a coroutine already begun by ``take``."""
+    try:
+        await rest
+    except BaseException as exc:
+        watcher.err(exc)
+        return
+    watcher.done()
+
+
+def _inline_schedule(loop: asyncio.AbstractEventLoop, ctx: Any, front: FastFront) -> _Schedule:
+    create_task = loop.create_task
+    take = front.take
+
+    def run(watcher: Any) -> None:
+        try:
+            rest = take(watcher.scope, watcher.proto)
+        except BaseException as exc:
+            watcher.err(exc)
+            return
+        if rest is None:
+            watcher.done()
+            return
+        watcher.taskref(create_task(_finish(rest, watcher)))
+
+    def schedule(watcher: Any) -> None:
+        loop.call_soon_threadsafe(run, watcher, context=ctx)
+
+    return schedule
+
+
+def _schedule_factory(loop: asyncio.AbstractEventLoop, ctx: Any, callback: Any) -> _Schedule:
+    front = _front_of(callback)
+    if front is None:
+        assert _granian_schedule is not None
+        return _granian_schedule(loop, ctx, callback)
+    return _inline_schedule(loop, ctx, front)
+
+
+def install() -> bool:
+    """Serve fast answers inline from the next scheduler granian builds on; idempotent.
+    ``False`` (and nothing changed) when this granian has no scheduler hook of the expected
+    shape: every request then runs as a task, as before."""
+    global _granian_schedule
+    current = getattr(granian_futures, "_cbsched_aioschedule", None)
+    if current is _schedule_factory:
+        return True
+    if current is None or not callable(current):
+        return False
+    _granian_schedule = current
+    granian_futures._cbsched_aioschedule = _schedule_factory
+    return True
+
+
+def installed() -> bool:
+    return getattr(granian_futures, "_cbsched_aioschedule", None) is _schedule_factory
+
+
+__all__ = ["install", "installed"]
