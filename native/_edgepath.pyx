@@ -781,6 +781,10 @@ cdef class AsgiFront(FastFront):
     receive, send, decided)`` carries on a fast route's request the front began (the edge's
     Python steps with the rate limit's decision taken here)."""
 
+    #: The type of awaitable granian's ``send`` returns when it has nothing left to do
+    #: (``_complete``).
+    cdef public object ready
+
     def __rsgi_init__(self, loop):
         raise TypeError("an ASGI front")
 
@@ -788,8 +792,29 @@ cdef class AsgiFront(FastFront):
         raise TypeError("an ASGI front")
 
     async def __call__(self, scope, receive, send):
+        if _DECIDED not in scope:
+            rest = self._take(scope, send)
+            if rest is None:
+                return
+            if rest is not PASS:
+                await rest
+                return
+        if _DECIDED in scope:
+            # Begun here or by ``take`` (in granian's loop callback): the edge's Python steps
+            # go on with what was decided.
+            await self.general(scope, receive, send, scope.pop(_DECIDED))
+            return
+        await self.slow(scope, receive, send)
+
+    cpdef object take(self, scope, protocol):
+        """Answer the request now when it is a fast route's common case (``None``), or begin
+        to (the coroutine that sends the rest, when granian's ``send`` did not complete at
+        once); else ``PASS``: granian's own path runs the app on it, and ``__call__`` finds
+        what was decided here in the scope (``_DECIDED``) and hands it to ``general``."""
+        return self._take(scope, protocol.send)
+
+    cdef object _take(self, scope, send):
         cdef double started
-        cdef tuple answer
         if self.enabled and scope["type"] == "http" and scope["method"] == "GET":
             started = _monotonic()
             path = scope["path"]
@@ -797,23 +822,59 @@ cdef class AsgiFront(FastFront):
             if route is not None and (self.overload is None or not self.overload.shedding):
                 outcome = self._serve_asgi(scope, path, route, started)
                 if type(outcome) is tuple and len(<tuple>outcome) == 6:
-                    answer = <tuple>outcome
-                    self.http.in_flight += 1
-                    try:
-                        await send({"type": "http.response.start", "status": answer[0],
-                                    "headers": answer[1]})
-                        await send({"type": "http.response.body", "body": answer[2]})
-                    except Exception:
-                        pass  # answered already: the client left (as the edge's Python path)
-                    finally:
-                        self.http.in_flight -= 1
-                        self._leave(path, route.template, answer[0], answer[4], answer[3],
-                                    started)
-                    return
+                    return self._send_now(<tuple>outcome, send, path, route, started)
                 if outcome is not _DECLINED:
-                    await self.general(scope, receive, send, outcome)
-                    return
-        await self.slow(scope, receive, send)
+                    scope[_DECIDED] = outcome
+        return PASS
+
+    cdef object _send_now(self, tuple answer, send, str path, route, double started):
+        """Send ``answer`` with ``send``, synchronously while its awaitables are complete
+        ones (``ready``, granian's empty awaitable): ``None`` once sent, else the coroutine
+        that awaits the rest (any other server's ``send``). The client leaving is no error:
+        answered already (as the edge's Python path)."""
+        self.http.in_flight += 1
+        cdef bint body_sent = False
+        try:
+            pending = send({"type": "http.response.start", "status": answer[0],
+                            "headers": answer[1]})
+            if self._complete(pending):
+                body_sent = True
+                pending = send({"type": "http.response.body", "body": answer[2]})
+                if self._complete(pending):
+                    pending = None
+        except Exception:
+            pending = None
+        if pending is not None:
+            return self._sending(pending, body_sent, answer, send, path, route, started)
+        self.http.in_flight -= 1
+        self._leave(path, route.template, answer[0], answer[4], answer[3], started)
+        return None
+
+    cdef bint _complete(self, pending):
+        """Whether ``pending`` (what granian's ``send`` returned) is granian's empty awaitable,
+        which has nothing left to wait for; its type is learnt by name the first time (granian
+        does not export it) and compared by identity after that."""
+        cdef object kind = type(pending)
+        if kind is self.ready:
+            return True
+        if self.ready is None and kind.__name__ == "PyEmptyAwaitable" and (
+            kind.__module__ == "granian._granian"
+        ):
+            self.ready = kind
+            return True
+        return False
+
+    async def _sending(self, pending, bint body_sent, tuple answer, send, str path, route,
+                       double started):
+        try:
+            await pending
+            if not body_sent:
+                await send({"type": "http.response.body", "body": answer[2]})
+        except Exception:
+            pass
+        finally:
+            self.http.in_flight -= 1
+            self._leave(path, route.template, answer[0], answer[4], answer[3], started)
 
     cdef object _serve_asgi(self, dict scope, str path, route, double started):
         """``(status, fields, body, request id, ip, 0)`` to send, ``_DECLINED`` (nothing
@@ -876,6 +937,10 @@ cdef class AsgiFront(FastFront):
 
 
 cdef object _DECLINED = object()
+#: ``take``'s answer when granian's own path must run the app on the request.
+PASS = object()
+#: The scope key carrying ``take``'s decision to ``__call__`` (ASGI apps may add their own keys).
+cdef str _DECIDED = "kervan.front.decided"
 
 
 cdef class _AsgiLookup:

@@ -22,6 +22,7 @@ from native import _edgepath
 AccessLines = _edgepath.AccessLines
 FastFront = _edgepath.FastFront
 AsgiFront = _edgepath.AsgiFront
+PASS = _edgepath.PASS
 HeldReply = _edgepath.HeldReply
 observe = _edgepath.observe
 timestamp = _edgepath.timestamp
@@ -86,6 +87,7 @@ def asgi_front(
 
 __all__ = [
     "HTTP_LATENCY_BUCKETS",
+    "PASS",
     "AccessLines",
     "AsgiFront",
     "FastFront",

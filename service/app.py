@@ -16,6 +16,7 @@ from core.clock import SYSTEM_CLOCK, Clock
 from core.ratelimit import Decision
 from native.edgepath import AsgiFront
 from native.edgepath import asgi_front as make_asgi_front
+from service import inline
 from service.access_log import AccessLog
 from service.clientip import resolve_client_ip
 from service.edge import Edge
@@ -120,6 +121,7 @@ def asgi_front(app: KervanApp) -> AsgiFront:
         await edge.carry_on(scope, receive, send, app.middleware_stack, decided)
 
     front = make_asgi_front(app, carry_on, request_id_var, FastRequest)
+    inline.install()
 
     def bound(up: bool) -> None:
         settings = edge.front_settings() if up else None

@@ -21,11 +21,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.ratelimit import Decision
 from native.edgepath import FastFront, fast_front
+from service import inline
 from service.clientip import resolve_client_ip
 from service.edge import Edge
 from service.fast_routes import FastRequest, FastRoute, Header
 from service.logging import request_id_var
-from service.rsgi import inline
 from service.rsgi.bridge import AsgiBridge, str_headers
 from service.rsgi.scope import peer_host, raw_headers
 

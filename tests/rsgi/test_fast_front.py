@@ -20,16 +20,20 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from granian._futures import _future_watcher_wrapper as future_watcher_wrapper
+from granian.asgi import _callback_wrapper as asgi_callback_wrapper
 from granian.constants import Interfaces
+from granian.rsgi import _callback_wrapper as rsgi_callback_wrapper
 
 from native.edgepath import AsgiFront, FastFront
 from service import access_log as access_log_module
+from service import inline
 from service.app import asgi_front, create_app
 from service.db import Database
 from service.db.migrate import migrate
 from service.fast_routes import FastRequest
 from service.metrics import HTTP
-from service.rsgi import KervanRsgi, inline
+from service.rsgi import KervanRsgi
 from service.settings import Settings
 from service.speculation.metrics import RULES as SERVED
 from service.speculation.serving import FastRules
@@ -258,8 +262,12 @@ async def test_a_held_reply_is_served_without_its_handler_while_its_answer_is_cu
         assert fresh.content == b'{"prerender":[]}'
 
 
+@pytest.mark.parametrize("interface", ["rsgi", "asgi"])
 async def test_a_fast_answer_runs_inline_and_everything_else_as_a_task(
-    make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    interface: str,
 ) -> None:
     """granian's scheduler, taught the front (``service/rsgi/inline.py``): a fast route's
     answer is given in the loop callback itself, with no task; a request the front hands over
@@ -272,7 +280,16 @@ async def test_a_fast_answer_runs_inline_and_everything_else_as_a_task(
         tasks.append(asyncio.current_task() is not None)
         return handler(self, request)
 
-    async with served(make_settings(), True, tmp_path / "access.log") as (client, rsgi):
+    made: list[AsgiFront] = []
+    make = asgi_front
+
+    def capturing(app: Any) -> AsgiFront:
+        made.append(make(app))
+        return made[-1]
+
+    monkeypatch.setitem(globals(), "asgi_front", capturing)
+    log = tmp_path / "access.log"
+    async with served(make_settings(), True, log, interface) as (client, rsgi):
         assert inline.installed()
         first = await client.get(RULES)  # the general route computes the answer
         assert first.status_code == 200
@@ -286,6 +303,9 @@ async def test_a_fast_answer_runs_inline_and_everything_else_as_a_task(
         assert (await client.get("/health")).status_code == 200
         # The front asked the handler with no task both times (the 304 is its answer too).
         assert tasks == [False, False]
+        if interface == "asgi":
+            # and sent without waiting: granian's send returned its complete awaitable.
+            assert made[0].ready is not None and made[0].ready.__name__ == "PyEmptyAwaitable"
 
         def failing(self: FastRules, request: Any) -> Any:
             seen(self, request)
@@ -298,17 +318,14 @@ async def test_a_fast_answer_runs_inline_and_everything_else_as_a_task(
     assert tasks == [False, False, False, True]
 
 
-def test_the_inline_scheduler_takes_only_a_front_served_directly() -> None:
+def test_the_inline_scheduler_takes_only_a_front_served_by_granians_plain_wrappers() -> None:
+    """What granian's scheduler is given (its own wrappers, built here as its workers build
+    them) decides whether ``take`` may stand in: not behind the access logger, nor under a
+    path prefix, nor for any other app."""
     assert inline.install() and inline.install()  # idempotent
     assert inline.installed()
 
-    def watcher_of(target: Any) -> Callable[..., Any]:
-        async def future_watcher(watcher: Any) -> None:  # granian's wrapper's shape
-            await target(watcher.scope, watcher.proto)
-
-        return future_watcher
-
-    async def plain(scope: Any, protocol: Any) -> None:
+    async def plain(scope: Any, *args: Any) -> None:
         return None
 
     async def general(*args: Any) -> None:
@@ -316,15 +333,22 @@ def test_the_inline_scheduler_takes_only_a_front_served_directly() -> None:
 
     var: ContextVar[str | None] = ContextVar("rid", default=None)
     front = FastFront(plain, general, var, FastRequest, "p", 0)
-    assert inline._front_of(watcher_of(front)) is front
-    assert inline._front_of(watcher_of(plain)) is None
-    # The ASGI front, and a front behind another wrapper (granian's access logger), are not.
-    assert inline._front_of(watcher_of(AsgiFront(plain, general, var, FastRequest, "p", 0))) is None
+    asgi = AsgiFront(plain, general, var, FastRequest, "p", 0)
+    access_fmt = "%(addr)s %(method)s %(path)s %(status)d"
 
-    async def logger(scope: Any, protocol: Any) -> None:
-        await front(scope, protocol)
+    def rsgi_served(target: Any, access: str | None = None) -> Any:
+        return future_watcher_wrapper(rsgi_callback_wrapper(target, access))
 
-    assert inline._front_of(watcher_of(logger)) is None
+    def asgi_served(target: Any, opts: dict[str, Any], access: str | None = None) -> Any:
+        return future_watcher_wrapper(asgi_callback_wrapper(target, opts, {}, access))
+
+    assert inline._front_of(rsgi_served(front)) is front
+    assert inline._front_of(asgi_served(asgi, {})) is asgi
+    assert inline._front_of(rsgi_served(front, access_fmt)) is None
+    assert inline._front_of(asgi_served(asgi, {}, access_fmt)) is None
+    assert inline._front_of(asgi_served(asgi, {"url_path_prefix": "/kervan"})) is None
+    assert inline._front_of(rsgi_served(plain)) is None
+    assert inline._front_of(asgi_served(plain, {})) is None
 
 
 async def test_the_asgi_front_answers_fast_routes_itself(

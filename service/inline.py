@@ -1,4 +1,4 @@
-"""Fast answers without an asyncio task: granian's RSGI scheduler, taught the compiled front.
+"""Fast answers without an asyncio task: granian's scheduler, taught the compiled fronts.
 
 granian (2.8, ``granian/_futures.py``) hands every request to the event loop as a callback that
 wraps the app's coroutine in an ``asyncio.Task``: a task object, its registration in asyncio's
@@ -8,13 +8,20 @@ more than the answer: about 4 us of the ~15 us a bare RSGI app spends per reques
 (``bench/results/http.json``). Nothing in that answer awaits, so nothing needs the task.
 
 ``install()`` replaces granian's ``_cbsched_aioschedule`` (the function its scheduler takes its
-per-request callback from) with one that, for a ``FastFront`` target only, calls
+per-request callback from) with one that, for a front target only, calls
 ``front.take(scope, protocol)`` straight in that loop callback: a fast answer is complete when
-it returns, and anything else (the coroutine ``take`` returns) runs as the usual task, with the
-same watcher calls granian's own wrapper makes (``done``, ``err``, ``taskref`` for cancelling on
-disconnect). Every other target, and a front behind granian's own access logger, keeps granian's
-function. The schedulers granian builds after ``install()`` (the worker's, an embedded server's)
-use it; ``kervan serve`` installs it before granian builds its scheduler (``KervanRsgi``).
+it returns. Anything else runs as the usual task: the coroutine ``take`` returns (with the
+same watcher calls granian's own wrapper makes: ``done``, ``err``, ``taskref`` for cancelling
+on disconnect), or, when ``take`` says ``PASS``, granian's own wrapper around the target (the
+ASGI front finds what ``take`` decided in the scope). The RSGI front (``FastFront``) is taken
+when granian calls it directly, the ASGI one (``AsgiFront``) when granian's plain ASGI wrapper
+calls it with no path prefix; behind granian's access logger, or for any other target,
+granian's function stays. The schedulers granian builds after ``install()`` (the worker's, an
+embedded server's) use it; the app factories install it before granian builds its scheduler.
+
+Under ASGI the front sends with granian's ``send`` and goes on at once while the awaitable it
+returns is granian's empty one (nothing left to wait for); any other awaitable is awaited in a
+task.
 
 What differs for a fast answer: ``asyncio.current_task()`` is ``None`` while it runs (the front
 calls only synchronous handlers, ``service/fast_routes.py``), and it runs in the scheduler's
@@ -25,24 +32,32 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import granian._futures as granian_futures
 
-from native.edgepath import FastFront
+from native.edgepath import PASS, AsgiFront, FastFront
 
 _Schedule = Callable[[Any], None]
 _granian_schedule: Callable[..., _Schedule] | None = None
 
 
+def _cells(function: Any) -> list[Any]:
+    return [cell.cell_contents for cell in getattr(function, "__closure__", None) or ()]
+
+
 def _front_of(callback: Any) -> FastFront | None:
-    """The front ``callback`` (granian's ``future_watcher`` wrapper) runs, if it runs one directly
-    (not behind granian's access logger or any other wrapper)."""
-    cells = getattr(callback, "__closure__", None) or ()
-    for cell in cells:
-        inner = cell.cell_contents
+    """The front ``callback`` (granian's ``future_watcher`` wrapper) runs, if it runs one that
+    ``take`` may stand in for: the RSGI front called directly, or the ASGI front called by
+    granian's plain wrapper (``_runner``: the front, an empty path prefix, the lifespan state)."""
+    for inner in _cells(callback):
         if type(inner) is FastFront:
             return inner
+        if getattr(inner, "__wrapped__", None) is not None and type(inner.__wrapped__) is AsgiFront:
+            cells = _cells(inner)
+            if len(cells) == 3 and inner.__wrapped__ in cells and "" in cells:
+                front: AsgiFront = inner.__wrapped__
+                return front
     return None
 
 
@@ -56,7 +71,9 @@ async def _finish(rest: Awaitable[None], watcher: Any) -> None:
     watcher.done()
 
 
-def _inline_schedule(loop: asyncio.AbstractEventLoop, ctx: Any, front: FastFront) -> _Schedule:
+def _inline_schedule(
+    loop: asyncio.AbstractEventLoop, ctx: Any, front: FastFront, callback: Any
+) -> _Schedule:
     create_task = loop.create_task
     take = front.take
 
@@ -68,8 +85,10 @@ def _inline_schedule(loop: asyncio.AbstractEventLoop, ctx: Any, front: FastFront
             return
         if rest is None:
             watcher.done()
-            return
-        watcher.taskref(create_task(_finish(rest, watcher)))
+        elif rest is PASS:
+            watcher.taskref(create_task(callback(watcher)))
+        else:
+            watcher.taskref(create_task(_finish(cast(Awaitable[None], rest), watcher)))
 
     def schedule(watcher: Any) -> None:
         loop.call_soon_threadsafe(run, watcher, context=ctx)
@@ -82,7 +101,7 @@ def _schedule_factory(loop: asyncio.AbstractEventLoop, ctx: Any, callback: Any) 
     if front is None:
         assert _granian_schedule is not None
         return _granian_schedule(loop, ctx, callback)
-    return _inline_schedule(loop, ctx, front)
+    return _inline_schedule(loop, ctx, front, callback)
 
 
 def install() -> bool:
