@@ -6,6 +6,11 @@ exclusions are configured, ``where`` becomes ``{"and": [{"href_matches": ...}, {
 {"href_matches": [excluded...]}}]}`` so the browser itself refuses those URLs too. Every rule
 carries a ``tag`` naming the segment and the score bucket, which the browser echoes in
 ``Sec-Speculation-Tags`` so hit rates can be measured per bucket.
+
+Routes of one bucket share one rule: its ``href_matches`` is the list of their patterns (rank
+order; a single route keeps the plain string). The browser treats a list as "any of these", so
+the answer means the same as one rule per route, in about a third of the bytes: the rules are
+fetched on every page view.
 """
 
 from __future__ import annotations
@@ -48,17 +53,22 @@ class RulesConfig:
     tag_prefix: str = "kervan"
 
 
-def _rule(
-    route: RankedRoute, eagerness: str, seg: str, config: RulesConfig, not_clause: Any
-) -> dict[str, Any]:
-    href = {"href_matches": config.origin + escape_url_pattern(route.path)}
-    where: dict[str, Any] = {"and": [href, not_clause]} if not_clause is not None else href
-    return {
-        "source": "document",
-        "where": where,
-        "eagerness": eagerness,
-        "tag": f"{config.tag_prefix}-{seg}-{score_bucket(route.score, config.buckets)}",
-    }
+def _rules(
+    routes: Sequence[RankedRoute], eagerness: str, seg: str, config: RulesConfig, not_clause: Any
+) -> list[dict[str, Any]]:
+    """One rule per score bucket, in rank order: the routes of a bucket share its tag, so they
+    share one rule whose ``href_matches`` lists their URL patterns (a link matching any of
+    them), and the exclusions are written once per bucket instead of once per route."""
+    grouped: dict[str, list[str]] = {}
+    for route in routes:
+        tag = f"{config.tag_prefix}-{seg}-{score_bucket(route.score, config.buckets)}"
+        grouped.setdefault(tag, []).append(config.origin + escape_url_pattern(route.path))
+    rules = []
+    for tag, hrefs in grouped.items():
+        href = {"href_matches": hrefs[0] if len(hrefs) == 1 else hrefs}
+        where: dict[str, Any] = {"and": [href, not_clause]} if not_clause is not None else href
+        rules.append({"source": "document", "where": where, "eagerness": eagerness, "tag": tag})
+    return rules
 
 
 def build_rules(
@@ -72,6 +82,16 @@ def build_rules(
     head = routes[: config.prerender_count]
     tail = routes[config.prerender_count : config.prerender_count + config.prefetch_count]
     return {
-        "prerender": [_rule(r, config.prerender_eagerness, seg, config, not_clause) for r in head],
-        "prefetch": [_rule(r, config.prefetch_eagerness, seg, config, not_clause) for r in tail],
+        "prerender": _rules(head, config.prerender_eagerness, seg, config, not_clause),
+        "prefetch": _rules(tail, config.prefetch_eagerness, seg, config, not_clause),
     }
+
+
+def url_count(rules: list[dict[str, Any]]) -> int:
+    """How many routes one action's ``rules`` speculate on (a rule may list several)."""
+    count = 0
+    for rule in rules:
+        where = rule["where"]
+        matches = where["and"][0]["href_matches"] if "and" in where else where["href_matches"]
+        count += 1 if isinstance(matches, str) else len(matches)
+    return count

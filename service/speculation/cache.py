@@ -24,7 +24,7 @@ import orjson
 from core.clock import Clock
 from core.flows.graph import Mode
 from core.flows.ranking import Exclusions
-from core.flows.rules import RulesConfig, build_rules
+from core.flows.rules import RulesConfig, build_rules, url_count
 from core.flows.simulate import SimulationConfig, rank_segment
 from native import walk
 from service.backends import Backends, keys
@@ -303,8 +303,8 @@ class SpeculationCache:
             etag=strong_etag(body),
             computed_at=self.clock.now(),
             version=version,
-            prerender=len(rules["prerender"]),
-            prefetch=len(rules["prefetch"]),
+            prerender=url_count(rules["prerender"]),
+            prefetch=url_count(rules["prefetch"]),
         )
 
     def _adopt(self, key: CacheKey, answer: Answer | None) -> Answer | None:

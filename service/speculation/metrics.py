@@ -27,7 +27,7 @@ class RulesServed(Collector):
     turned into counter families when ``/metrics`` is scraped."""
 
     def __init__(self) -> None:
-        #: seg -> [200 answers, 304 answers, prerender rules sent, prefetch rules sent]
+        #: seg -> [200 answers, 304 answers, prerender routes sent, prefetch routes sent]
         self.counts: dict[str, list[int]] = {}
 
     def of(self, seg: str) -> list[int]:
@@ -55,7 +55,8 @@ class RulesServed(Collector):
         )
         rules = CounterMetricFamily(
             "kervan_speculation_rules_served",
-            "Rules sent in 200 responses, per segment and action (prerender, prefetch).",
+            "Routes speculated on in 200 responses (URL patterns in the rules sent), per "
+            "segment and action (prerender, prefetch).",
             labels=["seg", "action"],
         )
         for seg, (ok, not_modified, prerender, prefetch) in list(self.counts.items()):

@@ -110,3 +110,15 @@ def _pattern(pattern: Any) -> list[str]:
             return [f"pattern {pattern!r} has a non-ASCII or blank character"]
         i += 1
     return []
+
+
+def targets(rules: list[dict[str, Any]]) -> list[str]:
+    """The URL patterns ``rules`` (one action's list) speculate on, in order: a rule's
+    ``href_matches`` (beside its exclusions, when it has ``and``) is a pattern or a list of
+    them."""
+    out: list[str] = []
+    for rule in rules:
+        where = rule["where"]
+        matches = where["and"][0]["href_matches"] if "and" in where else where["href_matches"]
+        out += [matches] if isinstance(matches, str) else matches
+    return out

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from service.backends import keys
 from service.settings import Settings
 from service.speculation.cache import SpeculationCache
+from service.speculation.metrics import RULES as SERVED
 from tests.speculation import rules_syntax
 
 ADMIN = {"X-API-Key": "test-admin-key"}
@@ -251,21 +252,26 @@ async def test_rules_follow_the_flows_with_etag_and_cache_headers(
     r = await settled_rules(client)
     assert r.status_code == 200
     rules = r.json()
-    assert len(rules["prerender"]) == 2 and len(rules["prefetch"]) == 6
+    prerender, prefetch = (rules_syntax.targets(rules[a]) for a in ("prerender", "prefetch"))
+    assert len(prerender) == 2 and len(prefetch) == 6
     assert rules_syntax.problems(rules) == []
     # Exact scores: contact 0.45, kervan 0.45, imprint 0.3, projects 0.25, atlas 0.19, ...
-    hrefs = {rule["where"]["and"][0]["href_matches"] for rule in rules["prerender"]}
-    assert hrefs == {ORIGIN + "/en/contact", ORIGIN + "/en/projects/kervan"}
-    assert [rule["where"]["and"][0]["href_matches"] for rule in rules["prefetch"][:3]] == [
+    assert set(prerender) == {ORIGIN + "/en/contact", ORIGIN + "/en/projects/kervan"}
+    assert prefetch[:3] == [
         ORIGIN + "/en/imprint",
         ORIGIN + "/en/projects",
         ORIGIN + "/en/projects/atlas",
     ]
     everything = rules["prerender"] + rules["prefetch"]
     assert all(rule["where"]["and"][1]["not"]["href_matches"] for rule in everything)
-    listed = {rule["where"]["and"][0]["href_matches"] for rule in everything}
+    listed = set(prerender + prefetch)
     assert ORIGIN + "/logout" not in listed and ORIGIN + "/en/cart" not in listed
     assert all(rule["tag"].startswith("kervan-en-d-s") for rule in everything)
+    # One rule per score bucket: fewer rules than routes, every tag once per action.
+    for action in ("prerender", "prefetch"):
+        tags = [rule["tag"] for rule in rules[action]]
+        assert len(tags) == len(set(tags))
+    assert len(everything) < 8
     etag = r.headers["etag"]
     assert etag.startswith('"') and not etag.startswith("W/")
     assert r.headers["cache-control"] == "public, max-age=60"
@@ -273,10 +279,13 @@ async def test_rules_follow_the_flows_with_etag_and_cache_headers(
         "/perf/speculation/dynamic", params={"seg": "en-d"}, headers={"If-None-Match": etag}
     )
     assert again.status_code == 304 and again.headers["etag"] == etag and not again.content
+    before = list(SERVED.of("en-d"))
     other = await client.get(
         "/perf/speculation/dynamic", params={"seg": "en-d"}, headers={"If-None-Match": '"x"'}
     )
     assert other.status_code == 200 and other.content == r.content
+    # The metrics count routes speculated on, not rules: 2 prerendered, 6 prefetched.
+    assert SERVED.of("en-d")[2:] == [before[2] + 2, before[3] + 6]
 
 
 async def test_exact_mode_and_background_refresh(client: httpx.AsyncClient) -> None:
@@ -287,9 +296,7 @@ async def test_exact_mode_and_background_refresh(client: httpx.AsyncClient) -> N
 
     def order(r: httpx.Response) -> list[str]:
         rules = r.json()
-        return [
-            x["where"]["and"][0]["href_matches"] for x in rules["prerender"] + rules["prefetch"]
-        ]
+        return rules_syntax.targets(rules["prerender"]) + rules_syntax.targets(rules["prefetch"])
 
     # Well separated below the tied pair at the top.
     assert set(order(mc)[:2]) == set(order(exact)[:2])
@@ -341,7 +348,7 @@ async def test_a_bulk_import_is_served_without_waiting_for_the_next_round(
             break
         await asyncio.sleep(0.05)
     assert r.headers["etag"] != first.headers["etag"]
-    assert len(r.json()["prerender"]) == 2
+    assert len(rules_syntax.targets(r.json()["prerender"])) == 2
 
 
 _json = st.recursive(
@@ -410,7 +417,7 @@ async def test_the_background_refresher_picks_up_new_flows(
             if r.json()["prerender"]:
                 break
             await asyncio.sleep(0.1)
-        assert r.json()["prerender"][0]["where"]["and"][0]["href_matches"].startswith(ORIGIN)
+        assert rules_syntax.targets(r.json()["prerender"])[0].startswith(ORIGIN)
 
 
 async def test_a_failing_refresh_keeps_serving_the_last_answer(
@@ -467,7 +474,7 @@ async def test_scaled_mode_mariadb_and_redis_end_to_end(
             ("/de/projects", "/de/projects/kervan"): 1.0,
         }
         r = await client.get("/perf/speculation/dynamic", params={"seg": "de-m", "mode": "exact"})
-        hrefs = [x["where"]["and"][0]["href_matches"] for x in r.json()["prerender"]]
+        hrefs = rules_syntax.targets(r.json()["prerender"])
         assert hrefs == [ORIGIN + "/de/projects/kervan", ORIGIN + "/de/projects"]
         backends = client.app.state.runtime.backends  # type: ignore[attr-defined]
         assert backends.kind == "redis"

@@ -110,18 +110,43 @@ def test_rank_orders_by_score_then_path_and_applies_limits() -> None:
 
 
 def test_rules_have_the_original_shape() -> None:
-    routes = [RankedRoute(f"/p{i}", 1.0 - i / 10) for i in range(9)]
-    rules = build_rules(routes, "en-d", RulesConfig(origin="https://example.com"))
+    # One route per score bucket: one rule per route, as in the original design.
+    scores = [0.6, 0.3, 0.15, 0.07, 0.03, 0.015, 0.005]
+    routes = [RankedRoute(f"/p{i}", score) for i, score in enumerate(scores)]
+    config = RulesConfig(origin="https://example.com", prefetch_count=5)
+    rules = build_rules(routes, "en-d", config)
     assert [r["where"]["href_matches"] for r in rules["prerender"]] == [
         "https://example.com/p0",
         "https://example.com/p1",
     ]
-    assert len(rules["prefetch"]) == 6
-    assert rules["prefetch"][-1]["where"] == {"href_matches": "https://example.com/p7"}
+    assert len(rules["prefetch"]) == 5
+    assert rules["prefetch"][-1]["where"] == {"href_matches": "https://example.com/p6"}
     assert {r["eagerness"] for r in rules["prerender"]} == {"moderate"}
     assert {r["eagerness"] for r in rules["prefetch"]} == {"eager"}
     assert all(r["source"] == "document" for r in rules["prerender"] + rules["prefetch"])
-    assert rules["prerender"][0]["tag"] == "kervan-en-d-s50"
+    assert [r["tag"] for r in rules["prerender"]] == ["kervan-en-d-s50", "kervan-en-d-s20"]
+    assert [r["tag"] for r in rules["prefetch"]][-1] == "kervan-en-d-s0"
+
+
+def test_routes_of_one_bucket_share_one_rule_in_rank_order() -> None:
+    routes = [RankedRoute(f"/p{i}", 1.0 - i / 10) for i in range(9)]
+    config = RulesConfig(origin="https://example.com", exclusions=Exclusions(["/logout"]))
+    rules = build_rules(routes, "en-d", config)
+    origin = "https://example.com"
+    # 1.0 .. 0.5 are bucket s50, 0.4 .. 0.2 bucket s20.
+    assert [(r["tag"], r["where"]["and"][0]["href_matches"]) for r in rules["prerender"]] == [
+        ("kervan-en-d-s50", [f"{origin}/p0", f"{origin}/p1"]),
+    ]
+    assert [(r["tag"], r["where"]["and"][0]["href_matches"]) for r in rules["prefetch"]] == [
+        ("kervan-en-d-s50", [f"{origin}/p{i}" for i in (2, 3, 4, 5)]),
+        ("kervan-en-d-s20", [f"{origin}/p6", f"{origin}/p7"]),
+    ]
+    everything = rules["prerender"] + rules["prefetch"]
+    assert all(
+        r["where"]["and"][1] == {"not": {"href_matches": [f"{origin}/logout"]}} for r in everything
+    )
+    assert rules_syntax.problems(rules) == []
+    assert rules_syntax.targets(rules["prefetch"]) == [f"{origin}/p{i}" for i in range(2, 8)]
     assert build_rules([], "en-d", RulesConfig(origin="https://x.org")) == {
         "prerender": [],
         "prefetch": [],
@@ -224,7 +249,7 @@ def test_rules_are_valid_speculation_rules(
     config = RulesConfig(origin="https://example.com", exclusions=exclusions)
     rules = build_rules(ranked, "en-d", config)
     assert rules_syntax.problems(rules) == []
-    assert len(rules["prerender"]) == min(2, len(ranked))
+    assert len(rules_syntax.targets(rules["prerender"])) == min(2, len(ranked))
 
 
 def test_the_syntax_checker_catches_bad_rules() -> None:
