@@ -16,13 +16,14 @@ from core.clock import SYSTEM_CLOCK, Clock
 from core.ratelimit import Decision
 from native.edgepath import AsgiFront
 from native.edgepath import asgi_front as make_asgi_front
-from service import inline
+from service import gc_policy, inline
 from service.access_log import AccessLog
 from service.clientip import resolve_client_ip
 from service.edge import Edge
 from service.errors import EXCEPTION_HANDLERS
 from service.fast_routes import FastRequest
 from service.features import setup_features
+from service.gc_policy import FullCollections
 from service.logging import get_logger, request_id_var
 from service.routes import ROUTE_MODULES
 from service.routing import merge_same_path
@@ -61,7 +62,8 @@ def create_app(
     ``freeze_heap`` (a server process, not tests that build many apps) moves everything alive
     after start-up out of the garbage collector's view: the ~200k objects of the imports and the
     features are never garbage, and scanning them made every full collection a ~100 ms pause in
-    request latency.
+    request latency. It also applies the server's collector policy (``service/gc_policy.py``):
+    full collections every ``gc_full_collect_seconds``, not whenever CPython decides.
     """
     # Same-path routes of different methods are routed as one, so a 405 lists every method.
     modules = _route_modules()
@@ -83,6 +85,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         rt = runtime or build_runtime(settings, clock or SYSTEM_CLOCK)
         app.state.runtime = rt
+        full_collections: FullCollections | None = None
         try:
             await setup_features(rt)
             await rt.start()
@@ -90,12 +93,18 @@ def create_app(
             if freeze_heap:
                 gc.collect()
                 gc.freeze()
+                gc_policy.tune(settings.gc_full_collect_seconds)
+                if settings.gc_full_collect_seconds > 0:
+                    full_collections = FullCollections(settings.gc_full_collect_seconds)
+                    await full_collections.start()
             log.info(
                 "kervan started",
                 extra={"env": settings.env, "backends": rt.backends.kind, "db": rt.db.dialect},
             )
             yield
         finally:
+            if full_collections is not None:
+                await full_collections.stop()
             edge.unbind()
             await rt.close()
             edge.access_log.close()

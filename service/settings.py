@@ -93,6 +93,14 @@ class FoundationSettings(BaseModel):
         description="SQLAlchemy URL: `sqlite+aiosqlite:///file` or `mariadb+aiomysql://u:p@h/db`.",
     )
     database_pool_size: int = Field(default=10, ge=1, le=200, description="MariaDB pool size.")
+    gc_full_collect_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description="A server process runs a full garbage collection this often instead of "
+        "whenever CPython decides (each one pauses it, ~100 ms with 1,000 WebSocket clients); "
+        "0: CPython's own policy.",
+    )
     redis_url: str | None = Field(
         default=None,
         description="Unset: in-process backends (embedded). Set: Redis (scaled); a Redis "
