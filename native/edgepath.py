@@ -32,6 +32,24 @@ valid_request_id = _edgepath.valid_request_id
 peer_host = _edgepath.peer_host
 
 
+def _ids() -> tuple[str, int]:
+    """A front's request-id prefix (random per front) and first counter value."""
+    return os.urandom(8).hex(), int.from_bytes(os.urandom(4), "big")
+
+
+def _check(
+    general: Callable[..., Awaitable[None]],
+    request_id_var: ContextVar[str | None],
+    request_type: Callable[[str, Any], Any],
+) -> None:
+    if not inspect.iscoroutinefunction(general):
+        raise TypeError("general must be a coroutine function")
+    if not isinstance(request_id_var, ContextVar):
+        raise TypeError("request_id_var must be a ContextVar")
+    if not callable(request_type):
+        raise TypeError("request_type must be callable")
+
+
 def fast_front(
     slow: Any,
     general: Callable[..., Awaitable[None]],
@@ -43,20 +61,8 @@ def fast_front(
     route's request the front began). Request ids: a random per-front prefix and counter."""
     if not callable(slow) or not hasattr(slow, "__rsgi_init__"):
         raise TypeError("slow must be an RSGI application with __rsgi_init__")
-    if not inspect.iscoroutinefunction(general):
-        raise TypeError("general must be a coroutine function")
-    if not isinstance(request_id_var, ContextVar):
-        raise TypeError("request_id_var must be a ContextVar")
-    if not callable(request_type):
-        raise TypeError("request_type must be callable")
-    return _edgepath.FastFront(
-        slow,
-        general,
-        request_id_var,
-        request_type,
-        os.urandom(8).hex(),
-        int.from_bytes(os.urandom(4), "big"),
-    )
+    _check(general, request_id_var, request_type)
+    return _edgepath.FastFront(slow, general, request_id_var, request_type, *_ids())
 
 
 def asgi_front(
@@ -69,20 +75,8 @@ def asgi_front(
     decided)`` carries on a fast route's request the front began); see ``fast_front``."""
     if not callable(slow):
         raise TypeError("slow must be an ASGI application")
-    if not inspect.iscoroutinefunction(general):
-        raise TypeError("general must be a coroutine function")
-    if not isinstance(request_id_var, ContextVar):
-        raise TypeError("request_id_var must be a ContextVar")
-    if not callable(request_type):
-        raise TypeError("request_type must be callable")
-    return _edgepath.AsgiFront(
-        slow,
-        general,
-        request_id_var,
-        request_type,
-        os.urandom(8).hex(),
-        int.from_bytes(os.urandom(4), "big"),
-    )
+    _check(general, request_id_var, request_type)
+    return _edgepath.AsgiFront(slow, general, request_id_var, request_type, *_ids())
 
 
 __all__ = [

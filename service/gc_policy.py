@@ -8,10 +8,11 @@ ran ten full collections in 40 seconds, each 100-140 ms long (measured with ``gc
 each freeing a few dozen objects, and its p99 at 500 msg/s went from 8 ms to 45-50 ms in the runs
 that met one.
 
-``tune()`` leaves the young collections to CPython and stops its own full ones; ``FullCollections``
-(a runtime component) runs one every ``gc_full_collect_seconds`` instead, so reference cycles
-among long-lived objects are still freed, on a rhythm an operator chose. Every collection's
-pause is measured (``kervan_gc_pause_seconds`` by generation).
+``tune()`` leaves the young collections to CPython and stops its own full ones;
+``FullCollections`` (a periodic task the app's lifespan starts and stops) runs one every
+``gc_full_collect_seconds`` instead, so reference cycles among long-lived objects are still
+freed, on a rhythm an operator chose. Every collection's pause is measured
+(``kervan_gc_pause_seconds`` by generation).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ import pytest
 
 from service import gc_policy
 from service.app import create_app
-from service.gc_policy import NO_AUTOMATIC_FULL, PAUSES, FullCollections
+from service.gc_policy import NO_AUTOMATIC_FULL, FullCollections
+from service.metrics import REGISTRY
 from service.settings import Settings, SettingsError, load_settings
 
 
@@ -26,8 +27,11 @@ def collector() -> Iterator[None]:
 
 
 def _pauses(generation: int) -> float:
-    value = PAUSES.labels(str(generation))._sum.get()  # type: ignore[attr-defined]
-    return float(value)
+    """Seconds of pauses of ``generation`` observed so far, as /metrics reports them."""
+    value = REGISTRY.get_sample_value(
+        "kervan_gc_pause_seconds_sum", {"generation": str(generation)}
+    )
+    return value or 0.0
 
 
 def test_tune_stops_automatic_full_collections_and_measures_every_pause(
