@@ -10,8 +10,8 @@ Both servers run as real processes on the machine's Redis (127.0.0.1:6379), serv
   desk serves one customer per admin, so 500 pairs need 500 admins: the bench creates 500 admin
   accounts in the database and a session for each in the server's Redis namespace, as
   ``tests/support/wsclient.py`` ``admin_token`` does in-process. Messages are ``chat:send`` ->
-  ``chat:ack`` to the sender and ``chat:message`` to every member of the room (the sender's
-  connection gets its own message back too: the protocol's rule, the client reads and drops it).
+  ``chat:ack`` to the sender (with the message's offset) and ``chat:message`` to every other
+  connection in the room, as socket.io's relay skips the sender.
   Clients are set up a few at a time (``KERVAN_SETUP_CONCURRENCY``, see there why), and the load
   starts once the servers are quiet again.
 - **socket.io**: ``bench/baselines/socketio_server.py``, ``socketio.AsyncServer`` with

@@ -27,7 +27,11 @@ see the desk. One JSON object per text frame, `{"type": ..., ...}`.
   token), then, for each room named in `hello.rooms`, a `resume` frame followed by exactly the
   messages missed since the given offset, in order, once (or `recovered: false`).
 * Every `chat:send` is acknowledged with `chat:ack`; a resent `client_id` is stored once and
-  acknowledged again with `duplicate: true`.
+  acknowledged again with `duplicate: true`. The ack's `epoch` and `offset` are the message's
+  place in the room: the connection that sent it does not get it back as `chat:message` (the
+  person's other connections do). A client counts an acknowledged offset as received, and
+  resumes after the last offset up to which it has every message (its own acks included); a
+  message it has already, seen again after a resume, is known by its offset.
 * The server sends `ping` every `welcome.heartbeat` seconds; a client silent for two periods is
   closed with 4000. Bad frames get an `error` frame and the connection stays open.
 * When a process stops it drains: each client gets a `reconnect` frame, then a close with 1012

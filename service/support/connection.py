@@ -21,6 +21,8 @@ _ids = itertools.count(1)
 
 CLOSE_OVERFLOW = 1013
 CLOSE_HEARTBEAT = 4000
+#: Own messages acknowledged but not yet passed by the room's delivery (a few: the window).
+ACKED_LIMIT = 256
 
 
 @dataclass
@@ -47,6 +49,9 @@ class Connection:
     last_presence: bytes | None = None
     desk_signature: tuple[Any, ...] | None = None
     closing: str | None = None
+    #: (room, epoch, offset) of this connection's own messages whose ``chat:ack`` told it their
+    #: place: the room's entry is not sent to it again as ``chat:message``.
+    acked: set[tuple[str, str, int]] = field(default_factory=set)
     _outbox: asyncio.Queue[bytes | None] = field(init=False)
     _writer: asyncio.Task[None] | None = field(default=None, init=False)
 
@@ -73,6 +78,13 @@ class Connection:
                 self._writer.cancel()
             self._writer = None
 
+    def acknowledged(self, room: str, epoch: str, offset: int) -> None:
+        """This connection sent the entry at ``offset`` and is told its place by ``chat:ack``."""
+        if len(self.acked) >= ACKED_LIMIT:
+            # Entries never delivered here (a room left, an epoch lost): an echo is harmless.
+            self.acked.clear()
+        self.acked.add((room, epoch, offset))
+
     def send(self, data: bytes) -> None:
         """Queue a frame; never blocks. A full outbox closes the connection (client resumes)."""
         if self.closing is not None:
@@ -97,6 +109,13 @@ class Connection:
             view = self.rooms.get(room)
             if view is None:
                 return
+            if self.acked:
+                own = (room, entry.epoch or view.epoch, entry.offset)
+                if own in self.acked:
+                    # Its place is already known here (the ack); the hub still counts it as
+                    # delivered, so what follows comes in order, once.
+                    self.acked.discard(own)
+                    return
             self.send(chat_frame(room, view.epoch, entry))
 
         return deliver

@@ -576,6 +576,8 @@ class SupportDesk:
         if duplicate:
             SUPPORT.duplicates.inc()
         else:
+            # The sender learns the place from its ack; its other connections get the message.
+            conn.acknowledged(room, epoch, offset)
             self.hub.deliver_local(
                 RoomEntry(room=room, offset=offset, payload=payload, epoch=epoch)
             )
@@ -601,6 +603,7 @@ class SupportDesk:
                 client_id=client_id,
                 text=body,
                 at=at,
+                duplicate=duplicate,
             )
         )
 

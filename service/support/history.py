@@ -26,6 +26,7 @@ from service.db.tables.crm import crm_contacts, crm_convos, crm_messages
 from service.db.types import utcnow
 from service.db.upsert import upsert_stmt
 from service.logging import get_logger
+from service.support import history_sql
 from service.whatsapp.store import ensure_open_convos, existing_provider_ids
 
 log = get_logger("kervan.support.history")
@@ -57,6 +58,8 @@ class ChatRecord:
     client_id: str
     text: str
     at: float
+    #: The room log had it already (a resent client id): it may be in the database too.
+    duplicate: bool = False
 
 
 def provider_id(sender: str, client_id: str) -> str:
@@ -160,42 +163,98 @@ def _insert_messages(dialect: str) -> Executable:
     return found
 
 
-async def _still_open(conn: AsyncConnection, known: dict[str, int]) -> dict[str, int]:
+async def _still_open(conn: AsyncConnection, dialect: str, known: dict[str, int]) -> dict[str, int]:
     """Of the customers' conversations the writer found before, those still open (one query;
     a conversation closed or purged since is looked for again, as for a new customer)."""
     if not known:
         return {}
-    query = select(crm_convos.c.id).where(
-        crm_convos.c.id.in_(bindparam("ids", expanding=True)),
-        crm_convos.c.open_key.is_not(None),
-    )
-    open_ids = {int(r.id) for r in await conn.execute(query, {"ids": sorted(set(known.values()))})}
+    ids = sorted(set(known.values()))
+    if dialect == "mysql":
+        open_ids = set(
+            await history_sql.fetch_ints(
+                await history_sql.driver_of(conn), history_sql.still_open(ids)
+            )
+        )
+    else:
+        query = select(crm_convos.c.id).where(
+            crm_convos.c.id.in_(bindparam("ids", expanding=True)),
+            crm_convos.c.open_key.is_not(None),
+        )
+        open_ids = {int(r.id) for r in await conn.execute(query, {"ids": ids})}
     return {customer: convo for customer, convo in known.items() if convo in open_ids}
 
 
+async def _store_rows(
+    conn: AsyncConnection,
+    dialect: str,
+    rows: list[tuple[int, ChatRecord, str]],
+    by_count: dict[int, list[int]],
+    quiet: list[int],
+    now: datetime,
+) -> None:
+    """The batch's messages, then its conversations: per count of new inbound messages one
+    statement of one shape (a batch spans hundreds of chats, mostly with one or two each),
+    then the touched ones."""
+    if dialect == "mysql":
+        driver = await history_sql.driver_of(conn)
+        await history_sql.run(driver, history_sql.insert_messages(driver, rows))
+        for count, ids in sorted(by_count.items()):
+            await history_sql.run(driver, history_sql.count_inbound(sorted(ids), count, now))
+        if quiet:
+            await history_sql.run(driver, history_sql.touch(quiet, now))
+        return
+    await conn.execute(
+        _insert_messages(dialect),
+        [
+            {
+                "convo_id": convo,
+                "direction": "in" if r.role == "customer" else "out",
+                "kind": "text",
+                "body": r.text,
+                "provider_id": key,
+                "status": "received" if r.role == "customer" else "delivered",
+                "created_at": datetime.fromtimestamp(r.at, UTC),
+                "created_by": r.sender if r.role == "admin" else None,
+                "marketing": False,
+            }
+            for convo, r, key in rows
+        ],
+    )
+    for count, ids in sorted(by_count.items()):
+        await conn.execute(_COUNT_INBOUND, {"ids": sorted(ids), "count": count, "now": now})
+    if quiet:
+        await conn.execute(_TOUCH, {"ids": quiet, "now": now})
+
+
 async def write_batch(
-    db: Database, records: list[ChatRecord], known: dict[str, int] | None = None
+    db: Database,
+    records: list[ChatRecord],
+    known: dict[str, int] | None = None,
+    *,
+    check_stored: bool = True,
 ) -> None:
     """One transaction for ``records``. ``known``: customer id -> the open web conversation
-    found by an earlier batch, checked and updated here (the writer's memory across batches)."""
+    found by an earlier batch, checked and updated here (the writer's memory across batches).
+
+    ``check_stored=False``: none of the records can be in the database yet (each was accepted
+    once by the room log, and this is the batch's first attempt), so the look-up of stored
+    provider ids is skipped; a record given twice in the batch is still stored once.
+    """
     now = utcnow()
     async with db.begin() as conn:
+        keys = [provider_id(r.sender, r.client_id) for r in records]
         # A retried batch (its commit's answer lost) or a record given twice stores nothing
         # again and counts nothing again.
-        stored = await existing_provider_ids(
-            conn, [provider_id(r.sender, r.client_id) for r in records]
-        )
+        stored = await existing_provider_ids(conn, keys) if check_stored else set()
         fresh: dict[str, ChatRecord] = {}
-        for r in records:
-            key = provider_id(r.sender, r.client_id)
+        for key, r in zip(keys, records, strict=True):
             if key not in stored:
                 fresh.setdefault(key, r)
-        records = list(fresh.values())
-        if not records:
+        if not fresh:
             return
-        customers = {r.customer.id: r.customer for r in records}
+        customers = {r.customer.id: r.customer for r in fresh.values()}
         convo_of = await _still_open(
-            conn, {c: known[c] for c in customers if known is not None and c in known}
+            conn, db.dialect, {c: known[c] for c in customers if known is not None and c in known}
         )
         unknown = [c for c in customers.values() if c.id not in convo_of]
         if unknown:
@@ -204,40 +263,16 @@ async def write_batch(
                 conn, db.dialect, set(contacts.values()), CHANNEL, now
             )
             convo_of.update({customer: convos[contact] for customer, contact in contacts.items()})
-        rows = [
-            {
-                "convo_id": convo_of[r.customer.id],
-                "direction": "in" if r.role == "customer" else "out",
-                "kind": "text",
-                "body": r.text,
-                "provider_id": provider_id(r.sender, r.client_id),
-                "status": "received" if r.role == "customer" else "delivered",
-                "created_at": datetime.fromtimestamp(r.at, UTC),
-                "created_by": r.sender if r.role == "admin" else None,
-                "marketing": False,
-            }
-            for r in records
-        ]
-        await conn.execute(_insert_messages(db.dialect), rows)
+        rows = [(convo_of[r.customer.id], r, key) for key, r in fresh.items()]
         inbound: dict[int, int] = {}
-        for r in records:
+        for convo, r, _ in rows:
             if r.role == "customer":
-                convo = convo_of[r.customer.id]
                 inbound[convo] = inbound.get(convo, 0) + 1
-        # The conversations of the batch in one statement per count of new inbound messages
-        # (a batch spans hundreds of chats, mostly with one or two each): statements of one
-        # shape, compiled once, where a CASE over every conversation is compiled every batch.
         by_count: dict[int, list[int]] = {}
         for convo, count in inbound.items():
             by_count.setdefault(count, []).append(convo)
-        for count, ids in sorted(by_count.items()):
-            await conn.execute(
-                _COUNT_INBOUND,
-                {"ids": sorted(ids), "count": count, "now": now},
-            )
         quiet = sorted(set(convo_of.values()) - inbound.keys())
-        if quiet:
-            await conn.execute(_TOUCH, {"ids": quiet, "now": now})
+        await _store_rows(conn, db.dialect, rows, by_count, quiet, now)
     if known is not None:  # committed
         if len(known) > KNOWN_LIMIT:
             known.clear()
@@ -300,9 +335,12 @@ class HistoryWriter:
         return batch
 
     async def _write(self, batch: list[ChatRecord]) -> None:
+        # Only a retry (its commit's answer may have been lost) or a record the room log had
+        # already can find itself stored.
+        check = any(r.duplicate for r in batch)
         while True:
             try:
-                await write_batch(self._db, batch, self._known)
+                await write_batch(self._db, batch, self._known, check_stored=check)
                 self.written += len(batch)
                 if self._on_written is not None:
                     await self._on_written()
@@ -310,6 +348,7 @@ class HistoryWriter:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the stream still holds them; keep trying, say so
+                check = True
                 log.warning("support history batch not written, retrying: %s", exc)
                 await asyncio.sleep(self._retry)
 

@@ -384,11 +384,13 @@ class Resume(_Out):
 
 
 class ChatAck(_Out):
+    """The message's place in the room; the sending connection gets no `chat:message` of it."""
+
     type: Literal["chat:ack"]
     client_id: str
     room: str
     epoch: str
-    offset: int = Field(ge=1)
+    offset: int = Field(ge=1, description="Counts as received by the sending connection.")
     duplicate: bool
 
 

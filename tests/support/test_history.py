@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 from sqlalchemy import select
 
 from service.db import Database
 from service.db.tables.crm import crm_contacts, crm_convos, crm_messages
-from service.support.history import ChatRecord, Customer, write_batch
+from service.support import history as history_module
+from service.support.history import ChatRecord, Customer, HistoryWriter, write_batch
 
 
 def record(customer: Customer, n: int, *, role: str = "customer") -> ChatRecord:
@@ -83,3 +87,103 @@ async def test_the_writer_remembers_open_conversations_until_one_is_closed(
     assert where == {"text 1": first, "text 2": first, "text 3": second}
     assert (convos[first].unread, convos[second].unread) == (2, 1)
     assert convos[second].status == "open" and convos[second].contact_id == convos[first].contact_id
+
+
+#: Texts that a statement written as SQL text must keep exactly: quotes, backslashes, a
+#: parameter marker, a NUL, non-ASCII letters and an emoji.
+AWKWARD = [
+    'it\'s "quoted"',
+    "back\\slash \\' and \\\\",
+    "100% sure; %s %(x)s",
+    "nul\x00byte",
+    "Ayşe, Müller, 😀",
+    "'); DROP TABLE crm_messages; --",
+]
+
+
+async def test_awkward_texts_and_every_column_are_stored_as_given(database: Database) -> None:
+    customer = Customer("cu_o'neil", "O'Neil", "en")
+    records = [
+        ChatRecord(customer, customer.id, "customer", f"c{n}", text, 1_796_000_000.123456 + n)
+        for n, text in enumerate(AWKWARD)
+    ]
+    records.append(
+        ChatRecord(customer, "ad_o'hara\\", "admin", "a1", "reply", 1_796_000_100.000001)
+    )
+    await write_batch(database, records, {}, check_stored=False)
+    async with database.connect() as conn:
+        rows = list(await conn.execute(select(crm_messages).order_by(crm_messages.c.created_at)))
+        [convo] = list(await conn.execute(select(crm_convos)))
+    assert [r.body for r in rows] == [*AWKWARD, "reply"]
+    assert [r.provider_id for r in rows] == [
+        *(f"web:cu_o'neil:c{n}" for n in range(len(AWKWARD))),
+        "web:ad_o'hara\\:a1",
+    ]
+    assert [(r.direction, r.kind, r.status, r.created_by, r.marketing) for r in rows] == [
+        *[("in", "text", "received", None, False)] * len(AWKWARD),
+        ("out", "text", "delivered", "ad_o'hara\\", False),
+    ]
+    # Microseconds kept, stored as UTC.
+    assert [r.created_at.timestamp() for r in rows] == [r.at for r in records]
+    assert (convo.unread, convo.channel) == (len(AWKWARD), "web")
+    assert convo.last_inbound_at is not None and convo.last_activity_at is not None
+
+
+async def test_a_first_attempt_skips_the_lookup_but_stores_a_repeat_once(
+    database: Database,
+) -> None:
+    ayse = Customer("cu_a", "Ayşe", "tr")
+    hans = Customer("cu_h", "Hans", "de")
+    known: dict[str, int] = {}
+    await write_batch(database, [record(ayse, 1), record(hans, 2)], known, check_stored=False)
+    # Same record twice in one batch; a quiet conversation (admin only) is touched.
+    await write_batch(
+        database,
+        [record(ayse, 3), record(ayse, 3), record(hans, 4, role="admin")],
+        known,
+        check_stored=False,
+    )
+    async with database.connect() as conn:
+        convos = {r.id: r for r in await conn.execute(select(crm_convos))}
+        bodies = sorted(r.body for r in await conn.execute(select(crm_messages.c.body)))
+    assert bodies == ["text 1", "text 2", "text 3", "text 4"]
+    assert (convos[known["cu_a"]].unread, convos[known["cu_h"]].unread) == (2, 1)
+    assert convos[known["cu_h"]].last_activity_at >= convos[known["cu_h"]].last_inbound_at
+
+
+async def test_the_writer_looks_up_stored_ids_for_a_duplicate_and_after_a_failure(
+    database: Database,
+) -> None:
+    """A resent client id (the room log had it) may be stored already; so may a batch whose
+    commit's answer was lost: both are looked up, and nothing is counted twice."""
+    ayse = Customer("cu_a", "Ayşe", "tr")
+    writer = HistoryWriter(database, linger_seconds=0, retry_seconds=0.01)
+    await writer.start()
+    try:
+        await writer.add(record(ayse, 1))
+        await writer.flush()
+        await writer.add(replace(record(ayse, 1), duplicate=True))
+        await writer.flush()
+        # The first attempt fails after its commit (as if the answer were lost).
+        real = history_module.write_batch
+        attempts: list[bool] = []
+
+        async def lost_answer(*args: Any, **kwargs: Any) -> None:
+            attempts.append(kwargs["check_stored"])
+            await real(*args, **kwargs)
+            if len(attempts) == 1:
+                raise ConnectionError("answer lost")
+
+        history_module.write_batch = lost_answer  # type: ignore[assignment]
+        try:
+            await writer.add(record(ayse, 2))
+            await writer.flush()
+        finally:
+            history_module.write_batch = real  # type: ignore[assignment]
+    finally:
+        await writer.stop()
+    assert attempts == [False, True]
+    async with database.connect() as conn:
+        [convo] = list(await conn.execute(select(crm_convos)))
+        count = len(list(await conn.execute(select(crm_messages.c.id))))
+    assert (convo.unread, count) == (2, 2)

@@ -159,9 +159,18 @@ async def test_every_device_of_a_person_gets_every_message(serve_desk: Serve) ->
                 await laptop.expect("room:joined", room=room)
                 await admin.expect("room:joined", room=room)
                 await admin_tab.expect("room:joined", room=room)
-                await admin.chat(room, "tek")
-                for client in (phone, laptop, admin, admin_tab):
+                ack = await admin.chat(room, "tek")
+                for client in (phone, laptop, admin_tab):
                     assert (await client.expect("chat:message", offset=1))["text"] == "tek"
+                # The sending connection has the message's place from its ack.
+                assert ack["offset"] == 1
+                await admin.absent("chat:message")
+                # The laptop's message reaches the phone and both admins, not the laptop.
+                ack = await laptop.chat(room, "iki")
+                for client in (phone, admin, admin_tab):
+                    assert (await client.expect("chat:message", offset=2))["text"] == "iki"
+                assert ack["offset"] == 2
+                await laptop.absent("chat:message")
 
 
 async def test_a_reconnecting_client_gets_exactly_what_it_missed(serve_desk: Serve) -> None:
