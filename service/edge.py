@@ -183,6 +183,10 @@ class Passage:
         self.answered = False
 
 
+#: Scope key of a WebSocket's ``(receive, send)`` as the server gave them.
+TRANSPORT_KEY = "kervan.transport"
+
+
 class Edge:
     def __init__(
         self,
@@ -293,6 +297,9 @@ class Edge:
             state = scope.setdefault("state", {})
             state[_STATE_KEY] = resolve_client_ip(scope, self.trusted_proxies)
             state["request_id"] = request_id
+            # The server's own channels, for a handler that sends or reads many frames without
+            # the framework's per-frame checks (``service.support.session``).
+            scope[TRANSPORT_KEY] = (receive, send)
             try:
                 await app(scope, receive, send)
             finally:

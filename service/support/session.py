@@ -16,11 +16,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from starlette.types import Receive, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from core.errors import BackendUnavailable, StateBackendError
 from core.i18n import resolve_locale
 from core.support.texts import text
+from service.edge import TRANSPORT_KEY
 from service.logging import get_logger
 from service.support.connection import CLOSE_HEARTBEAT, Connection
 from service.support.desk import SupportDesk
@@ -84,9 +86,19 @@ class SupportSession:
         self._main: asyncio.Task[Any] | None = None
         #: The drain's ``reconnect`` frame for a connection told before its ``welcome``.
         self._away: bytes | None = None
+        #: The server's receive and send (the edge's), used once accepted: Starlette's
+        #: ``WebSocket`` adds per-frame state checks and an exception wrapper to each, a
+        #: measurable share of a relay's time. Its state is kept here instead.
+        self._transport: tuple[Receive, Send] | None = websocket.scope.get(TRANSPORT_KEY)
 
     async def _send_now(self, data: bytes) -> None:
-        await self.ws.send_text(data.decode())
+        await self.send_text(data.decode())
+
+    async def send_text(self, text: str) -> None:
+        if self._transport is None or self.ws.application_state != WebSocketState.CONNECTED:
+            await self.ws.send_text(text)
+        else:
+            await self._transport[1]({"type": "websocket.send", "text": text})
 
     async def _close(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):
@@ -116,8 +128,12 @@ class SupportSession:
                 self._main.cancel()
 
     async def _receive(self) -> str | bytes | None:
-        message = await self.ws.receive()
+        if self._transport is None or self.ws.client_state != WebSocketState.CONNECTED:
+            message = await self.ws.receive()
+        else:
+            message = await self._transport[0]()
         if message["type"] == "websocket.disconnect":
+            self.ws.client_state = WebSocketState.DISCONNECTED
             return None
         self.last_heard = time.monotonic()
         data: str | bytes | None = message.get("text")
@@ -144,7 +160,7 @@ class SupportSession:
             return
         conn = Connection(
             person=person,
-            send_text=self.ws.send_text,
+            send_text=self.send_text,
             close=self.request_close,
             outbox_size=self.settings.support_send_queue,
         )
