@@ -36,6 +36,9 @@ OnReset = Callable[[str, int], None]
 
 #: Rooms caught up at once by the filler (each one ``since`` call at a time).
 FILL_CONCURRENCY = 16
+#: Rooms whose heads one periodic check reads (a check of 500 rooms every second was a few
+#: milliseconds of the serving loop at once, growing with the rooms).
+HEADS_PER_CHECK = 64
 
 
 class Subscription:
@@ -108,6 +111,7 @@ class RoomHub:
         block: float = 0.25,
         batch: int = 500,
         check_every: float = 1.0,
+        heads_per_check: int = HEADS_PER_CHECK,
         backoff: float = 0.05,
         backoff_cap: float = 2.0,
     ) -> None:
@@ -117,6 +121,10 @@ class RoomHub:
         self._block = block
         self._batch = batch
         self._check_every = check_every
+        if heads_per_check < 1:
+            raise ValueError("heads_per_check must be >= 1")
+        self._heads_per_check = heads_per_check
+        self._heads_cursor = 0
         self._backoff = backoff
         self._backoff_cap = backoff_cap
         self._rooms: dict[str, _Room] = {}
@@ -317,8 +325,18 @@ class RoomHub:
 
     async def _check_heads(self) -> None:
         """A room whose log changed epoch with no entry above the hub's position yet shows
-        nothing to the reader: the heads show it."""
-        heads = await self._log.heads(list(self._rooms))
+        nothing to the reader: the heads show it. Every room after a start or an outage
+        (``_check_now``); otherwise the next ``heads_per_check`` rooms in turn, so a periodic
+        check costs the serving loop the same however many rooms it follows."""
+        if self._check_now or len(self._rooms) <= self._heads_per_check:
+            names = list(self._rooms)
+        else:
+            rooms = list(self._rooms)
+            start = self._heads_cursor % len(rooms)
+            names = rooms[start : start + self._heads_per_check]
+            names += rooms[: self._heads_per_check - len(names)]
+            self._heads_cursor = start + len(names)
+        heads = await self._log.heads(names)
         self._check_now = False
         for name, (epoch, _) in heads.items():
             room = self._rooms.get(name)

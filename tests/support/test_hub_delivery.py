@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -288,3 +289,38 @@ async def test_bad_arguments_are_refused(log: RoomLog, hub: RoomHub) -> None:
         hub.subscribe("r", Collector(), after=-1)
     with pytest.raises(ValueError):
         RoomHub(log, block=0)
+
+
+async def test_the_periodic_check_reads_a_few_rooms_in_turn_and_finds_every_new_epoch(
+    log: RoomLog,
+) -> None:
+    """With more rooms than one check reads, each check reads the next ones: a room whose log
+    started over with nothing above the sinks' place (only the heads show it) is still found."""
+    rooms = [f"r{n}" for n in range(7)]
+    sinks = {room: Collector() for room in rooms}
+    hub = RoomHub(log, block=0.05, check_every=0.05, heads_per_check=2)
+    read: list[int] = []
+    heads = log.heads
+
+    async def counted(names: Any) -> dict[str, tuple[str, int]]:
+        read.append(len(names))
+        return await heads(names)
+
+    log.heads = counted  # type: ignore[method-assign]
+    await hub.start()
+    try:
+        for room in rooms:
+            old = await append(log, room, 1, 3)
+            hub.subscribe(room, sinks[room], after=0, epoch=old, on_reset=sinks[room].on_reset)
+        await wait_until(lambda: all(s.offsets[-1:] == [3] for s in sinks.values()))
+        # Two rooms' logs start over, each below the sinks' place: no entry shows it.
+        for room in ("r1", "r5"):
+            await log.drop(room)
+            await append(log, room, 1, 1)
+        await wait_until(lambda: len(sinks["r1"].resets) == 1 and len(sinks["r5"].resets) == 1)
+        assert all(not sinks[room].resets for room in rooms if room not in ("r1", "r5"))
+        # After the first (full) check, each reads at most two rooms.
+        assert read[0] >= 1 and max(read[1:]) <= 2
+    finally:
+        await hub.stop()
+        log.heads = heads  # type: ignore[method-assign]
