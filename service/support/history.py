@@ -197,7 +197,8 @@ async def _store_rows(
     then the touched ones."""
     if dialect == "mysql":
         driver = await history_sql.driver_of(conn)
-        await history_sql.run(driver, history_sql.insert_messages(driver, rows))
+        for statement in history_sql.insert_messages(driver, rows):
+            await history_sql.run(driver, statement)
         for count, ids in sorted(by_count.items()):
             await history_sql.run(driver, history_sql.count_inbound(sorted(ids), count, now))
         if quiet:

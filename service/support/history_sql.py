@@ -25,6 +25,9 @@ _INSERT_HEAD = (
     f"INSERT INTO {_MESSAGES} (convo_id, direction, kind, body, provider_id, status, "
     "created_at, created_by, marketing) VALUES "
 )
+#: Characters per insert statement at most (as aiomysql's own multi-row inserts: a batch of long
+#: texts would otherwise pass the server's ``max_allowed_packet``).
+MAX_STATEMENT = 1_000_000
 #: MariaDB's insert-or-ignore by the unique ``provider_id`` that still reports other errors.
 _INSERT_TAIL = " ON DUPLICATE KEY UPDATE provider_id = provider_id"
 
@@ -93,9 +96,14 @@ def id_list(ids: Iterable[int]) -> str:
     return ",".join(str(int(i)) for i in ids)
 
 
-def insert_messages(driver: _Escaper, rows: Sequence[tuple[int, Row, str]]) -> str:
-    """One multi-row insert-or-ignore of ``(conversation, record, provider id)`` rows."""
-    values = []
+def insert_messages(
+    driver: _Escaper, rows: Sequence[tuple[int, Row, str]], *, max_length: int = MAX_STATEMENT
+) -> list[str]:
+    """Multi-row inserts-or-ignore of ``(conversation, record, provider id)`` rows, each
+    statement at most about ``max_length`` characters (one row over it goes alone)."""
+    statements: list[str] = []
+    values: list[str] = []
+    length = 0
     for convo, record, provider in rows:
         if record.role == "customer":
             head, by = f"({int(convo)},'in','text',", "NULL"
@@ -103,11 +111,18 @@ def insert_messages(driver: _Escaper, rows: Sequence[tuple[int, Row, str]]) -> s
         else:
             head, by = f"({int(convo)},'out','text',", _quoted(driver, record.sender)
             status = "'delivered'"
-        values.append(
+        value = (
             f"{head}{_quoted(driver, record.text)},{_quoted(driver, provider)},{status},"
             f"{_time(record.at)},{by},0)"
         )
-    return _INSERT_HEAD + ",".join(values) + _INSERT_TAIL
+        if values and length + len(value) > max_length:
+            statements.append(_INSERT_HEAD + ",".join(values) + _INSERT_TAIL)
+            values, length = [], 0
+        values.append(value)
+        length += len(value) + 1
+    if values:
+        statements.append(_INSERT_HEAD + ",".join(values) + _INSERT_TAIL)
+    return statements
 
 
 def still_open(convo_ids: Iterable[int]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import select
 from service.db import Database
 from service.db.tables.crm import crm_contacts, crm_convos, crm_messages
 from service.support import history as history_module
+from service.support import history_sql
 from service.support.history import ChatRecord, Customer, HistoryWriter, write_batch
 
 
@@ -187,3 +189,42 @@ async def test_the_writer_looks_up_stored_ids_for_a_duplicate_and_after_a_failur
         [convo] = list(await conn.execute(select(crm_convos)))
         count = len(list(await conn.execute(select(crm_messages.c.id))))
     assert (convo.unread, count) == (2, 2)
+
+
+async def test_a_batch_of_long_texts_is_stored_whole_in_several_statements(
+    database: Database,
+) -> None:
+    ayse = Customer("cu_a", "Ayşe", "tr")
+    texts = [f"{n:04d}" + "ş" * 3996 for n in range(300)]  # about 2.4 MB of UTF-8
+    records = [
+        ChatRecord(ayse, ayse.id, "customer", f"c{n}", text, 1_796_000_000.0 + n)
+        for n, text in enumerate(texts)
+    ]
+    await write_batch(database, records, {}, check_stored=False)
+    async with database.connect() as conn:
+        stored = [r.body for r in await conn.execute(select(crm_messages.c.body))]
+        [convo] = list(await conn.execute(select(crm_convos)))
+    assert sorted(stored) == texts
+    assert convo.unread == 300
+
+
+class _Plain:
+    def escape_string(self, s: str) -> str:
+        return s.replace("'", "''")
+
+
+def test_inserts_are_split_by_length_and_keep_every_row_once() -> None:
+    ayse = Customer("cu_a", "Ayşe", "tr")
+    rows = [
+        (7, ChatRecord(ayse, ayse.id, "customer", f"c{n}", "x" * 50, 1_796_000_000.0), f"p{n}")
+        for n in range(10)
+    ]
+    statements = history_sql.insert_messages(_Plain(), rows, max_length=250)
+    assert len(statements) == 5
+    assert all(s.startswith("INSERT INTO crm_messages") for s in statements)
+    assert [p for s in statements for p in re.findall(r"'(p\d+)'", s)] == [
+        f"p{n}" for n in range(10)
+    ]
+    # One row longer than the limit still goes, alone.
+    [alone] = history_sql.insert_messages(_Plain(), rows[:1], max_length=10)
+    assert "'p0'" in alone
