@@ -51,6 +51,9 @@ log = get_logger("kervan.support.desk")
 
 Notifier = Callable[[Person, int], Any]
 PRESENCE_COALESCE_SECONDS = 0.05
+#: Sweeps between two re-offers of stray admins: the check reads every assignment, a few
+#: milliseconds of the serving loop with hundreds of admins, and repairs a rare state.
+REASSERT_EVERY_SWEEPS = 5
 
 
 class SupportDesk:
@@ -81,6 +84,7 @@ class SupportDesk:
         self.local: dict[str, set[Connection]] = defaultdict(set)
         self._tasks: list[asyncio.Task[None]] = []
         self._queue_version = -1
+        self._sweeps_to_reassert = 0
         self._refresh_pending = False
         self._presence_pending = False
         self._presence_cache: dict[str, dict[str, Any]] = {}
@@ -755,10 +759,11 @@ class SupportDesk:
             if free is None:
                 free = await self.queue.free_admins()
             serving = {a.admin for a in await self.queue.assignments()}
+            free_now = set(free)
             for admin, conns in list(self.local.items()):
                 record = self._presence_cache.get(admin)
                 online = record is not None and record.get("status") == "online"
-                if online and conns and admin not in free and admin not in serving:
+                if online and conns and admin not in free_now and admin not in serving:
                     person = next(iter(conns)).person
                     await self.people.save(person)
                     await self.admin_ready(person)
@@ -938,7 +943,12 @@ class SupportDesk:
         for admin in free:
             if admin not in statuses:
                 await self.queue.admin_away(admin)
-        await self._reassert_admins(free)
+        # A repair (the backend lost its data, a beat was missed): every few sweeps, since
+        # it reads every assignment; the listener also runs it after each reconnect.
+        self._sweeps_to_reassert -= 1
+        if self._sweeps_to_reassert <= 0:
+            self._sweeps_to_reassert = REASSERT_EVERY_SWEEPS
+            await self._reassert_admins(free)
         await self._drop_stale_presence(stale)
         if await self.queue.version() != self._queue_version:
             self._schedule_refresh()

@@ -12,7 +12,7 @@ import websockets
 from sqlalchemy import select
 
 from service.db.tables.crm import crm_contacts, crm_convos, crm_messages
-from service.support.desk import SupportDesk
+from service.support.desk import REASSERT_EVERY_SWEEPS, SupportDesk
 from tests.support.wsclient import Desk, admin_token
 
 Serve = Callable[..., AbstractAsyncContextManager[Desk]]
@@ -457,3 +457,30 @@ async def test_a_database_failure_is_told_and_the_connection_stays(
         assert error["code"] == "support_unavailable" and "vorübergehend" in error["message"]
         await customer.send({"type": "ping"})
         await customer.expect("pong")
+
+
+async def test_a_stray_online_admin_is_offered_again_every_few_sweeps(serve_desk: Serve) -> None:
+    """An online admin neither free nor serving (the backend lost the free set, say) takes
+    customers again, at the next sweep that repairs: one in ``REASSERT_EVERY_SWEEPS``."""
+    # The test runs every sweep itself.
+    async with serve_desk(support_sweep_seconds=60) as desk:
+        runtime_desk = desk.runtime.facility(SupportDesk)
+        queue = runtime_desk.queue
+        token = await admin_token(desk.runtime, "mert")
+        async with desk.admin(token) as admin:
+            me = admin.welcome["person"]
+            for _ in range(200):
+                if me in await queue.free_admins():
+                    break
+                await asyncio.sleep(0.02)
+            # The first sweep repairs.
+            await queue.admin_away(me)
+            await runtime_desk.sweep()
+            assert me in await queue.free_admins()
+            # The next ones look again only after REASSERT_EVERY_SWEEPS.
+            await queue.admin_away(me)
+            for _ in range(REASSERT_EVERY_SWEEPS - 1):
+                await runtime_desk.sweep()
+                assert me not in await queue.free_admins()
+            await runtime_desk.sweep()
+            assert me in await queue.free_admins()
