@@ -98,7 +98,12 @@ class SupportSession:
         if self._transport is None or self.ws.application_state != WebSocketState.CONNECTED:
             await self.ws.send_text(text)
         else:
-            await self._transport[1]({"type": "websocket.send", "text": text})
+            try:
+                await self._transport[1]({"type": "websocket.send", "text": text})
+            except OSError:
+                # As Starlette's WebSocket.send: the socket is gone.
+                self.ws.application_state = WebSocketState.DISCONNECTED
+                raise WebSocketDisconnect(code=1006) from None
 
     async def _close(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):
