@@ -38,8 +38,11 @@ class Span:
 
 @pytest.fixture
 async def processes(redis_url: str, redis_namespace: str) -> AsyncIterator[list[RedisWaitQueue]]:
+    # A generous timeout: a burst of 80 joins opens as many connections at once, and on a
+    # loaded machine a connect once took over the default 2 s (what is tested is the order).
     made: list[Backends] = [
-        redis_backends(redis_url, redis_namespace, max_connections=20) for _ in range(PROCESSES)
+        redis_backends(redis_url, redis_namespace, max_connections=20, timeout=10.0)
+        for _ in range(PROCESSES)
     ]
     yield [RedisWaitQueue(b) for b in made]
     for b in made:
