@@ -55,13 +55,11 @@ async def driver_of(conn: AsyncConnection) -> Any:
     return raw.driver_connection
 
 
-async def run(driver: Any, sql: str) -> int:
-    """Execute ``sql`` as it is (no parameter formatting: a ``%`` in a text stays one);
-    the affected rows."""
+async def run(driver: Any, sql: str) -> None:
+    """Execute ``sql`` as it is (no parameter formatting: a ``%`` in a text stays one)."""
     cursor = await driver.cursor()
     try:
         await cursor.execute(sql)
-        return int(cursor.rowcount)
     finally:
         await cursor.close()
 
@@ -79,17 +77,17 @@ def _quoted(driver: _Escaper, text: str) -> str:
     return "'" + driver.escape_string(text) + "'"
 
 
-def _time(at: float) -> str:
+def _utc_literal(at: datetime) -> str:
     # Naive UTC with microseconds, as ``UTCDateTime`` stores it.
-    return (
-        "'"
-        + datetime.fromtimestamp(at, UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-        + "'"
-    )
+    return "'" + at.replace(tzinfo=None).isoformat(" ", "microseconds") + "'"
+
+
+def _time(at: float) -> str:
+    return _utc_literal(datetime.fromtimestamp(at, UTC))
 
 
 def time_literal(at: datetime) -> str:
-    return "'" + at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds") + "'"
+    return _utc_literal(at.astimezone(UTC))
 
 
 def id_list(ids: Iterable[int]) -> str:

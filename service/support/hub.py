@@ -327,7 +327,7 @@ class RoomHub:
         """A room whose log changed epoch with no entry above the hub's position yet shows
         nothing to the reader: the heads show it. Every room after a start or an outage
         (``_check_now``); otherwise the next ``heads_per_check`` rooms in turn, so a periodic
-        check costs the serving loop the same however many rooms it follows."""
+        check reads the same number of heads however many rooms the hub follows."""
         if self._check_now or len(self._rooms) <= self._heads_per_check:
             names = list(self._rooms)
         else:

@@ -6,6 +6,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from service.db import Database
@@ -13,6 +14,14 @@ from service.db.tables.crm import crm_contacts, crm_convos, crm_messages
 from service.support import history as history_module
 from service.support import history_sql
 from service.support.history import ChatRecord, Customer, HistoryWriter, write_batch
+
+
+async def unread_and_stored(database: Database) -> tuple[int, int]:
+    """The only conversation's unread count, and how many messages are stored."""
+    async with database.connect() as conn:
+        [convo] = list(await conn.execute(select(crm_convos)))
+        count = len(list(await conn.execute(select(crm_messages.c.id))))
+    return int(convo.unread), count
 
 
 def record(customer: Customer, n: int, *, role: str = "customer") -> ChatRecord:
@@ -54,10 +63,7 @@ async def test_a_retried_batch_changes_nothing(database: Database) -> None:
     batch = [record(ayse, 1), record(ayse, 2)]
     await write_batch(database, batch)
     await write_batch(database, batch)
-    async with database.connect() as conn:
-        [convo] = list(await conn.execute(select(crm_convos)))
-        count = len(list(await conn.execute(select(crm_messages.c.id))))
-    assert (convo.unread, count) == (2, 2)
+    assert await unread_and_stored(database) == (2, 2)
 
 
 async def test_the_writer_remembers_open_conversations_until_one_is_closed(
@@ -154,7 +160,7 @@ async def test_a_first_attempt_skips_the_lookup_but_stores_a_repeat_once(
 
 
 async def test_the_writer_looks_up_stored_ids_for_a_duplicate_and_after_a_failure(
-    database: Database,
+    database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A resent client id (the room log had it) may be stored already; so may a batch whose
     commit's answer was lost: both are looked up, and nothing is counted twice."""
@@ -176,19 +182,13 @@ async def test_the_writer_looks_up_stored_ids_for_a_duplicate_and_after_a_failur
             if len(attempts) == 1:
                 raise ConnectionError("answer lost")
 
-        history_module.write_batch = lost_answer  # type: ignore[assignment]
-        try:
-            await writer.add(record(ayse, 2))
-            await writer.flush()
-        finally:
-            history_module.write_batch = real  # type: ignore[assignment]
+        monkeypatch.setattr(history_module, "write_batch", lost_answer)
+        await writer.add(record(ayse, 2))
+        await writer.flush()
     finally:
         await writer.stop()
     assert attempts == [False, True]
-    async with database.connect() as conn:
-        [convo] = list(await conn.execute(select(crm_convos)))
-        count = len(list(await conn.execute(select(crm_messages.c.id))))
-    assert (convo.unread, count) == (2, 2)
+    assert await unread_and_stored(database) == (2, 2)
 
 
 async def test_a_batch_of_long_texts_is_stored_whole_in_several_statements(
