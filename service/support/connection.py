@@ -1,8 +1,13 @@
 """One client connection of the support desk: its outbox, its rooms and what it delivered.
 
-Frames to a client go through a bounded outbox drained by one writer task, so a slow client
+Frames to a client go out one at a time, in order, through a bounded outbox, so a slow client
 never blocks the desk or another client; when the outbox is full the connection is closed with
 1013 (try again later) and the client resumes from its last offset, losing nothing.
+
+The outbox is driven by the sends' own completion (a done callback starts the next frame), not
+by a writer task per connection: a relay sends one frame per message to each connection, and a
+task woken through an ``asyncio.Queue`` for each of them cost about a tenth of the serving
+loop at full load (``bench/bench_support.py``).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +42,8 @@ class RoomView:
 @dataclass(eq=False)
 class Connection:
     person: Person
+    #: Sends one text frame; what it returns is awaited (a future, or a coroutine run as a
+    #: task) before the next frame goes out. It fails when the socket is gone.
     send_text: Callable[[str], Awaitable[None]]
     close: Callable[[int, str], Coroutine[Any, Any, None]]
     outbox_size: int
@@ -52,31 +60,33 @@ class Connection:
     #: (room, epoch, offset) of this connection's own messages whose ``chat:ack`` told it their
     #: place: the room's entry is not sent to it again as ``chat:message``.
     acked: set[tuple[str, str, int]] = field(default_factory=set)
-    _outbox: asyncio.Queue[bytes | None] = field(init=False)
-    _writer: asyncio.Task[None] | None = field(default=None, init=False)
-
-    def __post_init__(self) -> None:
-        self._outbox = asyncio.Queue(self.outbox_size)
+    #: Frames waiting for the one under way (``_sending``).
+    _outbox: deque[bytes] = field(default_factory=deque, init=False)
+    _sending: asyncio.Future[Any] | None = field(default=None, init=False)
+    _started: bool = field(default=False, init=False)
+    #: Stopped (nothing more goes out) or broken (a send failed: the socket is gone).
+    _stopped: bool = field(default=False, init=False)
+    _broken: bool = field(default=False, init=False)
+    #: ``flush`` calls waiting for the outbox to empty.
+    _idle: list[asyncio.Future[None]] = field(default_factory=list, init=False)
 
     def start(self) -> None:
-        self._writer = asyncio.create_task(self._write(), name=f"support-writer-{self.id}")
+        """Frames queued so far, and from now on, go out."""
+        self._started = True
+        if self._sending is None and self._outbox:
+            self._start(self._outbox.popleft())
 
     async def stop(self) -> None:
         for view in self.rooms.values():
             if view.subscription is not None:
                 view.subscription.close()
         self.rooms.clear()
-        if self._writer is not None:
-            if self.closing is None:
-                try:
-                    self._outbox.put_nowait(None)
-                except asyncio.QueueFull:
-                    self._writer.cancel()
-            try:
-                await asyncio.wait_for(self._writer, timeout=5)
-            except (TimeoutError, asyncio.CancelledError):
-                self._writer.cancel()
-            self._writer = None
+        if self.closing is None:
+            # What is queued still goes out (the reader's close comes after it).
+            await self.flush(timeout=5)
+        self._stopped = True
+        self._outbox.clear()
+        self._wake_idle()
 
     def acknowledged(self, room: str, epoch: str, offset: int) -> None:
         """This connection sent the entry at ``offset`` and is told its place by ``chat:ack``."""
@@ -87,20 +97,30 @@ class Connection:
 
     def send(self, data: bytes) -> None:
         """Queue a frame; never blocks. A full outbox closes the connection (client resumes)."""
-        if self.closing is not None:
+        if self.closing is not None or self._stopped or self._broken:
             return
-        try:
-            self._outbox.put_nowait(data)
-        except asyncio.QueueFull:
+        if self._sending is None and self._started and not self._outbox:
+            self._start(data)
+        elif len(self._outbox) < self.outbox_size:
+            self._outbox.append(data)
+        else:
             self.closing = "slow consumer: outbox full, resume from your last offset"
+            self._outbox.clear()
+            self._wake_idle()
             asyncio.get_running_loop().create_task(self.close(CLOSE_OVERFLOW, self.closing[:120]))
 
     async def flush(self, *, timeout: float) -> None:
-        """Let the writer send what is queued (before a close), for at most ``timeout``."""
-        if self._writer is None or self.closing is not None:
+        """Let what is queued go out (before a close), for at most ``timeout``."""
+        if not self._started or self.closing is not None or self._idle_now():
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._outbox.join(), timeout)
+        waiter = asyncio.get_running_loop().create_future()
+        self._idle.append(waiter)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        finally:
+            with contextlib.suppress(ValueError):
+                self._idle.remove(waiter)
 
     def sink(self, room: str) -> Callable[[RoomEntry], None]:
         """What the hub calls with each room entry for this connection (once, in order)."""
@@ -120,18 +140,39 @@ class Connection:
 
         return deliver
 
-    async def _write(self) -> None:
-        while True:
-            data = await self._outbox.get()
-            try:
-                if data is None:
-                    return
-                await self.send_text(data.decode())
-            except Exception:
-                # The socket is gone; the reader sees the disconnect and cleans up.
-                return
-            finally:
-                self._outbox.task_done()
+    def _idle_now(self) -> bool:
+        return self._sending is None and not self._outbox
+
+    def _start(self, data: bytes) -> None:
+        try:
+            # A server's own send is a future already; a coroutine becomes a task.
+            sending = asyncio.ensure_future(self.send_text(data.decode()))
+        except Exception:
+            self._fail()
+            return
+        self._sending = sending
+        sending.add_done_callback(self._sent)
+
+    def _sent(self, sending: asyncio.Future[Any]) -> None:
+        self._sending = None
+        if sending.cancelled() or sending.exception() is not None:
+            # The socket is gone; the reader sees the disconnect and cleans up.
+            self._fail()
+        elif self._outbox and not self._stopped and self.closing is None:
+            self._start(self._outbox.popleft())
+        else:
+            self._wake_idle()
+
+    def _fail(self) -> None:
+        self._broken = True
+        self._outbox.clear()
+        self._wake_idle()
+
+    def _wake_idle(self) -> None:
+        waiters, self._idle = self._idle, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 def chat_frame(room: str, epoch: str, entry: RoomEntry) -> bytes:

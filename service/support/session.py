@@ -105,6 +105,14 @@ class SupportSession:
                 self.ws.application_state = WebSocketState.DISCONNECTED
                 raise WebSocketDisconnect(code=1006) from None
 
+    def _send_frame(self, text: str) -> Awaitable[None]:
+        """The connection's frames: the server's own send (a future), without a coroutine
+        around it once accepted; a failure there is the connection's to see."""
+        if self._transport is None or self.ws.application_state != WebSocketState.CONNECTED:
+            return self.send_text(text)
+        sent: Awaitable[None] = self._transport[1]({"type": "websocket.send", "text": text})
+        return sent
+
     async def _close(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):
             if self.ws.application_state != WebSocketState.DISCONNECTED:
@@ -165,7 +173,7 @@ class SupportSession:
             return
         conn = Connection(
             person=person,
-            send_text=self.send_text,
+            send_text=self._send_frame,
             close=self.request_close,
             outbox_size=self.settings.support_send_queue,
         )
