@@ -11,6 +11,8 @@ connection, inside the caller's transaction.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -82,8 +84,22 @@ def _utc_literal(at: datetime) -> str:
     return "'" + at.replace(tzinfo=None).isoformat(" ", "microseconds") + "'"
 
 
+@functools.lru_cache(maxsize=4)
+def _second_literal(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _time(at: float) -> str:
-    return _utc_literal(datetime.fromtimestamp(at, UTC))
+    """``_utc_literal(datetime.fromtimestamp(at, UTC))`` without a datetime per row (a batch's
+    rows share a few seconds): the microseconds rounded half to even, as ``fromtimestamp``."""
+    fraction, whole = math.modf(at)
+    second = int(whole)
+    micros = round(fraction * 1_000_000)
+    if micros < 0:  # a time before 1970 (modf keeps the sign)
+        second, micros = second - 1, micros + 1_000_000
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    return f"'{_second_literal(second)}.{micros:06d}'"
 
 
 def time_literal(at: datetime) -> str:

@@ -55,6 +55,8 @@ SEND_BATCH = 128
 #: script's answer is read, then the senders run (and deliver to this process's sinks).
 SENDERS_TURNS = 3
 SENT_ROOMS_LIMIT = 10_000
+#: Rooms whose keys are kept made (then the cache starts afresh).
+ROOM_KEYS_LIMIT = 50_000
 
 
 #: A send waiting for its turn's script call: room, payload, marker key, marker lifetime (ms)
@@ -114,6 +116,7 @@ class RedisRoomLog:
         self._flushes: set[asyncio.Task[None]] = set()
         #: Rooms this process sent to since the reader last looked at the news.
         self._sent_rooms: set[str] = set()
+        self._room_keys: dict[str, tuple[str, str]] = {}
         self._since = LuaScript(backends.redis, "support_room_since")
         self._cluster = backends.cluster
         self._reader: Any = dedicated_client(backends.redis, max_connections=READER_CONNECTIONS)
@@ -130,11 +133,25 @@ class RedisRoomLog:
         #: The positions last compared with ``_through`` in full; given again, the same rooms.
         self._followed: Mapping[str, int] | None = None
 
+    def _keys_of(self, room: str) -> tuple[str, str]:
+        """The room's stream and head keys, made once per room (every send and every read of
+        a room names them)."""
+        keys = self._room_keys.get(room)
+        if keys is None:
+            if len(self._room_keys) >= ROOM_KEYS_LIMIT:
+                self._room_keys.clear()
+            keys = (
+                self._key(room_key(room, SUPPORT_ROOM_STREAM)),
+                self._key(room_key(room, SUPPORT_ROOM_HEAD)),
+            )
+            self._room_keys[room] = keys
+        return keys
+
     def _stream(self, room: str) -> str:
-        return self._key(room_key(room, SUPPORT_ROOM_STREAM))
+        return self._keys_of(room)[0]
 
     def _head(self, room: str) -> str:
-        return self._key(room_key(room, SUPPORT_ROOM_HEAD))
+        return self._keys_of(room)[1]
 
     def _with_news(self, *room_keys: str) -> list[str]:
         # One server: the script adds the news entry itself, in the same atomic step.
@@ -208,7 +225,7 @@ class RedisRoomLog:
             secrets.token_hex(8),
         ]
         for room, payload, marker_key, marker_ms, _ in sends:
-            keys += (self._stream(room), self._head(room), marker_key)
+            keys += (*self._keys_of(room), marker_key)
             args += (payload, room, marker_ms)
         if news:
             keys.append(self._news)
@@ -375,10 +392,12 @@ class RedisRoomLog:
                 self._followed = None  # read in full again next time
 
     async def _read_rooms(self, positions: Mapping[str, int], count: int) -> list[RoomEntry]:
-        rooms = {self._stream(room): room for room in positions}
-        streams = {
-            self._stream(room): f"{min(offset, MAX_OFFSET)}-0" for room, offset in positions.items()
-        }
+        rooms: dict[str, str] = {}
+        streams: dict[str, str] = {}
+        for room, offset in positions.items():
+            stream = self._keys_of(room)[0]
+            rooms[stream] = room
+            streams[stream] = f"{min(offset, MAX_OFFSET)}-0"
         result: Any
         with redis_errors("XREAD"):
             if self._cluster:  # rooms lie in different slots: one XREAD each, pipelined

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from service.db import Database
@@ -228,3 +231,20 @@ def test_inserts_are_split_by_length_and_keep_every_row_once() -> None:
     # One row longer than the limit still goes, alone.
     [alone] = history_sql.insert_messages(_Plain(), rows[:1], max_length=10)
     assert "'p0'" in alone
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.one_of(
+        st.floats(min_value=-2e9, max_value=4e9, allow_nan=False, allow_infinity=False),
+        # Half a microsecond off a whole one: the rounding's ties.
+        st.builds(
+            lambda s, u: s + (u + 0.5) / 1_000_000,
+            st.integers(0, 4_000_000_000),
+            st.integers(0, 999_999),
+        ),
+    )
+)
+def test_a_rows_time_literal_is_the_datetime_one(at: float) -> None:
+    expected = datetime.fromtimestamp(at, UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    assert history_sql._time(at) == f"'{expected}'"
