@@ -27,6 +27,7 @@ from redis.asyncio.connection import SSLConnection
 from core.errors import StateBackendError
 from service.backends.base import StreamEntry
 from service.backends.errors import redis_errors
+from service.backends.redis_packing import with_hiredis_packing
 from service.backends.redis_url import parse_redis_url
 
 #: A client of one Redis server or of a Redis Cluster.
@@ -72,6 +73,7 @@ def create_redis_client(
         socket_connect_timeout=timeout,
         health_check_interval=30,
     )
+    pool.connection_class = with_hiredis_packing(pool.connection_class)
     return Redis(connection_pool=pool, decode_responses=False)
 
 
