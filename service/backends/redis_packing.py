@@ -8,6 +8,8 @@ bytes (str as UTF-8, int and float as their ``repr``, bytes and memoryview as th
 command it does not take (another type: redis-py raises its own ``DataError`` for bool and
 None, formats other types its way) and a multi-word command name (``CONFIG GET``, which
 redis-py splits into words) go through redis-py's own packing, so nothing changes on the wire.
+Used for one server's connections (``create_redis_client``, and ``dedicated_client``, which
+takes its pool's class); a Redis Cluster client keeps redis-py's own packing.
 """
 
 from __future__ import annotations
