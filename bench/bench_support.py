@@ -28,7 +28,9 @@ customer sends 100-byte texts carrying the send time, and the admin's side measu
 latency (one clock: the load generator's). Two loads per case, in this order: ``rate``, a fixed
 total offered rate (``--rate``, each customer evenly paced, the customers staggered), for
 latency at the same load, then ``max``, each customer keeping ``--window`` messages
-unacknowledged (the server's capacity). Throughput is what admins received per second within
+unacknowledged (the server's capacity). Also measured: each message's send to its ack at the
+sender (a server that acks late holds the window, and so its clients, longer than its delivery
+latency shows). Throughput is what admins received per second within
 the measured window (after a warm-up); a ``chat:send`` answered with an error is counted as
 refused and frees its window slot.
 
@@ -199,6 +201,8 @@ class Tally:
     refused: int = 0
     error_count: int = 0
     latencies: list[float] = field(default_factory=list)
+    #: Send to ``chat:ack`` (kervan) or Socket.IO ack, per acknowledged message.
+    ack_latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     def deliver(self, text: str) -> None:
@@ -207,10 +211,12 @@ class Tally:
             self.latencies.append(time.perf_counter() - sent_at)
             self.delivered += 1
 
-    def ack(self) -> None:
+    def ack(self, sent_at: float | None) -> None:
         self.acked_total += 1
         if self.measuring:
             self.acked += 1
+            if sent_at is not None:
+                self.ack_latencies.append(time.perf_counter() - sent_at)
 
     def error(self, what: str) -> None:
         self.error_count += 1
@@ -238,6 +244,8 @@ class Peer:
     reader: asyncio.Task[None] | None = None
     #: kervan admins: the desk's last ``presence`` figure of free admins.
     available: int = -1
+    #: Send time by sequence number (the client id's or the Socket.IO ack id's), until acked.
+    sent_at: dict[int, float] = field(default_factory=dict)
 
 
 async def open_socket(url: str) -> Any:
@@ -294,6 +302,19 @@ async def close_all(peers: list[Peer]) -> None:
         if peer.reader is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await peer.reader
+
+
+def _kervan_ack_seq(raw: bytes) -> int:
+    """The sequence number in a ``chat:ack``'s client id (``"client_id":"m<seq>"``)."""
+    start = raw.find(b'"client_id":"m') + 14
+    return int(raw[start : raw.index(b'"', start)]) if start >= 14 else -1
+
+
+def _socketio_ack_seq(raw: bytes) -> int:
+    """The ack id of a Socket.IO ack packet (``43<id>[...]``), which the bench sets to the
+    message's sequence number."""
+    end = raw.find(b"[")
+    return int(raw[2:end]) if end > 2 else -1
 
 
 class Protocol:
@@ -368,7 +389,7 @@ class KervanProtocol(Protocol):
                 if raw.startswith(self.ACK):
                     peer.inflight -= 1
                     peer.wake.set()
-                    tally.ack()
+                    tally.ack(peer.sent_at.pop(_kervan_ack_seq(raw), None))
                 elif raw.startswith(self.MESSAGE):
                     if peer.role == "admin":
                         tally.deliver(orjson.loads(raw)["text"])
@@ -502,10 +523,11 @@ class SocketIOProtocol(Protocol):
                 if raw.startswith(b"43"):
                     peer.inflight -= 1
                     peer.wake.set()
+                    sent_at = peer.sent_at.pop(_socketio_ack_seq(raw), None)
                     if b'"error"' in raw:
                         tally.refuse(f"chat refused: {raw[:200]!r}")
                     else:
-                        tally.ack()
+                        tally.ack(sent_at)
                 elif raw.startswith(b"42"):
                     if peer.role == "admin":
                         _event, data = orjson.loads(raw[2:])
@@ -550,6 +572,7 @@ async def drive(
     tally.measuring = False
     tally.delivered = tally.acked = tally.sent = tally.refused = tally.error_count = 0
     tally.latencies = []
+    tally.ack_latencies = []
     tally.errors = []
     interval = len(customers) / rate if rate else 0.0
     start = time.perf_counter() + 0.05
@@ -570,12 +593,16 @@ async def drive(
                     await asyncio.sleep(delay)
                 next_at += interval
             peer.inflight += 1
-            await socket.send(protocol.chat(peer, stamped_text(time.perf_counter())), text=True)
+            now = time.perf_counter()
+            frame = protocol.chat(peer, stamped_text(now))
+            peer.sent_at[peer.seq] = now
+            await socket.send(frame, text=True)
             if tally.measuring:
                 tally.sent += 1
 
     for peer in customers:
         peer.inflight = 0
+        peer.sent_at.clear()
     tasks = [asyncio.create_task(sender(i, p)) for i, p in enumerate(customers)]
     try:
         await asyncio.sleep(warmup)
@@ -600,11 +627,12 @@ async def drive(
     # What is still on its way lands before the next run starts.
     await asyncio.sleep(1.5)
     latencies = sorted(tally.latencies)
+    ack_latencies = sorted(tally.ack_latencies)
 
-    def pct(p: float) -> float | None:
-        if not latencies:
+    def pct(p: float, values: list[float] = latencies) -> float | None:
+        if not values:
             return None
-        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
+        return values[min(len(values) - 1, int(p / 100 * len(values)))] * 1000
 
     delivered = tally.delivered
     per_k = 1000 / delivered if delivered else float("nan")
@@ -621,6 +649,8 @@ async def drive(
         "p90_ms": pct(90),
         "p99_ms": pct(99),
         "max_ms": latencies[-1] * 1000 if latencies else None,
+        "ack_p50_ms": pct(50, ack_latencies),
+        "ack_p99_ms": pct(99, ack_latencies),
         "server_cpu_seconds": cpu,
         "server_cpu_ms_per_1k": sum(cpu) * 1000 * per_k,
         "redis_cpu_ms_per_1k": redis_cpu * 1000 * per_k,
@@ -931,6 +961,7 @@ async def run_case(
             print(
                 f"  {protocol.name:<10} {label} {load:<4}: {r['delivered_per_second']:>9,.0f} msg/s"
                 f"  p50 {r['p50_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms"
+                f"  (ack p50 {fmt(r['ack_p50_ms'], '.1f')} p99 {fmt(r['ack_p99_ms'], '.1f')})"
                 f"  server CPU {r['server_cpu_ms_per_1k']:.0f} ms/1k"
                 f"  client CPU {r['client_cpu_share']:.0%}"
                 + (f"  refused {r['refused']}" if r["refused"] else "")
@@ -1143,9 +1174,13 @@ def print_report(result: dict[str, Any]) -> None:
     print(f"two processes: {setup['two_processes']}")
     head = (
         f"{'server':<10}{'case':<13}{'load':<6}{'msg/s':>9}{'p50 ms':>8}{'p90 ms':>8}"
-        f"{'p99 ms':>8}{'max ms':>8}{'srv CPU':>9}{'redis':>7}{'client':>8}{'refused':>8}"
+        f"{'p99 ms':>8}{'max ms':>8}{'ack p50':>8}{'ack p99':>8}{'srv CPU':>9}{'redis':>7}"
+        f"{'client':>8}{'refused':>8}"
     )
-    print("\nsrv CPU / redis: CPU ms per 1,000 delivered messages; client: load generator CPU")
+    print(
+        "\np50-max: delivery latency (send to the other member); ack: send to the sender's "
+        "ack\nsrv CPU / redis: CPU ms per 1,000 delivered messages; client: load generator CPU"
+    )
     print(head)
     print("-" * len(head))
     for case in result["cases"]:
@@ -1154,7 +1189,8 @@ def print_report(result: dict[str, Any]) -> None:
                 f"{case['server']:<10}{case['case']:<13}{load:<6}"
                 f"{r['delivered_per_second']:>9,.0f}{fmt(r['p50_ms'], '.1f'):>8}"
                 f"{fmt(r['p90_ms'], '.1f'):>8}{fmt(r['p99_ms'], '.1f'):>8}"
-                f"{fmt(r['max_ms'], '.0f'):>8}{r['server_cpu_ms_per_1k']:>9.0f}"
+                f"{fmt(r['max_ms'], '.0f'):>8}{fmt(r['ack_p50_ms'], '.1f'):>8}"
+                f"{fmt(r['ack_p99_ms'], '.1f'):>8}{r['server_cpu_ms_per_1k']:>9.0f}"
                 f"{r['redis_cpu_ms_per_1k']:>7.0f}{r['client_cpu_share']:>8.0%}"
                 f"{r['refused']:>8}"
             )
