@@ -46,16 +46,45 @@ class Watched:
     closed_at: int | None = None
 
 
+class Rig:
+    """Two room logs (two Redis clients, or one in-process backend) and a hub on each."""
+
+    def __init__(self, kind: str, url: str | None, *, check_every: float) -> None:
+        self.url = url
+        self.namespace = f"kprop-{uuid.uuid4().hex[:12]}"
+        if kind == "redis":
+            assert url is not None
+            self.backends: list[Backends] = [redis_backends(url, self.namespace) for _ in range(2)]
+            self.logs = [create_room_log(b) for b in self.backends]
+        else:
+            self.backends = [memory_backends(self.namespace)]
+            self.logs = [create_room_log(self.backends[0]) for _ in range(2)]
+        self.hubs = [RoomHub(log, block=0.02, check_every=check_every) for log in self.logs]
+
+    async def close(self) -> None:
+        for hub in self.hubs:
+            await hub.stop()
+        for log in self.logs:
+            await log.close()
+        for b in self.backends:
+            await b.close()
+        if self.url is not None:
+            client = sync_redis.Redis.from_url(self.url)
+            try:
+                client.delete(
+                    *(
+                        f"{self.namespace}:{room_key(room, p)}"
+                        for p in (SUPPORT_ROOM_STREAM, SUPPORT_ROOM_HEAD)
+                        for room in ROOMS
+                    )
+                )
+            finally:
+                client.close()
+
+
 async def scenario(kind: str, url: str | None, ops: list[tuple[Any, ...]]) -> None:
-    namespace = f"kprop-{uuid.uuid4().hex[:12]}"
-    if kind == "redis":
-        assert url is not None
-        backends: list[Backends] = [redis_backends(url, namespace) for _ in range(2)]
-        logs = [create_room_log(b) for b in backends]
-    else:
-        backends = [memory_backends(namespace)]
-        logs = [create_room_log(backends[0]) for _ in range(2)]
-    hubs = [RoomHub(log, block=0.02, check_every=0.1) for log in logs]
+    rig = Rig(kind, url, check_every=0.1)
+    logs, hubs = rig.logs, rig.hubs
     last = dict.fromkeys(ROOMS, 0)
     epochs: dict[str, str] = {}
     watched: list[Watched] = []
@@ -111,24 +140,7 @@ async def scenario(kind: str, url: str | None, ops: list[tuple[Any, ...]]) -> No
                 assert got == list(range(w.after + 1, w.after + 1 + len(got)))
                 assert w.after + len(got) <= max(w.after, w.closed_at)
     finally:
-        for hub in hubs:
-            await hub.stop()
-        for log in logs:
-            await log.close()
-        for b in backends:
-            await b.close()
-        if url is not None:
-            client = sync_redis.Redis.from_url(url)
-            try:
-                client.delete(
-                    *(
-                        f"{namespace}:{room_key(room, p)}"
-                        for p in (SUPPORT_ROOM_STREAM, SUPPORT_ROOM_HEAD)
-                        for room in ROOMS
-                    )
-                )
-            finally:
-                client.close()
+        await rig.close()
 
 
 @settings(max_examples=200, deadline=None)
@@ -179,15 +191,8 @@ def check_segments(w: Watched, known: str | None) -> tuple[str | None, int]:
 
 
 async def scenario_with_drops(kind: str, url: str | None, ops: list[tuple[Any, ...]]) -> None:
-    namespace = f"kprop-{uuid.uuid4().hex[:12]}"
-    if kind == "redis":
-        assert url is not None
-        backends: list[Backends] = [redis_backends(url, namespace) for _ in range(2)]
-        logs = [create_room_log(b) for b in backends]
-    else:
-        backends = [memory_backends(namespace)]
-        logs = [create_room_log(backends[0]) for _ in range(2)]
-    hubs = [RoomHub(log, block=0.02, check_every=0.05) for log in logs]
+    rig = Rig(kind, url, check_every=0.05)
+    logs, hubs = rig.logs, rig.hubs
     last = dict.fromkeys(ROOMS, 0)
     epochs: dict[str, str] = {}
     watched: list[tuple[Watched, str | None]] = []
@@ -246,24 +251,7 @@ async def scenario_with_drops(kind: str, url: str | None, ops: list[tuple[Any, .
             if w.closed_at is None and epoch is not None:
                 assert (epoch, position) == (w.sub.epoch, w.sub.last)
     finally:
-        for hub in hubs:
-            await hub.stop()
-        for log in logs:
-            await log.close()
-        for b in backends:
-            await b.close()
-        if url is not None:
-            client = sync_redis.Redis.from_url(url)
-            try:
-                client.delete(
-                    *(
-                        f"{namespace}:{room_key(room, p)}"
-                        for p in (SUPPORT_ROOM_STREAM, SUPPORT_ROOM_HEAD)
-                        for room in ROOMS
-                    )
-                )
-            finally:
-                client.close()
+        await rig.close()
 
 
 @settings(max_examples=200, deadline=None)
