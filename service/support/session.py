@@ -95,21 +95,19 @@ class SupportSession:
         await self.send_text(data.decode())
 
     async def send_text(self, text: str) -> None:
-        if self._transport is None or self.ws.application_state != WebSocketState.CONNECTED:
-            await self.ws.send_text(text)
-        else:
-            try:
-                await self._transport[1]({"type": "websocket.send", "text": text})
-            except OSError:
-                # As Starlette's WebSocket.send: the socket is gone.
-                self.ws.application_state = WebSocketState.DISCONNECTED
-                raise WebSocketDisconnect(code=1006) from None
+        try:
+            await self._send_frame(text)
+        except OSError:
+            # As Starlette's WebSocket.send (whose own path never raises it): the socket is gone.
+            self.ws.application_state = WebSocketState.DISCONNECTED
+            raise WebSocketDisconnect(code=1006) from None
 
     def _send_frame(self, text: str) -> Awaitable[None]:
-        """The connection's frames: the server's own send (a future), without a coroutine
-        around it once accepted; a failure there is the connection's to see."""
+        """One frame: once accepted, the server's own send (a future, no coroutine around it:
+        the connection's outbox awaits it, and a failure there is the connection's to see);
+        before ``accept`` and after a close, Starlette's checked path."""
         if self._transport is None or self.ws.application_state != WebSocketState.CONNECTED:
-            return self.send_text(text)
+            return self.ws.send_text(text)
         sent: Awaitable[None] = self._transport[1]({"type": "websocket.send", "text": text})
         return sent
 
