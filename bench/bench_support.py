@@ -5,7 +5,9 @@ Both servers run as real processes on the machine's Redis (127.0.0.1:6379), serv
 ``websockets`` connections (no Socket.IO client library, so the client side costs the same):
 
 - **kervan**: ``kervan serve`` in scaled mode (``KERVAN_REDIS_URL``, a namespace of its own; a
-  throw-away MariaDB database, where the desk writes every chat message behind the room stream).
+  throw-away MariaDB database, where the chat history is written behind the room stream by one
+  ``kervan worker`` beside the servers, as a scaled deployment runs it; its CPU and memory are
+  counted with the servers').
   Customers say ``hello`` and ``queue:join``; admins say ``hello`` with a session token. The
   desk serves one customer per admin, so 500 pairs need 500 admins: the bench creates 500 admin
   accounts in the database and a session for each in the server's Redis namespace, as
@@ -64,6 +66,7 @@ import platform
 import resource
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -80,7 +83,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.loadgen import free_port, kervan_server_env, process_server  # noqa: E402
+from bench.loadgen import (  # noqa: E402
+    free_port,
+    kervan_server_env,
+    process_server,
+    stop_process,
+)
 
 RUN = uuid.uuid4().hex[:8]
 ADMIN_KEY = "bench-admin-key"
@@ -802,10 +810,12 @@ async def reaped(server: Any) -> AsyncIterator[Any]:
 @asynccontextmanager
 async def kervan_processes(
     count: int, workdir: Path, *, database_url: str, redis_url: str, namespace: str
-) -> AsyncIterator[list[tuple[int, int]]]:
-    """``count`` ``kervan serve`` processes in scaled mode: (port, pid) each."""
+) -> AsyncIterator[tuple[list[tuple[int, int]], int]]:
+    """``count`` ``kervan serve`` processes in scaled mode, (port, pid) each, and the pid of
+    one ``kervan worker`` beside them (it writes the chat history)."""
     async with AsyncExitStack() as stack:
         servers = []
+        env: dict[str, str] = {}
         for n in range(count):
             port = free_port()
             here = workdir / f"kervan-{n}"
@@ -832,7 +842,21 @@ async def kervan_processes(
                 )
             )
             servers.append((port, server.pid))
-        yield servers
+        worker_dir = workdir / "worker"
+        worker_dir.mkdir(parents=True, exist_ok=True)
+        with open(worker_dir / "server.log", "ab") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "service.cli", "worker"],
+                cwd=worker_dir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                yield servers, worker.pid
+            finally:
+                stop_process(worker, 20)
 
 
 @asynccontextmanager
@@ -909,12 +933,14 @@ async def run_case(
     *,
     label: str,
     history: Callable[[], Awaitable[int]] | None = None,
+    helpers: list[int] | None = None,
 ) -> dict[str, Any]:
     """Idle memory (one process), the pairs' set-up, then the offered rate and the full load,
     in that order: a full load leaves kervan's history writer behind, which would load the
     next run."""
     ports = [port for port, _ in servers]
-    pids = [pid for _, pid in servers]
+    #: Every process of the server side, for its CPU and memory (a helper serves no port).
+    pids = [pid for _, pid in servers] + (helpers or [])
     result: dict[str, Any] = {"server": protocol.name, "case": label, "processes": len(servers)}
     if len(servers) == 1 and args.idle:
         result["idle"] = await idle_memory(protocol, ports[0], pids[0], args.idle)
@@ -1017,13 +1043,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         database_url=database_url,
                         redis_url=args.redis_url,
                         namespace=namespace,
-                    ) as servers:
+                    ) as (servers, worker):
                         result = await run_case(
                             KervanProtocol(Tally(), tokens),
                             servers,
                             args,
                             label=label,
                             history=functools.partial(history_rows, database_url),
+                            helpers=[worker],
                         )
                 else:
                     stock = server == "socketio-stock"
@@ -1125,7 +1152,8 @@ def summarise(
             "idle_connections": args.idle,
             "servers": "granian 1 worker per process, uvloop, 1 runtime thread, loopback",
             "kervan": "kervan serve, scaled mode: KERVAN_REDIS_URL (own namespace), MariaDB "
-            "(throw-away database; the desk writes chat history there behind the stream), "
+            "(throw-away database; one `kervan worker` beside the servers writes the chat history "
+            "there behind the stream, its CPU counted with theirs), "
             f"log level WARNING; {args.pairs} admin accounts + sessions made before the run",
             "socketio": "bench/baselines/socketio_server.py: socketio.AsyncServer + "
             f"AsyncRedisManager (own channel) on a blocking pool of {args.socketio_pool} Redis "

@@ -73,6 +73,15 @@ class Runtime:
     _facilities: dict[type[Any], Any] = field(default_factory=dict)
     _started: list[Component] = field(default_factory=list)
 
+    @property
+    def runs_worker(self) -> bool:
+        """Whether this process runs the worker's parts (the queue worker, the support
+        history writer): ``kervan worker``, or an API process with the embedded worker."""
+        if self.worker_wanted:
+            return True
+        embedded = self.settings.queue_embedded_worker
+        return embedded if embedded is not None else self.settings.embedded
+
     def provide(self, kind: type[T], facility: T) -> T:
         """Make ``facility`` the one ``kind`` of this runtime (a feature's setup calls this)."""
         if kind in self._facilities:

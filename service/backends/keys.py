@@ -120,6 +120,15 @@ SUPPORT_ROOM_MAXLEN = 10_000  # entries kept per room (trimmed approximately on 
 SUPPORT_ROOM_RETENTION = 7 * 86_400.0  # a room idle this long is forgotten (refreshed by appends)
 SUPPORT_ROOM_NEWS = "sup:roomnews"  # stream: {r: room, o: offset} or {r:<room>: offset...}: a hub
 SUPPORT_ROOM_NEWS_MAXLEN = 100_000  # reads only rooms with news instead of every room it serves
+# Chat messages on their way to the database: the send script adds each stored message's record
+# in the same step (one server; a cluster adds them right after), the history writer (in the
+# worker) reads them as a consumer group and deletes what the database took.
+SUPPORT_HISTORY_STREAM = "sup:history"  # stream: {h: record (JSON)} per stored chat message
+SUPPORT_HISTORY_GROUP = "writers"  # its consumer group
+#: Records kept unwritten at most (trimmed approximately): about 300 MB of Redis memory with no
+#: writer running at all; the readiness details show the backlog long before.
+SUPPORT_HISTORY_MAXLEN = 1_000_000
+SUPPORT_HISTORY_CLAIM_IDLE = 60.0  # s a taken record waits before another writer takes it over
 
 
 def room_key(room: str, part: str, *rest: str) -> str:

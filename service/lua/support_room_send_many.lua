@@ -5,19 +5,25 @@
 -- support_room_append.lua) and the marker set to its place. Messages are taken in the order
 -- given, so two sends to one room get offsets in that order, and a client id given twice is
 -- stored once. One news entry tells every room that moved: a field `r:<room>` per room, its
--- value the room's newest offset.
--- One server: any number of messages and the news stream. A cluster: one message a call (its
--- keys share the room's hash tag) without the news stream, which the caller adds to after.
+-- value the room's newest offset. A message stored (not a duplicate) with a history record
+-- adds the record to the history stream in the same step, so the database's writer (a
+-- consumer group, in the worker) gets every stored message once it runs, whatever happens to
+-- the process that took it.
+-- One server: any number of messages, the news and the history streams. A cluster: one
+-- message a call (its keys share the room's hash tag) without the news and history streams,
+-- which the caller adds to after.
 -- KEYS: per message i (from 0): 3i+1 stream, 3i+2 head hash {epoch, offset}, 3i+3 the client
---       id's marker; then (one server only) the news stream of all rooms
+--       id's marker; then (one server only) the news stream of all rooms and the history stream
 -- ARGV: 1 approximate maximum length, 2 retention (ms), 3 the news stream's approximate
 --       maximum length, 4 a fresh random epoch (used only by rooms whose log starts anew; an
---       epoch names one room's log, so rooms may share the name);
---       then per message i (from 0): 5+3i payload, 6+3i the room's name, 7+3i the marker's
---       lifetime (ms)
+--       epoch names one room's log, so rooms may share the name), 5 the history stream's
+--       approximate maximum length;
+--       then per message i (from 0): 6+4i payload, 7+4i the room's name, 8+4i the marker's
+--       lifetime (ms), 9+4i the history record ('' for none)
 -- Returns {epoch, offset, 1 when a duplicate else 0} per message, flat.
 local count = math.floor(#KEYS / 3)
 local news = KEYS[3 * count + 1]
+local history = KEYS[3 * count + 2]
 local out = {}
 local moved, rooms = {}, {}
 for i = 0, count - 1 do
@@ -41,15 +47,19 @@ for i = 0, count - 1 do
     end
     local offset = redis.call('HINCRBY', head, 'offset', 1)
     redis.call('XADD', stream, 'MAXLEN', '~', ARGV[1], string.format('%d-0', offset),
-      'p', ARGV[5 + 3 * i], 'e', epoch)
+      'p', ARGV[6 + 4 * i], 'e', epoch)
     redis.call('PEXPIRE', stream, ARGV[2])
     redis.call('PEXPIRE', head, ARGV[2])
-    local room = ARGV[6 + 3 * i]
+    local room = ARGV[7 + 4 * i]
     if not moved[room] then
       rooms[#rooms + 1] = room
     end
     moved[room] = offset
-    redis.call('SET', marker, epoch .. ':' .. offset, 'PX', ARGV[7 + 3 * i])
+    redis.call('SET', marker, epoch .. ':' .. offset, 'PX', ARGV[8 + 4 * i])
+    local record = ARGV[9 + 4 * i]
+    if history and record ~= '' then
+      redis.call('XADD', history, 'MAXLEN', '~', ARGV[5], '*', 'h', record)
+    end
     out[#out + 1] = epoch
     out[#out + 1] = offset
     out[#out + 1] = 0

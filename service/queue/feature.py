@@ -13,13 +13,6 @@ from service.queue.worker import QueueStatsPublisher, Worker
 from service.runtime import Runtime
 
 
-def runs_worker_here(runtime: Runtime) -> bool:
-    if runtime.worker_wanted:
-        return True
-    embedded = runtime.settings.queue_embedded_worker
-    return embedded if embedded is not None else runtime.settings.embedded
-
-
 async def setup(runtime: Runtime) -> None:
     settings = runtime.settings
     config = QueueConfig.from_settings(settings)
@@ -31,7 +24,7 @@ async def setup(runtime: Runtime) -> None:
         runtime.add_readiness_info("queue_persistence", persistence.details)
     else:
         runtime.add_readiness_info("queue_persistence", sql_details)
-    if not runs_worker_here(runtime):
+    if not runtime.runs_worker:
         runtime.add_component(
             QueueStatsPublisher(queue, runtime.handlers, config.heartbeat_interval)
         )

@@ -77,7 +77,6 @@ class SupportDesk:
         self.rooms = rooms
         self.hub = hub
         self.people = People(backends, resume_ttl=settings.support_resume_ttl_seconds)
-        self.history = history.HistoryWriter(db, on_written=self._crm_lists_changed)
         self.clock = clock
         self._notify_waiting = notify_waiting
         self._callback_allowed = callback_allowed
@@ -100,7 +99,6 @@ class SupportDesk:
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
-        await self.history.start()
         self._tasks = [
             asyncio.create_task(self._listen(), name="support-desk-listen"),
             asyncio.create_task(self._sweep_forever(), name="support-desk-sweep"),
@@ -113,7 +111,6 @@ class SupportDesk:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        await self.history.stop()
 
     # --- announcements --------------------------------------------------------------------
     async def publish(self, event: dict[str, Any]) -> None:
@@ -570,12 +567,22 @@ class SupportDesk:
                 "at": at,
             }
         )
-        # One step in the state backend: stored once per client id, or its earlier place.
+        record = history.ChatRecord(
+            customer=await self._customer_of(room, person),
+            sender=person.id,
+            role=person.role,
+            client_id=client_id,
+            text=body,
+            at=at,
+        )
+        # One step in the state backend: stored once per client id (with its record for the
+        # database's writer), or its earlier place.
         epoch, offset, duplicate = await self.rooms.append_once(
             room,
             payload,
             marker=f"{SUPPORT_CLIENT_ID}:{person.id}:{client_id}",
             marker_ttl=SUPPORT_CLIENT_ID_TTL,
+            record=record.encode(),
         )
         if duplicate:
             SUPPORT.duplicates.inc()
@@ -593,20 +600,6 @@ class SupportDesk:
                 room=room,
                 epoch=epoch,
                 offset=offset,
-                duplicate=duplicate,
-            )
-        )
-        # Written behind the stream; the writer retries until the database takes it. A
-        # duplicate too: its first store may have reached the stream but not this process
-        # (the answer lost), and the writer stores a client id once.
-        await self.history.add(
-            history.ChatRecord(
-                customer=await self._customer_of(room, person),
-                sender=person.id,
-                role=person.role,
-                client_id=client_id,
-                text=body,
-                at=at,
                 duplicate=duplicate,
             )
         )

@@ -10,11 +10,13 @@ from service.rtc.stores import create_signal_store
 from service.runtime import Runtime
 from service.support.desk import SupportDesk
 from service.support.drain import SupportDrain
+from service.support.history import HistoryWriter
 from service.support.hub import RoomHub
 from service.support.people import Person
 from service.support.roomlog import RoomLog
-from service.support.stores import create_room_log, create_wait_queue
+from service.support.stores import create_history_feed, create_room_log, create_wait_queue
 from service.telegram.jobs import notify_new_customer
+from service.whatsapp.crm import convo_lists_changed
 
 
 async def setup(runtime: Runtime) -> None:
@@ -55,6 +57,15 @@ async def setup(runtime: Runtime) -> None:
     )
     runtime.provide(SupportDesk, desk)
     runtime.add_component(_RoomLogCloser(rooms))
+    if runtime.runs_worker:
+        writer = runtime.provide(HistoryWriter, history_writer(runtime))
+        # Before the desk: stopped after it, so what the desk's last sends stored is written.
+        runtime.add_component(writer)
+
+        async def history_details() -> dict[str, object]:
+            return {"writer_healthy": writer.healthy, "backlog": await writer.backlog()}
+
+        runtime.add_readiness_info("support_history", history_details)
     runtime.add_component(hub)
     runtime.add_component(desk)
     relay = SignalRelay(
@@ -71,6 +82,19 @@ async def setup(runtime: Runtime) -> None:
     drain = runtime.provide(SupportDrain, SupportDrain(settings.support_drain_seconds))
     runtime.add_component(drain)
     runtime.add_readiness_check("support_drain", drain.readiness)
+
+
+def history_writer(runtime: Runtime) -> HistoryWriter:
+    """The chat history's writer (run where the worker's parts run): it takes the messages
+    every process stored (the history feed) into the CRM's tables."""
+
+    async def lists_changed() -> None:
+        # Chats are CRM conversations (channel web): their lists' caches are stale now.
+        await convo_lists_changed(runtime.backends)
+
+    return HistoryWriter(
+        runtime.db, create_history_feed(runtime.backends), on_written=lists_changed
+    )
 
 
 class _RoomLogCloser:

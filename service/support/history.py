@@ -1,9 +1,11 @@
 """Support chats in the CRM: a customer is a contact, a chat a conversation on channel ``web``.
 
 Messages are written behind the room stream: the stream is what delivery and resume use; the
-database is the inbox agents search and page through. Each process writes what it accepted, in
-batches, one transaction a batch. A message's ``provider_id`` is ``web:<sender>:<client id>``,
-so writing one twice (a retried batch, a resent client id) stores it once.
+database is the inbox agents search and page through. The room log adds each stored message's
+record to the history feed in the same step (``historyfeed.py``), and the history writer (in the
+worker) writes the feed's records in batches, one transaction a batch. A message's
+``provider_id`` is ``web:<sender>:<client id>``, so writing one twice (a retried batch, a record
+taken over from a writer that died) stores it once.
 """
 
 from __future__ import annotations
@@ -15,26 +17,31 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import Executable
 
+from core.errors import StateBackendError
 from service.db import Database
 from service.db.tables.crm import crm_contacts, crm_convos, crm_messages
 from service.db.types import utcnow
 from service.db.upsert import upsert_stmt
 from service.logging import get_logger
 from service.support import history_sql
+from service.support.historyfeed import FedRecord, HistoryFeed
 from service.whatsapp.store import ensure_open_convos, existing_provider_ids
 
 log = get_logger("kervan.support.history")
 
 CHANNEL = "web"
 BATCH = 1000
-#: Messages accepted but not yet written; past it, senders wait (their acks come later).
-PENDING_LIMIT = 20_000
+#: How long a stopping writer may go on writing what the feed holds.
+DRAIN_SECONDS = 5.0
+#: The longest wait between two reads of a failing feed.
+MAX_RETRY_SECONDS = 5.0
 #: How long the writer waits for more messages before writing a batch that is not full: a
 #: transaction per message would cost the database (and this process) far more than the
 #: messages do; the stream holds them meanwhile, so nothing waits on it but the inbox.
@@ -58,8 +65,37 @@ class ChatRecord:
     client_id: str
     text: str
     at: float
-    #: The room log had it already (a resent client id): it may be in the database too.
-    duplicate: bool = False
+
+    def encode(self) -> bytes:
+        """The record as the history feed carries it (JSON)."""
+        c = self.customer
+        return orjson.dumps(
+            {
+                "c": [c.id, c.name, c.language],
+                "s": self.sender,
+                "r": self.role,
+                "k": self.client_id,
+                "t": self.text,
+                "a": self.at,
+            }
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ChatRecord:
+        """ValueError, KeyError or TypeError for anything ``encode`` did not make."""
+        data = orjson.loads(raw)
+        customer_id, name, language = data["c"]
+        fields = (customer_id, name, language, data["s"], data["r"], data["k"], data["t"])
+        if not all(isinstance(f, str) for f in fields) or not isinstance(data["a"], float | int):
+            raise TypeError("a history record's fields have the wrong types")
+        return cls(
+            Customer(customer_id, name, language),
+            data["s"],
+            data["r"],
+            data["k"],
+            data["t"],
+            float(data["a"]),
+        )
 
 
 def provider_id(sender: str, client_id: str) -> str:
@@ -281,37 +317,49 @@ async def write_batch(
 
 
 class HistoryWriter:
-    """Batches the chat messages this process accepted into the database (a component)."""
+    """Writes the history feed's records into the database in batches (a component): in the
+    worker, or inside the API process where the worker runs (the embedded mode)."""
+
+    name = "support-history-writer"
 
     def __init__(
         self,
         db: Database,
+        feed: HistoryFeed,
         *,
         retry_seconds: float = 1.0,
         linger_seconds: float = LINGER_SECONDS,
+        block_seconds: float = 1.0,
         on_written: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._db = db
+        self._feed = feed
         self._linger = linger_seconds
-        #: The batch being gathered or written: written again by ``stop`` if the writer was
+        self._block = block_seconds
+        #: Records taken and not yet marked done: written again by ``stop`` if the writer was
         #: cancelled before it finished (a committed batch written twice stores nothing twice).
-        self._batch: list[ChatRecord] = []
+        self._batch: list[FedRecord] = []
         #: Awaited after each batch is committed (the CRM's conversation lists change).
         self._on_written = on_written
-        self._queue: asyncio.Queue[ChatRecord] = asyncio.Queue(PENDING_LIMIT)
         self._task: asyncio.Task[None] | None = None
         self._retry = retry_seconds
         self.written = 0
         #: Customer id -> the open conversation the last batches wrote to.
         self._known: dict[str, int] = {}
+        self._feed_ok = True
+        self._progress = asyncio.Event()
 
-    async def add(self, record: ChatRecord) -> None:
-        """Queue a message for the database; waits while the writer is ``PENDING_LIMIT``
-        behind, so a flood slows its senders instead of growing without bound."""
-        if self._queue.full():
-            await self._queue.put(record)
-        else:
-            self._queue.put_nowait(record)
+    @property
+    def healthy(self) -> bool:
+        """False while the feed (the state backend) fails the writer's reads."""
+        return self._feed_ok
+
+    async def backlog(self) -> int | None:
+        """Records not yet in the database; None while the state backend does not answer."""
+        try:
+            return await self._feed.backlog()
+        except StateBackendError:
+            return None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="support-history")
@@ -322,71 +370,98 @@ class HistoryWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        # What was accepted is written before the process goes.
-        await self._drain()
+        try:
+            async with asyncio.timeout(DRAIN_SECONDS):
+                await self._drain()
+        except TimeoutError:
+            log.warning("support history: writing what is left took too long; left in the feed")
+        except Exception as exc:  # the database or the state backend is gone at shutdown
+            log.warning("support history: what is left stays in the feed: %s", exc)
+        finally:
+            await self._feed.close()
 
     async def flush(self) -> None:
-        """Wait until everything added so far is written (tests, shutdown)."""
-        await self._queue.join()
+        """Wait until every record added so far is in the database (tests, shutdown)."""
+        while self._batch or await self._feed.backlog():
+            # Woken by each batch written; the feed is asked again now and then all the same
+            # (another writer may be the one writing).
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.05):
+                    await self._progress.wait()
 
-    def _take(self, first: ChatRecord) -> list[ChatRecord]:
-        batch = [first]
-        while len(batch) < BATCH and not self._queue.empty():
-            batch.append(self._queue.get_nowait())
-        return batch
-
-    async def _write(self, batch: list[ChatRecord]) -> None:
-        # Only a retry (its commit's answer may have been lost) or a record the room log had
-        # already can find itself stored.
-        check = any(r.duplicate for r in batch)
+    async def _run(self) -> None:
+        delay = 0.0
         while True:
             try:
-                await write_batch(self._db, batch, self._known, check_stored=check)
-                self.written += len(batch)
-                if self._on_written is not None:
+                await self._take()
+            except Exception as exc:  # the state backend: it keeps the records meanwhile
+                self._feed_ok = False
+                delay = min(MAX_RETRY_SECONDS, delay * 2 or self._retry)
+                log.warning("support history feed not read, retrying: %s", exc)
+                await asyncio.sleep(delay)
+                continue
+            self._feed_ok = True
+            delay = 0.0
+            if self._batch:
+                await self._write(self._batch)
+                self._batch = []
+
+    async def _take(self) -> None:
+        """Into ``_batch`` as soon as taken: a stop meanwhile writes them."""
+        self._batch = await self._feed.take(BATCH, block=self._block)
+        if self._batch and len(self._batch) < BATCH and self._linger > 0:
+            # A moment for more: one transaction for what comes meanwhile.
+            await asyncio.sleep(self._linger)
+            self._batch += await self._feed.take(BATCH - len(self._batch), block=0)
+
+    async def _write(self, batch: list[FedRecord]) -> None:
+        # Only a record offered before (its writer died, or the commit's answer was lost)
+        # can find itself stored.
+        check = any(r.retried for r in batch)
+        records, unreadable = _decoded(batch)
+        while True:
+            try:
+                if records:
+                    await write_batch(self._db, records, self._known, check_stored=check)
+                await self._feed.done([r.id for r in batch])
+                self.written += len(records)
+                self._progress.set()
+                if unreadable:
+                    log.error("support history: %d unreadable records dropped", unreadable)
+                if self._on_written is not None and records:
                     await self._on_written()
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the stream still holds them; keep trying, say so
+            except Exception as exc:  # the feed still holds them; keep trying, say so
                 check = True
                 log.warning("support history batch not written, retrying: %s", exc)
                 await asyncio.sleep(self._retry)
 
-    async def _run(self) -> None:
-        while True:
-            first = await self._queue.get()
-            self._batch = [first]
-            if self._linger > 0 and self._queue.qsize() < BATCH - 1:
-                # A moment for more: one transaction for what comes meanwhile.
-                await asyncio.sleep(self._linger)
-            self._batch = self._take(first)
-            await self._write(self._batch)
-            batch, self._batch = self._batch, []
-            for _ in batch:
-                self._queue.task_done()
-
     async def _drain(self) -> None:
-        if self._batch:
-            batch, self._batch = self._batch, []
-            try:
-                await write_batch(self._db, batch, self._known)
-                self.written += len(batch)
-            except Exception as exc:
-                log.error("support history lost %d messages at shutdown: %s", len(batch), exc)
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
-        while not self._queue.empty():
-            batch = self._take(self._queue.get_nowait())
-            try:
-                await write_batch(self._db, batch, self._known)
-                self.written += len(batch)
-            except Exception as exc:
-                log.error("support history lost %d messages at shutdown: %s", len(batch), exc)
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+        """At a stop: the batch the writer was cancelled in, then what the feed still holds
+        (embedded: nothing else would write it; scaled: spares another writer the wait)."""
+        batch, self._batch = self._batch, []
+        while True:
+            if batch:
+                records, _ = _decoded(batch)
+                await write_batch(self._db, records, self._known, check_stored=True)
+                await self._feed.done([r.id for r in batch])
+                self.written += len(records)
+            batch = await self._feed.take(BATCH, block=0)
+            if not batch:
+                return
+
+
+def _decoded(batch: list[FedRecord]) -> tuple[list[ChatRecord], int]:
+    records: list[ChatRecord] = []
+    for fed in batch:
+        try:
+            records.append(ChatRecord.decode(fed.record))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return records, len(batch) - len(records)
 
 
 def page_cursor(at: datetime, message_id: int) -> str:

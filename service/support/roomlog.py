@@ -51,11 +51,19 @@ class RoomLog(Protocol):
         ...
 
     async def append_once(
-        self, room: str, payload: bytes, *, marker: str, marker_ttl: float
+        self,
+        room: str,
+        payload: bytes,
+        *,
+        marker: str,
+        marker_ttl: float,
+        record: bytes | None = None,
     ) -> tuple[str, int, bool]:
         """``append`` unless ``marker`` (a key naming the sender's client id) exists: then the
         place it was stored at. Atomic, so a resent message is stored once. ``(epoch, offset,
-        duplicate)``; the marker lives ``marker_ttl`` seconds."""
+        duplicate)``; the marker lives ``marker_ttl`` seconds. ``record``: added to the history
+        feed (``historyfeed.py``) in the same step when the message is stored, not for a
+        duplicate."""
         ...
 
     async def epoch(self, room: str) -> tuple[str, int]:

@@ -24,6 +24,7 @@ from service.backends.keys import (
     room_key,
 )
 from service.backends.memory import MemoryKeyspace
+from service.support.historyfeed_memory import add_record
 from service.support.roomlog import Replay, RoomEntry, check_since
 
 
@@ -94,7 +95,13 @@ class MemoryRoomLog:
         return r.epoch, r.last
 
     async def append_once(
-        self, room: str, payload: bytes, *, marker: str, marker_ttl: float
+        self,
+        room: str,
+        payload: bytes,
+        *,
+        marker: str,
+        marker_ttl: float,
+        record: bytes | None = None,
     ) -> tuple[str, int, bool]:
         # No await before the append: the check and the append are one step in-process.
         seen = self._space.get_value(marker, bytes)
@@ -103,6 +110,8 @@ class MemoryRoomLog:
             return stored_epoch, int(stored_offset), True
         epoch, offset = await self.append(room, payload)
         self._space.put(marker, f"{epoch}:{offset}".encode(), marker_ttl)
+        if record is not None:
+            add_record(self._space, record)
         return epoch, offset, False
 
     async def epoch(self, room: str) -> tuple[str, int]:

@@ -11,8 +11,9 @@ epoch check and the range read see the same state.
 A client's message (``append_once``, stored at most once per client id) waits for the end of
 the event-loop turn: every message of the turn is stored by one script call
 (``support_room_send_many.lua``, in the order given), with one news entry naming each room
-that moved (``r:<room>`` -> its newest offset). Under load a turn holds many messages, so the
-cost of a Redis call is paid once for all of them.
+that moved (``r:<room>`` -> its newest offset), and each stored message's history record added
+to the history stream (``historyfeed_redis.py``) in the same step. Under load a turn holds many
+messages, so the cost of a Redis call is paid once for all of them.
 
 The hub's blocking ``XREAD`` runs on a small pool of its own: a blocked read would otherwise
 hold one of the shared pool's connections for its whole wait.
@@ -21,7 +22,9 @@ Redis Cluster: a room's keys (stream, head, client-id markers) share the room's 
 scripts stay in one slot and rooms spread over the slots. The news stream is a key of its own:
 there the scripts leave it out and the news entry is added right after, as a command of its own
 (a process dying between the two loses that news; the room is read again with its next news,
-and a client's resend of the same message adds the news again); a turn's messages are one
+and a client's resend of the same message adds the news again), and so are the history records
+(the history stream is a key of its own too; a process dying between the two loses those
+records, which the database then lacks); a turn's messages are one
 script call each (their rooms' slots differ) and one news entry. Reading many rooms is one
 XREAD per room, sent in one pipeline per node.
 """
@@ -36,6 +39,8 @@ from typing import Any
 from service.backends import Backends
 from service.backends.errors import redis_errors
 from service.backends.keys import (
+    SUPPORT_HISTORY_MAXLEN,
+    SUPPORT_HISTORY_STREAM,
     SUPPORT_ROOM_HEAD,
     SUPPORT_ROOM_MAXLEN,
     SUPPORT_ROOM_NEWS,
@@ -59,9 +64,9 @@ SENT_ROOMS_LIMIT = 10_000
 ROOM_KEYS_LIMIT = 50_000
 
 
-#: A send waiting for its turn's script call: room, payload, marker key, marker lifetime (ms)
-#: and the sender's future of (epoch, offset, duplicate).
-_Send = tuple[str, bytes, str, int, asyncio.Future[tuple[str, int, bool]]]
+#: A send waiting for its turn's script call: room, payload, marker key, marker lifetime (ms),
+#: history record (b"" for none) and the sender's future of (epoch, offset, duplicate).
+_Send = tuple[str, bytes, str, int, bytes, asyncio.Future[tuple[str, int, bool]]]
 
 
 def _answer(sends: list[_Send], reply: list[Any]) -> None:
@@ -125,6 +130,7 @@ class RedisRoomLog:
         # as a dead connection.
         self._max_block: float | None = None if timeout is None else timeout / 2
         self._news = self._key(SUPPORT_ROOM_NEWS)
+        self._history = self._key(SUPPORT_HISTORY_STREAM)
         #: The last news entry read; None until the first read (and after an error), when
         #: every room is read in full once, since news before the cursor are not looked at.
         self._news_cursor: str | None = None
@@ -185,7 +191,13 @@ class RedisRoomLog:
         return epoch.decode(), int(offset)
 
     async def append_once(
-        self, room: str, payload: bytes, *, marker: str, marker_ttl: float
+        self,
+        room: str,
+        payload: bytes,
+        *,
+        marker: str,
+        marker_ttl: float,
+        record: bytes | None = None,
     ) -> tuple[str, int, bool]:
         # Every send of this event-loop turn is stored together, when the turn's other
         # callbacks (other connections' frames) have run.
@@ -197,7 +209,8 @@ class RedisRoomLog:
         if len(self._sent_rooms) >= SENT_ROOMS_LIMIT:  # no reader looks at the news
             self._sent_rooms.clear()
         self._sent_rooms.add(room)
-        self._sends.append((room, payload, marker_key, max(1, round(marker_ttl * 1000)), future))
+        marker_ms = max(1, round(marker_ttl * 1000))
+        self._sends.append((room, payload, marker_key, marker_ms, record or b"", future))
         return await future
 
     def _flush_sends(self) -> None:
@@ -223,12 +236,13 @@ class RedisRoomLog:
             self._retention_ms,
             SUPPORT_ROOM_NEWS_MAXLEN,
             secrets.token_hex(8),
+            SUPPORT_HISTORY_MAXLEN,
         ]
-        for room, payload, marker_key, marker_ms, _ in sends:
+        for room, payload, marker_key, marker_ms, record, _ in sends:
             keys += (*self._keys_of(room), marker_key)
-            args += (payload, room, marker_ms)
+            args += (payload, room, marker_ms, record)
         if news:
-            keys.append(self._news)
+            keys += (self._news, self._history)
         reply: list[Any] = await self._send_many(keys=keys, args=args)
         return reply
 
@@ -254,13 +268,27 @@ class RedisRoomLog:
             moved: dict[str, int] = {}
             for (room, *_), offset in zip(sends, reply[1::3], strict=True):
                 moved[room] = max(int(offset), moved.get(room, 0))
+            stored = [
+                send[4] for send, duplicate in zip(sends, reply[2::3], strict=True) if not duplicate
+            ]
             with redis_errors("XADD news"):
-                await self._r.xadd(
-                    self._news,
-                    {f"r:{room}": str(offset) for room, offset in moved.items()},
-                    maxlen=SUPPORT_ROOM_NEWS_MAXLEN,
-                    approximate=True,
-                )
+                async with self._r.pipeline(transaction=False) as pipe:
+                    pipe.xadd(
+                        self._news,
+                        {f"r:{room}": str(offset) for room, offset in moved.items()},
+                        maxlen=SUPPORT_ROOM_NEWS_MAXLEN,
+                        approximate=True,
+                    )
+                    # A process dying before this loses these records (as it may the news).
+                    for record in stored:
+                        if record:
+                            pipe.xadd(
+                                self._history,
+                                {"h": record},
+                                maxlen=SUPPORT_HISTORY_MAXLEN,
+                                approximate=True,
+                            )
+                    await pipe.execute()
         except Exception as error:
             _fail(sends, error)
             return

@@ -1,4 +1,5 @@
-"""The live-support stores on the process's state backend: the wait queue and the room logs.
+"""The live-support stores on the process's state backend: the wait queue, the room logs and
+the history feed.
 
 A module of its own so that each interface module stays below its two implementations.
 """
@@ -7,6 +8,9 @@ from __future__ import annotations
 
 from core.support.eta import DEFAULT_ALPHA
 from service.backends import Backends
+from service.support.historyfeed import HistoryFeed
+from service.support.historyfeed_memory import MemoryHistoryFeed
+from service.support.historyfeed_redis import RedisHistoryFeed
 from service.support.roomlog import RoomLog
 from service.support.roomlog_memory import MemoryRoomLog
 from service.support.roomlog_redis import RedisRoomLog
@@ -30,3 +34,13 @@ def create_room_log(backends: Backends) -> RoomLog:
     if backends.keyspace is None:
         raise ValueError("memory backends without a keyspace")
     return MemoryRoomLog(backends.keyspace)
+
+
+def create_history_feed(backends: Backends) -> HistoryFeed:
+    """The history feed on the process's state backend (what the room logs made from the same
+    backends add to); close it when done."""
+    if backends.kind == "redis":
+        return RedisHistoryFeed(backends)
+    if backends.keyspace is None:
+        raise ValueError("memory backends without a keyspace")
+    return MemoryHistoryFeed(backends.keyspace)

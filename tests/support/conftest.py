@@ -27,6 +27,9 @@ def serve_desk(
         backend = {
             "redis_url": request.getfixturevalue("redis_url"),
             "redis_namespace": request.getfixturevalue("redis_namespace"),
+            # The worker's parts in the app's process too: its history writer reads the
+            # Redis history feed (a scaled deployment runs them in `kervan worker`).
+            "queue_embedded_worker": True,
         }
 
     @asynccontextmanager

@@ -40,6 +40,17 @@ ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 90.0
 
 
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process's group, SIGKILL after 30 s; nothing if it has ended."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
 class Server:
     """``kervan serve --migrate`` with one granian worker, in a process group of its own."""
 
@@ -94,13 +105,32 @@ class Server:
         assert self.proc.wait(10) == -signal.SIGKILL
 
     def stop(self) -> None:
-        if self.alive:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_group(self.proc)
+        self._fh.close()
+
+
+class WorkerProcess:
+    """``kervan worker`` (the queue worker and the support history writer), as a scaled
+    deployment runs it beside the API processes."""
+
+    def __init__(self, env: dict[str, str], folder: Path) -> None:
+        self.log = folder / "worker.log"
+        self._fh = self.log.open("a")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "worker"],
+            cwd=folder,
+            env=env,
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def tail(self, chars: int = 3000) -> str:
+        self._fh.flush()
+        return "--- worker ---\n" + self.log.read_text(errors="replace")[-chars:]
+
+    def stop(self) -> None:
+        stop_group(self.proc)
         self._fh.close()
 
 
@@ -131,8 +161,9 @@ def server_env(
 
 
 class Pair:
-    """Servers A and B on one environment (started side by side); a killed one is replaced
-    by ``revive`` (a new process on a new port, the same environment)."""
+    """Servers A and B on one environment (started side by side) and one ``kervan worker``
+    (it writes the chat history); a killed server is replaced by ``revive`` (a new process on
+    a new port, the same environment)."""
 
     def __init__(self, env: dict[str, str], folder: Path) -> None:
         self.env = env
@@ -140,9 +171,12 @@ class Pair:
         self.a = Server("a", env, folder)
         self.b = Server("b", env, folder)
         self._retired: list[Server] = []
+        self.worker: WorkerProcess | None = None
         try:
             for server in (self.a, self.b):
                 server.wait_ready()
+            # After the servers' migrations.
+            self.worker = WorkerProcess(env, folder)
         except BaseException:
             self.stop()
             raise
@@ -160,6 +194,8 @@ class Pair:
     def stop(self) -> None:
         for server in (self.a, self.b, *self._retired):
             server.stop()
+        if self.worker is not None:
+            self.worker.stop()
 
 
 @contextmanager

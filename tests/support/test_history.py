@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,11 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from service.backends.memory import MemoryKeyspace
 from service.db import Database
 from service.db.tables.crm import crm_contacts, crm_convos, crm_messages
 from service.support import history as history_module
 from service.support import history_sql
 from service.support.history import ChatRecord, Customer, HistoryWriter, write_batch
+from service.support.historyfeed_memory import MemoryHistoryFeed, add_record
 
 
 async def unread_and_stored(database: Database) -> tuple[int, int]:
@@ -162,36 +164,113 @@ async def test_a_first_attempt_skips_the_lookup_but_stores_a_repeat_once(
     assert convos[known["cu_h"]].last_activity_at >= convos[known["cu_h"]].last_inbound_at
 
 
-async def test_the_writer_looks_up_stored_ids_for_a_duplicate_and_after_a_failure(
-    database: Database, monkeypatch: pytest.MonkeyPatch
+def memory_feed(claim_idle: float = 60.0) -> tuple[MemoryKeyspace, MemoryHistoryFeed]:
+    space = MemoryKeyspace("history-test")
+    return space, MemoryHistoryFeed(space, claim_idle=claim_idle)
+
+
+async def test_the_writer_stores_the_feeds_records_and_marks_them_done(
+    database: Database,
 ) -> None:
-    """A resent client id (the room log had it) may be stored already; so may a batch whose
-    commit's answer was lost: both are looked up, and nothing is counted twice."""
-    ayse = Customer("cu_a", "Ayşe", "tr")
-    writer = HistoryWriter(database, linger_seconds=0, retry_seconds=0.01)
+    ayse, hans = Customer("cu_a", "Ayşe", "tr"), Customer("cu_h", "Hans", "de")
+    space, feed = memory_feed()
+    written: list[int] = []
+
+    async def lists_changed() -> None:
+        written.append(1)
+
+    writer = HistoryWriter(database, feed, linger_seconds=0.01, on_written=lists_changed)
     await writer.start()
     try:
-        await writer.add(record(ayse, 1))
+        for n in range(1, 4):
+            add_record(space, record(ayse, n).encode())
+        add_record(space, record(hans, 4, role="admin").encode())
         await writer.flush()
-        await writer.add(replace(record(ayse, 1), duplicate=True))
+        assert await feed.backlog() == 0
+        assert writer.written == 4 and written
+    finally:
+        await writer.stop()
+    async with database.connect() as conn:
+        bodies = sorted(r.body for r in await conn.execute(select(crm_messages.c.body)))
+    assert bodies == ["text 1", "text 2", "text 3", "text 4"]
+
+
+async def test_the_writer_looks_up_stored_ids_after_a_failure_and_for_retried_records(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose commit's answer was lost may be stored already; so may a record taken
+    over from a writer that died: both are looked up, and nothing is counted twice."""
+    ayse = Customer("cu_a", "Ayşe", "tr")
+    space, feed = memory_feed(claim_idle=0.05)
+    real = history_module.write_batch
+    attempts: list[bool] = []
+
+    async def lost_answer(*args: Any, **kwargs: Any) -> None:
+        attempts.append(kwargs["check_stored"])
+        await real(*args, **kwargs)
+        if len(attempts) == 1:
+            raise ConnectionError("answer lost")
+
+    monkeypatch.setattr(history_module, "write_batch", lost_answer)
+    writer = HistoryWriter(database, feed, linger_seconds=0, retry_seconds=0.01)
+    await writer.start()
+    try:
+        add_record(space, record(ayse, 1).encode())
         await writer.flush()
-        # The first attempt fails after its commit (as if the answer were lost).
-        real = history_module.write_batch
-        attempts: list[bool] = []
-
-        async def lost_answer(*args: Any, **kwargs: Any) -> None:
-            attempts.append(kwargs["check_stored"])
-            await real(*args, **kwargs)
-            if len(attempts) == 1:
-                raise ConnectionError("answer lost")
-
-        monkeypatch.setattr(history_module, "write_batch", lost_answer)
-        await writer.add(record(ayse, 2))
+        await writer.stop()
+        # A writer that died after storing record 2, before marking it done.
+        add_record(space, record(ayse, 2).encode())
+        dead = MemoryHistoryFeed(space, claim_idle=0.05)
+        [taken] = await dead.take(10, block=0)
+        await real(database, [record(ayse, 2)], {}, check_stored=False)
+        assert taken.record == record(ayse, 2).encode()
+        writer = HistoryWriter(database, feed, linger_seconds=0, retry_seconds=0.01)
+        await writer.start()
+        await asyncio.sleep(0.1)
         await writer.flush()
     finally:
         await writer.stop()
-    assert attempts == [False, True]
+    assert attempts == [False, True, True]
     assert await unread_and_stored(database) == (2, 2)
+
+
+async def test_a_stopping_writer_writes_what_the_feed_holds(database: Database) -> None:
+    """Embedded: nothing else would write it once the process is gone."""
+    ayse = Customer("cu_a", "Ayşe", "tr")
+    space, feed = memory_feed()
+    writer = HistoryWriter(database, feed, linger_seconds=10)
+    await writer.start()
+    for n in range(1, 6):
+        add_record(space, record(ayse, n).encode())
+    await asyncio.sleep(0.05)  # the writer took the first one and lingers for more
+    await writer.stop()
+    assert await feed.backlog() == 0
+    assert await unread_and_stored(database) == (5, 5)
+
+
+async def test_an_unreadable_record_is_dropped_and_the_rest_written(database: Database) -> None:
+    ayse = Customer("cu_a", "Ayşe", "tr")
+    space, feed = memory_feed()
+    writer = HistoryWriter(database, feed, linger_seconds=0)
+    await writer.start()
+    try:
+        add_record(space, b"not json")
+        add_record(space, b'{"c": ["x", "y"]}')
+        add_record(space, record(ayse, 1).encode())
+        await writer.flush()
+    finally:
+        await writer.stop()
+    assert await unread_and_stored(database) == (1, 1)
+
+
+@given(
+    text=st.text(max_size=50),
+    name=st.text(max_size=20),
+    at=st.floats(min_value=0, max_value=4e9, allow_nan=False),
+)
+def test_a_record_survives_the_feed(text: str, name: str, at: float) -> None:
+    made = ChatRecord(Customer("cu_x", name, "de"), "ad_1", "admin", "k1", text, at)
+    assert ChatRecord.decode(made.encode()) == made
 
 
 async def test_a_batch_of_long_texts_is_stored_whole_in_several_statements(

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from service.db.tables.crm import crm_contacts, crm_convos, crm_messages
 from service.support.desk import REASSERT_EVERY_SWEEPS, SupportDesk
+from service.support.history import HistoryWriter
 from tests.support.wsclient import Desk, admin_token
 
 Serve = Callable[..., AbstractAsyncContextManager[Desk]]
@@ -212,7 +213,7 @@ async def test_a_reconnecting_client_gets_exactly_what_it_missed(serve_desk: Ser
                 assert reset["last_offset"] == 4
                 await stale.absent("chat:message")
                 # The database is written behind the stream: wait for it.
-                await desk.runtime.facility(SupportDesk).history.flush()
+                await desk.runtime.facility(HistoryWriter).flush()
                 await stale.send({"type": "history:fetch", "room": room})
                 page = await stale.expect("history:page", timeout=15)
                 assert [m["text"] for m in page["messages"]] == ["1", "2", "3", "4"]
@@ -324,7 +325,6 @@ async def test_the_longest_wait_offers_a_message_which_lands_in_the_crm(serve_de
 async def test_chat_history_is_a_web_conversation_in_the_crm(serve_desk: Serve) -> None:
     async with serve_desk() as desk:
         token = await admin_token(desk.runtime, "mert")
-        support = desk.runtime.facility(SupportDesk)
         async with desk.admin(token) as admin, desk.customer("Zeynep") as customer:
             room = customer.welcome["person"]
             await customer.send({"type": "queue:join"})
@@ -333,7 +333,7 @@ async def test_chat_history_is_a_web_conversation_in_the_crm(serve_desk: Serve) 
             await customer.chat(room, "soru", client_id="q1")
             await customer.chat(room, "soru", client_id="q1")
             await admin.chat(room, "cevap", client_id="a1")
-        await support.history.flush()
+        await desk.runtime.facility(HistoryWriter).flush()
         async with desk.runtime.db.connect() as conn:
             rows: list[Any] = list(
                 await conn.execute(
