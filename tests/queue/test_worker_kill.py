@@ -155,9 +155,11 @@ async def test_sigkilled_worker_job_completes_once_elsewhere(
         KERVAN_TELEGRAM_BOT_TOKEN=fake.token,
         KERVAN_TELEGRAM_CHAT_ID="99",
         KERVAN_TELEGRAM_BASE_URL=fake.base_url,
-        KERVAN_TELEGRAM_TIMEOUT_SECONDS="1.5",
-        KERVAN_QUEUE_JOB_TIMEOUT_SECONDS="1.5",
-        KERVAN_QUEUE_VISIBILITY_TIMEOUT_SECONDS="2",
+        # The kill must come before the victim's own timeouts end its attempt: a loaded CI
+        # machine once took longer than 1.5 s from the first send to the kill.
+        KERVAN_TELEGRAM_TIMEOUT_SECONDS="5",
+        KERVAN_QUEUE_JOB_TIMEOUT_SECONDS="5",
+        KERVAN_QUEUE_VISIBILITY_TIMEOUT_SECONDS="6",
         KERVAN_QUEUE_POLL_INTERVAL_SECONDS="0.05",
         KERVAN_QUEUE_SHUTDOWN_GRACE_SECONDS="1",
         KERVAN_LOG_LEVEL="INFO",
