@@ -13,6 +13,7 @@ from typing import Any
 
 from service.backends.errors import redis_errors
 from service.backends.redis import RedisClient
+from service.backends.redis_line import RedisLine
 
 
 @cache
@@ -24,6 +25,11 @@ class LuaScript:
     def __init__(self, client: RedisClient, name: str) -> None:
         self.name = name
         self._script = client.register_script(load_lua(name))
+
+    async def on_line(self, line: RedisLine, keys: list[Any], args: list[Any]) -> Any:
+        """Run the script over a ``RedisLine`` (the same NOSCRIPT fallback)."""
+        with redis_errors(f"script {self.name}"):
+            return await line.script(self._script.sha, load_lua(self.name), keys, args)
 
     async def __call__(
         self, keys: list[str] | None = None, args: list[Any] | None = None, client: Any = None

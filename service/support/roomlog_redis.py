@@ -51,6 +51,7 @@ from service.backends.keys import (
 )
 from service.backends.lua import LuaScript
 from service.backends.redis import dedicated_client
+from service.backends.redis_line import RedisLine
 from service.support.roomlog import MAX_OFFSET, Replay, RoomEntry, check_since
 
 READER_CONNECTIONS = 2  # per node on a cluster
@@ -96,6 +97,11 @@ def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
+def _xread_parsed(raw: Any) -> list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]:
+    """A raw RESP2 ``XREAD`` reply (a ``RedisLine``'s) shaped as redis-py parses it."""
+    return [(key, [(ident, _pairs(flat)) for ident, flat in items]) for key, items in raw or ()]
+
+
 class RedisRoomLog:
     kind = "redis"
 
@@ -125,6 +131,10 @@ class RedisRoomLog:
         self._since = LuaScript(backends.redis, "support_room_since")
         self._cluster = backends.cluster
         self._reader: Any = dedicated_client(backends.redis, max_connections=READER_CONNECTIONS)
+        #: The hot commands (the send script, the hub's reads) on lines of their own where the
+        #: server allows (``redis_line.py``): the news read blocks, so it has its own.
+        self._line = RedisLine.of(backends.redis)
+        self._news_line = RedisLine.of(backends.redis)
         timeout = backends.redis.get_connection_kwargs().get("socket_timeout")
         # A blocked read must answer well within the socket timeout, or it would be cut off
         # as a dead connection.
@@ -243,6 +253,9 @@ class RedisRoomLog:
             args += (payload, room, marker_ms, record)
         if news:
             keys += (self._news, self._history)
+        if self._line is not None:
+            answer: list[Any] = await self._send_many.on_line(self._line, keys, args)
+            return answer
         reply: list[Any] = await self._send_many(keys=keys, args=args)
         return reply
 
@@ -368,10 +381,25 @@ class RedisRoomLog:
                 return entries
         # BLOCK 0 would wait forever: no block (or none left) reads without waiting.
         block_ms = None if block is None or block <= 0 else max(1, round(block * 1000))
+        result: Any
         with redis_errors("XREAD"):
-            result: Any = await self._reader.xread(
-                {self._news: self._news_cursor}, count=10_000, block=block_ms
-            )
+            if self._news_line is not None:
+                blocking = [] if block_ms is None else ["BLOCK", block_ms]
+                raw = await self._news_line.call(
+                    "XREAD",
+                    "COUNT",
+                    10_000,
+                    *blocking,
+                    "STREAMS",
+                    self._news,
+                    self._news_cursor,
+                    wait=(block_ms or 0) / 1000,
+                )
+                result = _xread_parsed(raw)
+            else:
+                result = await self._reader.xread(
+                    {self._news: self._news_cursor}, count=10_000, block=block_ms
+                )
         moved: list[tuple[str, bytes]] = []
         for _key, items in result or ():
             for ident, fields in items:
@@ -434,6 +462,11 @@ class RedisRoomLog:
                         pipe.xread({stream: after}, count=count)
                     replies = await pipe.execute()
                 result = [found for reply in replies for found in reply or ()]
+            elif self._line is not None:
+                raw = await self._line.call(
+                    "XREAD", "COUNT", count, "STREAMS", *streams.keys(), *streams.values()
+                )
+                result = _xread_parsed(raw)
             else:
                 result = await self._reader.xread(streams, count=count)
         entries: list[RoomEntry] = []
@@ -466,3 +499,6 @@ class RedisRoomLog:
 
     async def close(self) -> None:
         await self._reader.aclose()
+        for line in (self._line, self._news_line):
+            if line is not None:
+                await line.close()
