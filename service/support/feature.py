@@ -57,8 +57,10 @@ async def setup(runtime: Runtime) -> None:
     )
     runtime.provide(SupportDesk, desk)
     runtime.add_component(_RoomLogCloser(rooms))
-    if runtime.runs_worker:
-        writer = runtime.provide(HistoryWriter, history_writer(runtime))
+    # The embedded feed lives in this process's memory: its writer must run here, whatever
+    # the worker setting says.
+    if runtime.runs_worker or runtime.backends.kind == "memory":
+        writer = runtime.provide(HistoryWriter, _history_writer(runtime))
         # Before the desk: stopped after it, so what the desk's last sends stored is written.
         runtime.add_component(writer)
 
@@ -84,9 +86,9 @@ async def setup(runtime: Runtime) -> None:
     runtime.add_readiness_check("support_drain", drain.readiness)
 
 
-def history_writer(runtime: Runtime) -> HistoryWriter:
-    """The chat history's writer (run where the worker's parts run): it takes the messages
-    every process stored (the history feed) into the CRM's tables."""
+def _history_writer(runtime: Runtime) -> HistoryWriter:
+    """The chat history's writer: it takes the messages every process stored (the history
+    feed) into the CRM's tables."""
 
     async def lists_changed() -> None:
         # Chats are CRM conversations (channel web): their lists' caches are stale now.

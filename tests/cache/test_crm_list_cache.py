@@ -15,8 +15,7 @@ from sqlalchemy import update
 from core.clock import ManualClock
 from service.db.tables.crm import crm_contacts, crm_convos
 from service.metrics import REGISTRY
-from service.support.feature import history_writer
-from service.support.history import ChatRecord, Customer
+from service.support.history import ChatRecord, Customer, HistoryWriter
 from service.support.historyfeed_memory import add_record
 from service.whatsapp.crm import CONVO_LIST_CACHE
 from service.whatsapp.outbound import SEND_QUEUE
@@ -171,13 +170,8 @@ async def test_a_web_chat_stored_by_support_drops_the_lists(client: httpx.AsyncC
     record = ChatRecord(customer, customer.id, "customer", "c1", "Merhaba", runtime.clock.now())
     assert runtime.backends.keyspace is not None
     add_record(runtime.backends.keyspace, record.encode())
-    # These tests run no worker: the writer the support feature makes for one.
-    writer = history_writer(runtime)
-    await writer.start()
-    try:
-        await writer.flush()
-    finally:
-        await writer.stop()
+    # No worker runs in these tests: the embedded feed's writer runs all the same.
+    await runtime.facility(HistoryWriter).flush()
     [web] = await convos(client)
     assert (web["channel"], web["contact_name"]) == ("web", "Zeynep")
 
