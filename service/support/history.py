@@ -419,18 +419,9 @@ class HistoryWriter:
         # Only a record offered before (its writer died, or the commit's answer was lost)
         # can find itself stored.
         check = any(r.retried for r in batch)
-        records, unreadable = _decoded(batch)
         while True:
             try:
-                if records:
-                    await write_batch(self._db, records, self._known, check_stored=check)
-                await self._feed.done([r.id for r in batch])
-                self.written += len(records)
-                self._progress.set()
-                if unreadable:
-                    log.error("support history: %d unreadable records dropped", unreadable)
-                if self._on_written is not None and records:
-                    await self._on_written()
+                await self._store(batch, check_stored=check)
                 return
             except asyncio.CancelledError:
                 raise
@@ -439,19 +430,29 @@ class HistoryWriter:
                 log.warning("support history batch not written, retrying: %s", exc)
                 await asyncio.sleep(self._retry)
 
+    async def _store(self, batch: list[FedRecord], *, check_stored: bool) -> None:
+        """Write the batch's records, then mark them done in the feed."""
+        records, unreadable = _decoded(batch)
+        if records:
+            await write_batch(self._db, records, self._known, check_stored=check_stored)
+        await self._feed.done([r.id for r in batch])
+        self.written += len(records)
+        self._progress.set()
+        if unreadable:
+            log.error("support history: %d unreadable records dropped", unreadable)
+        if self._on_written is not None and records:
+            await self._on_written()
+
     async def _drain(self) -> None:
         """At a stop: the batch the writer was cancelled in, then what the feed still holds
         (embedded: nothing else would write it; scaled: spares another writer the wait)."""
         batch, self._batch = self._batch, []
-        while True:
-            if batch:
-                records, _ = _decoded(batch)
-                await write_batch(self._db, records, self._known, check_stored=True)
-                await self._feed.done([r.id for r in batch])
-                self.written += len(records)
+        if not batch:
             batch = await self._feed.take(BATCH, block=0)
-            if not batch:
-                return
+        while batch:
+            # The cancelled batch's commit may have happened: look stored ids up.
+            await self._store(batch, check_stored=True)
+            batch = await self._feed.take(BATCH, block=0)
 
 
 def _decoded(batch: list[FedRecord]) -> tuple[list[ChatRecord], int]:

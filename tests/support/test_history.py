@@ -234,15 +234,21 @@ async def test_the_writer_looks_up_stored_ids_after_a_failure_and_for_retried_re
     assert await unread_and_stored(database) == (2, 2)
 
 
-async def test_a_stopping_writer_writes_what_the_feed_holds(database: Database) -> None:
-    """Embedded: nothing else would write it once the process is gone."""
+@pytest.mark.parametrize("holding", [True, False])
+async def test_a_stopping_writer_writes_what_the_feed_holds(
+    database: Database, holding: bool
+) -> None:
+    """Embedded: nothing else would write it once the process is gone. ``holding``: the writer
+    took the first record and lingers for more; else it is stopped before it took any."""
     ayse = Customer("cu_a", "Ayşe", "tr")
     space, feed = memory_feed()
     writer = HistoryWriter(database, feed, linger_seconds=10)
     await writer.start()
+    await asyncio.sleep(0)  # the writer waits on the feed
     for n in range(1, 6):
         add_record(space, record(ayse, n).encode())
-    await asyncio.sleep(0.05)  # the writer took the first one and lingers for more
+    if holding:
+        await asyncio.sleep(0.05)
     await writer.stop()
     assert await feed.backlog() == 0
     assert await unread_and_stored(database) == (5, 5)
