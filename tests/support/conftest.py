@@ -1,4 +1,5 @@
-"""Fixtures of the support-desk tests: a served app with fast sweeps, and admin tokens."""
+"""Fixtures of the support-desk tests: a served app with fast sweeps, admin tokens, and the
+state backends as several processes hold them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from service.backends import Backends, redis_backends
 from service.settings import Settings
+from tests.conftest import backends_url
 from tests.support.wsclient import Desk
 
 FAST = {
@@ -38,3 +41,21 @@ def serve_desk(
             yield desk
 
     return serve
+
+
+@asynccontextmanager
+async def as_processes(
+    request: pytest.FixtureRequest, backends: Backends, count: int
+) -> AsyncIterator[list[Backends]]:
+    """``count`` backends as that many processes hold them: on Redis each its own (own
+    connections) over ``backends``' namespace; in-process ``backends`` itself (one keyspace)."""
+    if backends.kind != "redis":
+        yield [backends] * count
+        return
+    url = backends_url(request, request.getfixturevalue("backend_kind"))
+    made = [redis_backends(url, backends.namespace) for _ in range(count)]
+    try:
+        yield made
+    finally:
+        for each in made:
+            await each.close()

@@ -9,14 +9,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from service.backends import Backends, redis_backends
+from service.backends import Backends
 from service.backends.keys import SUPPORT_HISTORY_STREAM
 from service.support.historyfeed import FedRecord, HistoryFeed
 from service.support.historyfeed_memory import MemoryHistoryFeed
 from service.support.historyfeed_redis import RedisHistoryFeed
 from service.support.roomlog import RoomLog
 from service.support.stores import create_history_feed, create_room_log
-from tests.conftest import backends_url
+from tests.support.conftest import as_processes
 
 CLAIM_IDLE = 0.3
 
@@ -39,19 +39,12 @@ async def log(backends: Backends) -> AsyncIterator[RoomLog]:
 async def writers(
     request: pytest.FixtureRequest, backends: Backends
 ) -> AsyncIterator[list[HistoryFeed]]:
-    """Two writers' feeds as two processes hold them (on Redis, own ``Backends`` each)."""
-    made: list[Backends] = []
-    if backends.kind == "redis":
-        url = backends_url(request, request.getfixturevalue("backend_kind"))
-        made = [redis_backends(url, backends.namespace) for _ in range(2)]
-        feeds = [short_claim_feed(b) for b in made]
-    else:
-        feeds = [short_claim_feed(backends) for _ in range(2)]
-    yield feeds
-    for feed in feeds:
-        await feed.close()
-    for b in made:
-        await b.close()
+    """Two writers' feeds as two processes hold them (``as_processes``)."""
+    async with as_processes(request, backends, 2) as each:
+        feeds = [short_claim_feed(b) for b in each]
+        yield feeds
+        for feed in feeds:
+            await feed.close()
 
 
 async def send(log: RoomLog, room: str, n: int, *, record: bool = True) -> bool:

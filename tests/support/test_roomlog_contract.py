@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 
 import pytest
 
-from service.backends import Backends, redis_backends
+from service.backends import Backends
 from service.backends.memory import MemoryKeyspace
 from service.support.roomlog import Replay, RoomEntry, RoomLog
 from service.support.roomlog_memory import MemoryRoomLog
 from service.support.roomlog_redis import RedisRoomLog
 from service.support.stores import create_room_log
-from tests.conftest import backends_url
+from tests.support.conftest import as_processes
 
 
 @pytest.fixture
@@ -26,20 +26,12 @@ async def log(backends: Backends) -> AsyncIterator[RoomLog]:
 
 @pytest.fixture
 async def peers(request: pytest.FixtureRequest, backends: Backends) -> AsyncIterator[list[RoomLog]]:
-    """Three logs as three processes would hold them: on Redis each with its own ``Backends``
-    (own connections) over the same namespace; in-process, three logs over one keyspace."""
-    made: list[Backends] = []
-    if backends.kind == "redis":
-        url = backends_url(request, request.getfixturevalue("backend_kind"))
-        made = [redis_backends(url, backends.namespace) for _ in range(3)]
-        logs = [create_room_log(b) for b in made]
-    else:
-        logs = [create_room_log(backends) for _ in range(3)]
-    yield logs
-    for each in logs:
-        await each.close()
-    for b in made:
-        await b.close()
+    """Three logs as three processes would hold them (``as_processes``)."""
+    async with as_processes(request, backends, 3) as each:
+        logs = [create_room_log(b) for b in each]
+        yield logs
+        for log in logs:
+            await log.close()
 
 
 def small_log(backends: Backends, *, maxlen: int) -> RoomLog:
