@@ -153,9 +153,12 @@ class RedisLine:
     async def _send(self, replies: _Replies, args: Sequence[Any], wait: float) -> Any:
         if replies.lost or replies.transport is None:
             raise ConnectionError("redis connection lost")
+        # Packed first: an argument hiredis refuses (TypeError) must not leave a waiter
+        # behind, which would take the next command's reply.
+        packed = hiredis.pack_command(tuple(args))
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         replies.waiting.append(future)
-        replies.transport.write(hiredis.pack_command(tuple(args)))
+        replies.transport.write(packed)
         if self._timeout is None:
             return await future
         try:

@@ -70,6 +70,14 @@ async def test_an_error_reply_is_a_response_error_and_the_line_goes_on(line: Red
     await line.call("DEL", key)
 
 
+async def test_an_argument_it_cannot_send_is_refused_before_anything_is_sent(
+    line: RedisLine,
+) -> None:
+    with pytest.raises(TypeError):
+        await line.call("SET", unique("line"), None)
+    assert await line.call("ECHO", "next") == b"next"
+
+
 async def test_a_script_the_server_forgot_is_loaded_again(
     line: RedisLine, client: aioredis.Redis
 ) -> None:
