@@ -18,7 +18,7 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from service.backends import Backends
 from service.backends.errors import redis_errors
@@ -28,7 +28,10 @@ from service.backends.keys import (
     SUPPORT_HISTORY_STREAM,
 )
 from service.backends.redis import dedicated_client
+from service.logging import get_logger
 from service.support.historyfeed import FedRecord
+
+log = get_logger("kervan.support.history")
 
 CLAIM_EVERY = 10.0
 
@@ -145,4 +148,18 @@ class RedisHistoryFeed:
             return int(await self._r.xlen(self._stream))
 
     async def close(self) -> None:
-        await self._reader.aclose()
+        """Also leaves the group when this writer holds nothing: every start is a new
+        consumer, and the group would otherwise keep one entry per start. (One that holds
+        records stays, for another writer to take them over.)"""
+        try:
+            held = await self._r.xpending_range(
+                self._stream, SUPPORT_HISTORY_GROUP, "-", "+", 1, consumername=self._consumer
+            )
+            if not held:
+                await self._r.xgroup_delconsumer(
+                    self._stream, SUPPORT_HISTORY_GROUP, self._consumer
+                )
+        except (RedisError, OSError) as error:  # no group yet, or Redis gone at shutdown
+            log.info("support history feed: consumer not removed: %s", error)
+        finally:
+            await self._reader.aclose()

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from service.backends import Backends
-from service.backends.keys import SUPPORT_HISTORY_STREAM
+from service.backends.keys import SUPPORT_HISTORY_GROUP, SUPPORT_HISTORY_STREAM
 from service.support.historyfeed import FedRecord, HistoryFeed
 from service.support.historyfeed_memory import MemoryHistoryFeed
 from service.support.historyfeed_redis import RedisHistoryFeed
@@ -168,3 +168,20 @@ async def test_redis_losing_the_stream_and_group_makes_them_again(
     await backends.redis.delete(backends.key(SUPPORT_HISTORY_STREAM))
     await send(log, "r", 2)
     assert [r.record for r in await feed.take(10, block=0)] == [b"rec-2"]
+
+
+async def test_a_redis_writer_that_holds_nothing_leaves_the_group_when_closed(
+    backends: Backends, log: RoomLog
+) -> None:
+    if backends.kind == "memory":
+        pytest.skip("Redis's own state")
+    assert backends.redis is not None
+    stream = backends.key(SUPPORT_HISTORY_STREAM)
+    holder, idle = short_claim_feed(backends), short_claim_feed(backends)
+    await send(log, "r", 1)
+    assert len(await holder.take(10, block=0)) == 1  # and dies holding it
+    assert await idle.take(10, block=0) == []
+    await holder.close()
+    await idle.close()
+    consumers = await backends.redis.xinfo_consumers(stream, SUPPORT_HISTORY_GROUP)
+    assert [c["pending"] for c in consumers] == [1]
