@@ -44,7 +44,7 @@ from service.support.people import People, Person
 from service.support.protocol import ProtocolError, frame
 from service.support.roomlog import RoomEntry, RoomLog
 from service.support.settings import SupportSettings
-from service.support.waitqueue import Assigned, Full, Waiting, WaitQueue
+from service.support.waitqueue import Assigned, Assignment, Full, Waiting, WaitQueue
 from service.whatsapp.crm import convo_lists_changed
 
 log = get_logger("kervan.support.desk")
@@ -149,8 +149,11 @@ class SupportDesk:
         if kind == "queue":
             self._schedule_refresh()
         elif kind == "assigned":
-            await self._tell_assigned(event["customer"], event["admin"])
-            self._schedule_refresh()
+            try:
+                await self._tell_assigned(event["customer"], event["admin"])
+            finally:
+                # A member not told (the state backend failed meanwhile) is joined by it.
+                self._schedule_refresh()
         elif kind == "closed":
             self._tell_closed(event["room"], event["reason"], event["members"])
             self._schedule_refresh()
@@ -272,6 +275,9 @@ class SupportDesk:
             return
         if isinstance(result, Assigned):
             SUPPORT.joins.labels("assigned").inc()
+            # Until a room is joined: a tell that fails leaves the refresh to join it.
+            for each in self.local.get(person.id, ()):
+                each.wants_room = True
             await self._announce_assigned(person.id, result.admin)
             # This process's own connections need not wait for the notice to come back.
             await self._tell_assigned(person.id, result.admin)
@@ -428,12 +434,27 @@ class SupportDesk:
         # Claimed before the first await, so a notice and a sweep racing cannot join twice.
         view = RoomView(epoch="", subscription=None)
         conn.rooms[room] = view
-        conn.wants_room = False
+        wanted, conn.wants_room = conn.wants_room, False
         try:
-            epoch, last = await self.rooms.epoch(room)
+            await self._subscribe(conn, room, view, peer_id=peer_id, after=after, announce=announce)
         except BaseException:
-            conn.rooms.pop(room, None)
+            # Not joined after all: the claim is given back, so a later refresh joins it.
+            if conn.rooms.get(room) is view:
+                del conn.rooms[room]
+                conn.wants_room = wanted
             raise
+
+    async def _subscribe(
+        self,
+        conn: Connection,
+        room: str,
+        view: RoomView,
+        *,
+        peer_id: str,
+        after: int | None,
+        announce: bool,
+    ) -> None:
+        epoch, last = await self.rooms.epoch(room)
         view.epoch = epoch
         start = 0 if after is None else after
         if announce:
@@ -818,9 +839,13 @@ class SupportDesk:
                     conn.send(shown)
         await self._send_desk_state(admins)
 
-    async def _send_desk_state(self, admins: list[Connection]) -> None:
+    async def _send_desk_state(
+        self, admins: list[Connection], assignments: list[Assignment] | None = None
+    ) -> None:
         if not admins:
             return
+        if assignments is None:
+            assignments = await self.queue.assignments()
         waiting = await self.queue.waiting()
         now = self.clock()
         names = await self.people.names([w.customer for w in waiting])
@@ -832,9 +857,7 @@ class SupportDesk:
             }
             for w in waiting
         ]
-        serving_since = {
-            a.admin: (a.customer, a.assigned_at) for a in await self.queue.assignments()
-        }
+        serving_since = {a.admin: (a.customer, a.assigned_at) for a in assignments}
         local = {conn.person.id for conn in admins}
         served = [c for admin, (c, _) in serving_since.items() if admin in local]
         served_names = await self.people.names(served)
@@ -868,13 +891,22 @@ class SupportDesk:
         """Tell local waiting customers their position and local admins the desk view."""
         self._refresh_pending = False
         try:
-            waiting = await self.queue.waiting()
-            version = await self.queue.version()
+            await self._refresh_views()
         except StateBackendError as exc:
+            # The sweep looks again: the version it compares with is not one seen.
+            self._queue_version = -1
             if not outage_logged(exc, "support refresh"):
                 log.warning("support refresh skipped: %s", exc)
-            return
-        self._queue_version = version
+
+    async def _refresh_views(self) -> None:
+        # The version first: a change after it makes the sweep refresh again.
+        version = await self.queue.version()
+        waiting = await self.queue.waiting()
+        # One read of every assignment, not one per admin: a refresh follows every change of
+        # the desk, and a process may hold hundreds of admins.
+        assignments = await self.queue.assignments()
+        assigned = {a.admin for a in assignments}
+        served = {a.customer for a in assignments}
         positions = {w.customer: index for index, w in enumerate(waiting, start=1)}
         admins: list[Connection] = []
         eta: Callable[[int], Eta] | None = None
@@ -882,12 +914,13 @@ class SupportDesk:
             for conn in list(connections):
                 if conn.person.role == "admin":
                     admins.append(conn)
-                    if not conn.rooms:
+                    if not conn.rooms and person_id in assigned:
                         # An assignment notice may have been lost (pub/sub reconnecting).
                         await self._admin_take_room(conn)
                     continue
                 if conn.wants_room and not conn.rooms and person_id not in positions:
-                    await self._customer_take_room(conn)
+                    if person_id in served:
+                        await self._customer_take_room(conn)
                     continue
                 position = positions.get(person_id)
                 if position is not None and position != conn.told_position:
@@ -898,10 +931,12 @@ class SupportDesk:
                     position is None
                     and conn.told_position is not None
                     and person_id not in conn.rooms
+                    and person_id in served
                 ):
                     # No longer waiting and not told why: an assignment notice was lost.
                     await self._customer_take_room(conn)
-        await self._send_desk_state(admins)
+        await self._send_desk_state(admins, assignments)
+        self._queue_version = version
 
     async def sweep(self) -> None:
         """One pass; every process runs it, each step is atomic in the state backend."""

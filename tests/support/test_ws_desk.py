@@ -482,3 +482,51 @@ async def test_a_stray_online_admin_is_offered_again_every_few_sweeps(serve_desk
                 assert me not in await queue.free_admins()
             await runtime_desk.sweep()
             assert me in await queue.free_admins()
+
+
+async def test_a_member_whose_room_join_failed_is_joined_by_the_next_sweep(
+    serve_desk: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The assignment is made, but the state backend fails every read that would join the
+    customer's connection to the room (the join's own tell, the notice's, the refresh after
+    it): the customer is told, and the next sweep, once the backend answers, joins both."""
+    from core.errors import StateBackendError
+
+    async with serve_desk(support_sweep_seconds=60) as desk:
+        runtime_desk = desk.runtime.facility(SupportDesk)
+        token = await admin_token(desk.runtime, "mert")
+        async with desk.admin(token) as admin:
+            await admin.expect("presence", available=1)
+            real_epoch = runtime_desk.rooms.epoch
+            failures: list[str] = []
+
+            async def epoch(room: str) -> tuple[str, int]:
+                if down:
+                    failures.append(room)
+                    raise StateBackendError("redis script support_room_since failed")
+                return await real_epoch(room)
+
+            down = True
+            monkeypatch.setattr(runtime_desk.rooms, "epoch", epoch)
+            async with desk.customer("Ayşe") as customer:
+                room = customer.welcome["person"]
+                await customer.send({"type": "queue:join"})
+                assert (await customer.expect("error"))["code"] == "support_unavailable"
+                # The join's tell, the notice's tell and the refresh the notice asks for.
+                for _ in range(200):
+                    if len(failures) >= 3:
+                        break
+                    await asyncio.sleep(0.01)
+                assert failures == [room, room, room]
+                down = False
+                await customer.absent("queue:ready")
+                assert await runtime_desk.queue.assignment_of_customer(room) is not None
+
+                await runtime_desk.sweep()
+                ready = await customer.expect("queue:ready")
+                assert ready["room"] == room
+                await customer.expect("room:joined", room=room)
+                await admin.expect("room:joined", room=room)
+                await customer.chat(room, "Merhaba")
+                got = await admin.expect("chat:message", offset=1)
+                assert got["text"] == "Merhaba"
