@@ -2,7 +2,8 @@
 
 Both servers run as real processes on the machine's Redis (127.0.0.1:6379), served the same way
 (granian, one worker each, uvloop), and are driven by the same asyncio load generator over raw
-``websockets`` connections (no Socket.IO client library, so the client side costs the same):
+WebSocket connections (no Socket.IO client library, so the client side costs the same; the
+lean client of ``bench/wsclient.py`` by default, ``--client websockets`` for the library's):
 
 - **kervan**: ``kervan serve`` in scaled mode (``KERVAN_REDIS_URL``, a namespace of its own; a
   throw-away MariaDB database, where the chat history is written behind the room stream by one
@@ -14,7 +15,7 @@ Both servers run as real processes on the machine's Redis (127.0.0.1:6379), serv
   ``tests/support/wsclient.py`` ``admin_token`` does in-process. Messages are ``chat:send`` ->
   ``chat:ack`` to the sender (with the message's offset) and ``chat:message`` to every other
   connection in the room, as socket.io's relay skips the sender.
-  Clients are set up a few at a time (``KERVAN_SETUP_CONCURRENCY``, see there why), and the load
+  Clients are set up 25 at a time (``KERVAN_SETUP_CONCURRENCY``, see there why), and the load
   starts once the servers are quiet again.
 - **socket.io**: ``bench/baselines/socketio_server.py``, ``socketio.AsyncServer`` with
   ``socketio.AsyncRedisManager`` (its own pub/sub channel) on a blocking pool of
@@ -101,10 +102,11 @@ TEXT_BYTES = 100
 CONNECT_CONCURRENCY = 25
 SETUP_TIMEOUT = 240.0
 #: kervan clients set up at once. Each admin's arrival and each customer's assignment costs
-#: every process O(admins) Redis calls (presence to everyone, the desk view to every admin), so
-#: a burst of 25 saturates the server until its Redis pool waits time out (``support_unavailable``
-#: to a ``hello``, customers never assigned); a few at a time, and a retried ``hello``.
-KERVAN_SETUP_CONCURRENCY = 4
+#: every process a few Redis calls and a frame to each of its clients (presence, the desk view
+#: to every admin). (Before the desk's refresh read all assignments at once, it was a Redis call
+#: per admin, and 25 at once timed the pool's waits out: ``support_unavailable`` to a ``hello``;
+#: the bench then set up 4 at a time.) A ``hello`` so refused is sent again.
+KERVAN_SETUP_CONCURRENCY = 25
 HELLO_ATTEMPTS = 6
 
 
@@ -256,13 +258,23 @@ class Peer:
     sent_at: dict[int, float] = field(default_factory=dict)
 
 
+#: The load generator's WebSocket client: ``lean`` (``bench/wsclient.py``) or ``websockets``
+#: (the library's asyncio client, which the benches used before: it costs the client about
+#: twice the CPU per message). ``--client`` sets it.
+CLIENT = "lean"
+
+
 async def open_socket(url: str) -> Any:
     from websockets.asyncio.client import connect
+
+    from bench import wsclient
 
     # No compression and no library pings: both protocols carry their own heartbeat, and
     # permessage-deflate would make the client, not the servers, the cost measured.
     for attempt in range(5):
         try:
+            if CLIENT == "lean":
+                return await wsclient.connect(url, open_timeout=30)
             return await connect(
                 url,
                 compression=None,
@@ -1159,9 +1171,15 @@ def summarise(
             f"AsyncRedisManager (own channel) on a blocking pool of {args.socketio_pool} Redis "
             "connections, join/chat events, Socket.IO acks; `sio stock`: the manager's own "
             "Redis client (unbounded pool)",
-            "client": "one asyncio process (uvloop), raw `websockets` connections, no "
-            "compression; kervan: /ws/support frames; socket.io: Engine.IO v4 / Socket.IO v5 "
-            "frames written by hand",
+            "client": "one asyncio process (uvloop), "
+            + (
+                "bench/wsclient.py (a lean RFC 6455 client: one write per frame sent, one "
+                "buffer parsed per read)"
+                if CLIENT == "lean"
+                else "the `websockets` library's asyncio client"
+            )
+            + ", no compression; kervan: /ws/support frames; socket.io: Engine.IO v4 / "
+            "Socket.IO v5 frames written by hand",
             "two_processes": "every customer on the first process, every admin on the second",
             "latency": "send time in the text (load generator's perf_counter), read where the "
             "admin receives it",
@@ -1294,7 +1312,15 @@ def main() -> None:
     )
     parser.add_argument("--mariadb-url", default="mariadb+aiomysql://root@127.0.0.1:3306/")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/support.json")
+    parser.add_argument(
+        "--client",
+        choices=["lean", "websockets"],
+        default="lean",
+        help="the load generator's WebSocket client (the same for every server in a run)",
+    )
     args = parser.parse_args()
+    global CLIENT
+    CLIENT = args.client
     try:
         import uvloop
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import signal
 
+import uvloop
+
 from core.clock import SYSTEM_CLOCK
 from core.errors import KervanError
 from service.features import setup_features
@@ -21,7 +23,10 @@ log = get_logger("kervan.queue.worker")
 
 def run_worker(settings: Settings, queues: list[str] | None = None) -> int:
     """Run the outbound worker until SIGTERM/SIGINT; returns the process exit code."""
-    return asyncio.run(_serve(settings, queues))
+    # uvloop, as the API processes: the worker's hot loop (the chat history's feed, the
+    # queue's reads) is mostly socket round trips.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(_serve(settings, queues))
 
 
 async def _serve(settings: Settings, queues: list[str] | None) -> int:

@@ -1,0 +1,79 @@
+"""The support bench's lean WebSocket client against a real server (the ``websockets`` one)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from bench import wsclient
+
+
+async def _echo(ws: ServerConnection) -> None:
+    async for message in ws:
+        if message == "ping me":
+            pong = await ws.ping(b"p1")
+            await asyncio.wait_for(pong, 5)  # answered, or the reply below never comes
+            await ws.send("pinged")
+        elif message == "close me":
+            await ws.close(4001, "asked to")
+        elif message == "fragments":
+            await ws.send(["one ", "two ", "three"])
+        else:
+            await ws.send(message)
+
+
+@pytest.fixture
+async def url() -> AsyncIterator[str]:
+    async with serve(_echo, "127.0.0.1", 0, max_size=None, compression=None) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        yield f"ws://127.0.0.1:{port}/echo"
+
+
+async def test_text_binary_and_long_messages_come_back(url: str) -> None:
+    socket = await wsclient.connect(url)
+    await socket.send("Merhaba")
+    assert await socket.recv() == "Merhaba"
+    await socket.send(b"\x00\xff", text=False)
+    assert await socket.recv(decode=False) == b"\x00\xff"
+    for size in (125, 126, 65_535, 65_536, 200_000):  # every length encoding's edges
+        await socket.send(b"x" * size)
+        assert await socket.recv(decode=False) == b"x" * size
+    await socket.close()
+
+
+async def test_fragments_are_one_message_and_pings_are_answered(url: str) -> None:
+    socket = await wsclient.connect(url)
+    await socket.send("fragments")
+    assert await socket.recv() == "one two three"
+    await socket.send("ping me")
+    assert await socket.recv() == "pinged"
+    await socket.send("still here")
+    assert await socket.recv() == "still here"
+    await socket.close()
+
+
+async def test_a_server_close_ends_the_reads_with_its_code(url: str) -> None:
+    socket = await wsclient.connect(url)
+    await socket.send("close me")
+    with pytest.raises(wsclient.ConnectionClosed) as closed:
+        await socket.recv()
+    assert closed.value.code == 4001 and closed.value.reason == "asked to"
+    with pytest.raises(wsclient.ConnectionClosed):
+        await socket.send("after the close")
+
+
+async def test_a_refused_upgrade_is_an_error() -> None:
+    async def plain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(plain, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        with pytest.raises(ConnectionError, match="403"):
+            await wsclient.connect(f"ws://127.0.0.1:{port}/", open_timeout=5)
