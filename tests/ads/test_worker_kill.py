@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -47,6 +45,7 @@ from service.tracking.scope import SiteScope
 from service.tracking.sites import create_site
 from tests.ads.conftest import REFRESH_TOKEN, TOKEN_KEY
 from tests.ads.google_double import CLIENT_ID, CLIENT_SECRET, DEVELOPER_TOKEN, GoogleAdsDouble
+from tests.cli_process import spawn_kervan
 from tests.conftest import _clear_tables, unique
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,12 +59,8 @@ class WorkerProcess:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.log = log
         self._fh = log.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "worker", "--queue", "ads.upload"],
-            cwd=ROOT,
-            env=env,
-            stdout=self._fh,
-            stderr=subprocess.STDOUT,
+        self.proc = spawn_kervan(
+            ["worker", "--queue", "ads.upload"], cwd=ROOT, env=env, log=self._fh, own_group=False
         )
 
     def started(self) -> bool:

@@ -13,7 +13,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from blurhash.blurhash import blurhash_decode
 from PIL import Image
 from websockets.sync.client import connect
 
+from tests.cli_process import spawn_kervan
 from tests.images import samples
 from tests.settings import TEST_ENV
 
@@ -73,12 +73,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "PYTHONPATH": str(REPO),
     }
     log = (tmp / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--migrate", "--port", str(port)],
-        cwd=tmp,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    proc = spawn_kervan(
+        ["serve", "--migrate", "--port", str(port)], cwd=tmp, env=env, log=log, own_group=False
     )
     try:
         deadline = time.monotonic() + 30

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +14,8 @@ from typing import Any
 
 import httpx
 import orjson
+
+from tests.cli_process import spawn_kervan
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 90.0
@@ -38,14 +39,7 @@ class Served:
         )
         env.update({f"KERVAN_{key.upper()}": value for key, value in settings.items()})
         self._fh = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--migrate"],
-            cwd=folder,
-            env=env,
-            stdout=self._fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.proc = spawn_kervan(["serve", "--migrate"], cwd=folder, env=env, log=self._fh)
 
     def tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:]

@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,6 +24,7 @@ from service.db.tables.jobs import queue_attempts, queue_jobs
 from service.queue.base import JobQueue
 from service.queue.redis_streams import RedisStreamsQueue
 from service.queue.sql import SqlOutbox
+from tests.cli_process import spawn_kervan
 from tests.conftest import unique
 from tests.fakes.telegram_server import FakeTelegram
 from tests.queue.conftest import TEST_CONFIG, _clear
@@ -40,12 +39,8 @@ class WorkerProcess:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.log = log
         self._fh = log.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "worker", "--queue", "telegram"],
-            cwd=ROOT,
-            env=env,
-            stdout=self._fh,
-            stderr=subprocess.STDOUT,
+        self.proc = spawn_kervan(
+            ["worker", "--queue", "telegram"], cwd=ROOT, env=env, log=self._fh, own_group=False
         )
 
     def started(self) -> bool:

@@ -14,7 +14,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -33,6 +32,7 @@ from service.admins.settings import AdminSettings
 from service.backends import Backends, redis_backends
 from service.db import Database
 from service.db.types import utcnow
+from tests.cli_process import spawn_kervan
 from tests.services import free_port, require_tool
 from tests.support.wsclient import WAIT, Client, Desk
 
@@ -61,13 +61,11 @@ class Server:
         self._fh = self.log.open("a")
         #: Killed on purpose by the test (``kill``), so not running is expected.
         self.killed = False
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--migrate"],
+        self.proc = spawn_kervan(
+            ["serve", "--migrate"],
             cwd=folder,
             env={**env, "KERVAN_PORT": str(self.port)},
-            stdout=self._fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            log=self._fh,
         )
         self.url = f"http://127.0.0.1:{self.port}"
         #: Customer and admin connections to this server (``Desk`` needs no app for those).
@@ -116,14 +114,7 @@ class WorkerProcess:
     def __init__(self, env: dict[str, str], folder: Path) -> None:
         self.log = folder / "worker.log"
         self._fh = self.log.open("a")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "worker"],
-            cwd=folder,
-            env=env,
-            stdout=self._fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.proc = spawn_kervan(["worker"], cwd=folder, env=env, log=self._fh)
 
     def tail(self, chars: int = 3000) -> str:
         self._fh.flush()

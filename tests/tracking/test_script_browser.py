@@ -23,7 +23,6 @@ import shutil
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +41,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from service.db import Database
 from service.tracking.sites import create_site
+from tests.cli_process import spawn_kervan
 from tests.settings import TEST_ENV
 
 pytestmark = pytest.mark.slow
@@ -307,12 +307,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "PYTHONPATH": str(REPO),
     }
     log = (tmp / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--migrate", "--port", str(app_port)],
+    proc = spawn_kervan(
+        ["serve", "--migrate", "--port", str(app_port)],
         cwd=tmp,
         env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        log=log,
+        own_group=False,
     )
     try:
         deadline = time.monotonic() + 60

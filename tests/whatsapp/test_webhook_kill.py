@@ -18,7 +18,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from sqlalchemy import func, select
 from core.whatsapp.signature import sign_body
 from service.db import Database
 from service.db.tables.crm import crm_contacts, crm_convos, crm_messages, wa_webhook_events
+from tests.cli_process import spawn_kervan
 from tests.services import free_port
 from tests.whatsapp import payloads as p
 from tests.whatsapp.dbutil import message_by_provider_id, rows, seed_outbound
@@ -52,13 +52,11 @@ class Server:
         self.port = free_port()
         self.log = log
         self._fh = log.open("a")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--migrate"],
+        self.proc = spawn_kervan(
+            ["serve", "--migrate"],
             cwd=log.parent,
             env={**env, "KERVAN_PORT": str(self.port)},
-            stdout=self._fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            log=self._fh,
         )
         self.url = f"http://127.0.0.1:{self.port}"
 
