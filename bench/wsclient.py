@@ -23,7 +23,10 @@ from collections import deque
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from websockets.speedups import apply_mask
+try:  # websockets' C masking, as its own frames use; its pure-Python one where not built
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - every wheel on PyPI has the speedups
+    from websockets.utils import apply_mask
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _TEXT, _BINARY, _CONTINUATION, _CLOSE, _PING, _PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
