@@ -11,6 +11,8 @@ import pytest
 
 from service.backends import Backends, redis_backends
 from service.settings import Settings
+from service.support.roomlog import RoomLog
+from service.support.stores import create_room_log
 from tests.conftest import backends_url
 from tests.support.wsclient import Desk
 
@@ -59,3 +61,11 @@ async def as_processes(
     finally:
         for each in made:
             await each.close()
+
+
+@pytest.fixture
+async def log(backends: Backends) -> AsyncIterator[RoomLog]:
+    """A room log on the test's backends (memory or Redis), closed after the test."""
+    made = create_room_log(backends)
+    yield made
+    await made.close()

@@ -15,7 +15,7 @@ from service.support.historyfeed import FedRecord, HistoryFeed
 from service.support.historyfeed_memory import MemoryHistoryFeed
 from service.support.historyfeed_redis import RedisHistoryFeed
 from service.support.roomlog import RoomLog
-from service.support.stores import create_history_feed, create_room_log
+from service.support.stores import create_history_feed
 from tests.support.conftest import as_processes
 
 CLAIM_IDLE = 0.3
@@ -26,13 +26,6 @@ def short_claim_feed(backends: Backends) -> HistoryFeed:
         return RedisHistoryFeed(backends, claim_idle=CLAIM_IDLE, claim_every=0.05)
     assert backends.keyspace is not None
     return MemoryHistoryFeed(backends.keyspace, claim_idle=CLAIM_IDLE)
-
-
-@pytest.fixture
-async def log(backends: Backends) -> AsyncIterator[RoomLog]:
-    made = create_room_log(backends)
-    yield made
-    await made.close()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from service.support.hub import RoomHub
 from service.support.roomlog import RoomEntry, RoomLog
 from service.support.roomlog_memory import MemoryRoomLog
 from service.support.roomlog_redis import RedisRoomLog
-from service.support.stores import create_room_log
 
 
 def fast_hub(log: RoomLog, *, batch: int = 500) -> RoomHub:
@@ -56,13 +55,6 @@ async def wait_until(condition: Callable[[], bool], *, limit: float = 20.0) -> N
 
 def payload(i: int) -> bytes:
     return b'{"n":%d}' % i
-
-
-@pytest.fixture
-async def log(backends: Backends) -> AsyncIterator[RoomLog]:
-    made = create_room_log(backends)
-    yield made
-    await made.close()
 
 
 @pytest.fixture

@@ -18,13 +18,6 @@ from tests.support.conftest import as_processes
 
 
 @pytest.fixture
-async def log(backends: Backends) -> AsyncIterator[RoomLog]:
-    made = create_room_log(backends)
-    yield made
-    await made.close()
-
-
-@pytest.fixture
 async def peers(request: pytest.FixtureRequest, backends: Backends) -> AsyncIterator[list[RoomLog]]:
     """Three logs as three processes would hold them (``as_processes``)."""
     async with as_processes(request, backends, 3) as each:
