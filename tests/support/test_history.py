@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -277,6 +278,30 @@ async def test_an_unreadable_record_is_dropped_and_the_rest_written(database: Da
 def test_a_record_survives_the_feed(text: str, name: str, at: float) -> None:
     made = ChatRecord(Customer("cu_x", name, "de"), "ad_1", "admin", "k1", text, at)
     assert ChatRecord.decode(made.encode()) == made
+
+
+_GOOD = {"c": ["cu_x", "Ayşe", "tr"], "s": "cu_x", "r": "customer", "k": "k1", "t": "hi", "a": 1.5}
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("c", ["cu_x", 7, "tr"]),
+        ("c", ["cu_x", "Ayşe"]),
+        ("c", None),
+        ("s", None),
+        ("r", 1),
+        ("k", ["k1"]),
+        ("t", {"t": "hi"}),
+        ("a", "1.5"),
+        ("a", True),
+        ("a", None),
+    ],
+)
+def test_a_record_with_a_field_of_the_wrong_shape_is_refused(field: str, value: object) -> None:
+    assert ChatRecord.decode(orjson.dumps(_GOOD)).at == 1.5
+    with pytest.raises((ValueError, KeyError, TypeError)):
+        ChatRecord.decode(orjson.dumps({**_GOOD, field: value}))
 
 
 async def test_a_batch_of_long_texts_is_stored_whole_in_several_statements(
