@@ -13,6 +13,7 @@ from service.backends import keys, memory_backends
 from service.features import setup_features
 from service.runtime import build_runtime
 from service.settings import Settings
+from service.support.history import BATCH as HISTORY_BATCH
 from tests.k8s.manifests import (
     K8S,
     Obj,
@@ -122,11 +123,14 @@ async def test_keda_scales_workers_on_the_streams_of_the_registered_queues(
     assert {"wa.send", "telegram"} <= set(queues)
     # The same key builder and constants as the Redis Streams queue (service/queue/redis_streams).
     names = memory_backends(env["KERVAN_REDIS_NAMESPACE"])
-    expected = {names.key(keys.queue_stream(q)) for q in queues}
+    expected = {names.key(keys.queue_stream(q)): keys.QUEUE_GROUP for q in queues}
+    # The worker's other stream: the live-support chat history on its way to the database.
+    expected[names.key(keys.SUPPORT_HISTORY_STREAM)] = keys.SUPPORT_HISTORY_GROUP
     triggers = stream_triggers(one(objs, "ScaledObject", "kervan-worker"))
-    assert {t["metadata"]["stream"] for t in triggers} == expected
+    assert {t["metadata"]["stream"] for t in triggers} == set(expected)
     for trigger in triggers:
-        assert trigger["metadata"]["consumerGroup"] == keys.QUEUE_GROUP
+        meta = trigger["metadata"]
+        assert meta["consumerGroup"] == expected[meta["stream"]], meta["stream"]
 
 
 async def test_the_stream_check_sees_a_missing_provider(tmp_path: Path) -> None:
@@ -142,6 +146,7 @@ def test_each_stream_scales_on_lag_and_holds_on_pending_entries() -> None:
     concurrency = env.get(
         "KERVAN_QUEUE_CONCURRENCY", str(Settings.model_fields["queue_concurrency"].default)
     )
+    history = memory_backends(env["KERVAN_REDIS_NAMESPACE"]).key(keys.SUPPORT_HISTORY_STREAM)
     by_stream: dict[str, dict[str, Obj]] = {}
     for trigger in stream_triggers(one(objs, "ScaledObject")):
         meta = trigger["metadata"]
@@ -153,8 +158,11 @@ def test_each_stream_scales_on_lag_and_holds_on_pending_entries() -> None:
         lag = modes["lag"]
         assert int(lag["lagCount"]) > 0 and "activationLagCount" in lag
         assert "streamLength" not in lag and "pendingEntriesCount" not in lag
-        # One worker runs KERVAN_QUEUE_CONCURRENCY jobs at once.
-        assert modes["pending"]["pendingEntriesCount"] == concurrency
+        # One worker runs KERVAN_QUEUE_CONCURRENCY jobs at once; its history writer holds one
+        # batch.
+        held = str(HISTORY_BATCH) if stream == history else concurrency
+        assert modes["pending"]["pendingEntriesCount"] == held, stream
+    assert history in by_stream
 
 
 def test_scaled_object_never_scales_to_zero_and_authenticates() -> None:
