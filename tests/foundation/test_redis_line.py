@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,6 +16,7 @@ from redis.exceptions import ResponseError
 from service.backends import redis_backends
 from service.backends.redis_line import RedisLine
 from tests.conftest import unique
+from tests.operations.redis_server import NO_PERSISTENCE, RedisServer
 
 
 @pytest.fixture
@@ -169,6 +171,45 @@ def test_it_works_on_uvloop_as_the_servers_run(redis_url: str) -> None:
             await client.aclose()
 
     assert uvloop.run(scenario()) == [list(range(1, 51)), 1]
+
+
+async def test_it_logs_in_with_the_urls_password_or_user(tmp_path: Path) -> None:
+    """A Redis that requires a password (``requirepass``) and has an ACL user: the line logs in
+    as the client's URL says, and a wrong password fails the call with the server's answer."""
+    server = RedisServer(tmp_path, (*NO_PERSISTENCE, "--requirepass", "s3cret"))
+    server.url = f"redis://:s3cret@127.0.0.1:{server.port}/0"
+    server.start()
+    try:
+        admin = aioredis.Redis.from_url(server.url)
+        await admin.acl_setuser(
+            "agent", enabled=True, passwords=["+pw2"], keys=["*"], commands=["+@all"]
+        )
+        # The password alone (the default user), then an ACL user in another database.
+        for url, db in (
+            (server.url, 0),
+            (f"redis://agent:pw2@127.0.0.1:{server.port}/3", 3),
+        ):
+            client = aioredis.Redis.from_url(url)
+            line = RedisLine.of(client)
+            assert line is not None
+            try:
+                assert await line.call("ACL", "WHOAMI") == (b"agent" if db else b"default")
+                await line.call("SET", "who", url)
+                # In the URL's database, as redis-py's own connection sees it.
+                assert await client.get("who") == url.encode()
+            finally:
+                await line.close()
+                await client.aclose()
+        wrong = aioredis.Redis.from_url(f"redis://:nope@127.0.0.1:{server.port}/0")
+        line = RedisLine.of(wrong)
+        assert line is not None
+        with pytest.raises(ResponseError, match="WRONGPASS"):
+            await line.call("PING")
+        await line.close()
+        await wrong.aclose()
+        await admin.aclose()
+    finally:
+        server.kill()
 
 
 async def _id_of(client: aioredis.Redis, name: str) -> str:
