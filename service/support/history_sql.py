@@ -144,15 +144,18 @@ def still_open(convo_ids: Iterable[int]) -> str:
 
 
 def count_inbound(convo_ids: Iterable[int], count: int, now: datetime) -> str:
+    """``now``: the batch's activity time (``history.activity_time``), never set backwards."""
     at = time_literal(now)
     return (
-        f"UPDATE {_CONVOS} SET unread = unread + {int(count)}, last_inbound_at = {at}, "
-        f"last_activity_at = {at} WHERE id IN ({id_list(convo_ids)})"
+        f"UPDATE {_CONVOS} SET unread = unread + {int(count)}, "
+        f"last_inbound_at = GREATEST(COALESCE(last_inbound_at, {at}), {at}), "
+        f"last_activity_at = GREATEST(last_activity_at, {at}) WHERE id IN ({id_list(convo_ids)})"
     )
 
 
 def touch(convo_ids: Iterable[int], now: datetime) -> str:
+    at = time_literal(now)
     return (
-        f"UPDATE {_CONVOS} SET last_activity_at = {time_literal(now)} "
+        f"UPDATE {_CONVOS} SET last_activity_at = GREATEST(last_activity_at, {at}) "
         f"WHERE id IN ({id_list(convo_ids)})"
     )

@@ -165,6 +165,38 @@ async def test_a_first_attempt_skips_the_lookup_but_stores_a_repeat_once(
     assert convos[known["cu_h"]].last_activity_at >= convos[known["cu_h"]].last_inbound_at
 
 
+async def test_conversation_activity_is_whole_seconds_and_never_goes_back(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of one second leave the activity time as the first of them set it (the
+    database's indexes on it are not rewritten), and no batch moves it back."""
+    ayse = Customer("cu_a", "Ayşe", "tr")
+    clock = [datetime(2026, 12, 6, 10, 0, 5, 300_000, tzinfo=UTC)]
+    monkeypatch.setattr(history_module, "utcnow", lambda: clock[0])
+
+    async def batch(n: int, at: datetime) -> tuple[int, datetime, datetime]:
+        clock[0] = at
+        await write_batch(database, [record(ayse, n)])
+        async with database.connect() as conn:
+            [convo] = list(await conn.execute(select(crm_convos)))
+        return int(convo.unread), convo.last_inbound_at, convo.last_activity_at
+
+    second = datetime(2026, 12, 6, 10, 0, 5, tzinfo=UTC)
+    # The first batch makes the conversation (its activity the exact time), then counts.
+    made = clock[0]
+    assert await batch(1, made) == (1, second, made)
+    # The same second again: nothing but the count changes.
+    assert await batch(2, second.replace(microsecond=800_000)) == (2, second, made)
+    later = datetime(2026, 12, 6, 10, 0, 7, tzinfo=UTC)
+    assert await batch(3, later.replace(microsecond=100_000)) == (3, later, later)
+    # Something else moved the activity on (an agent's reply): a batch leaves it there.
+    ahead = datetime(2026, 12, 6, 10, 5, 0, 250_000, tzinfo=UTC)
+    async with database.begin() as conn:
+        await conn.execute(crm_convos.update().values(last_activity_at=ahead))
+    after = datetime(2026, 12, 6, 10, 0, 9, tzinfo=UTC)
+    assert await batch(4, after.replace(microsecond=1)) == (4, after, ahead)
+
+
 def memory_feed(claim_idle: float = 60.0) -> tuple[MemoryKeyspace, MemoryHistoryFeed]:
     space = MemoryKeyspace("history-test")
     return space, MemoryHistoryFeed(space, claim_idle=claim_idle)
