@@ -24,7 +24,7 @@ CLAIM_IDLE = 0.3
 PATIENT_CLAIM_IDLE = 60.0
 
 
-def short_claim_feed(backends: Backends, claim_idle: float = CLAIM_IDLE) -> HistoryFeed:
+def writer_feed(backends: Backends, claim_idle: float = CLAIM_IDLE) -> HistoryFeed:
     if backends.kind == "redis":
         return RedisHistoryFeed(backends, claim_idle=claim_idle, claim_every=0.05)
     assert backends.keyspace is not None
@@ -37,7 +37,7 @@ async def two_writers(
 ) -> AsyncIterator[list[HistoryFeed]]:
     """Two writers' feeds as two processes hold them (``as_processes``)."""
     async with as_processes(request, backends, 2) as each:
-        feeds = [short_claim_feed(b, claim_idle) for b in each]
+        feeds = [writer_feed(b, claim_idle) for b in each]
         try:
             yield feeds
         finally:
@@ -195,7 +195,7 @@ async def test_a_redis_writer_that_holds_nothing_leaves_the_group_when_closed(
         pytest.skip("Redis's own state")
     assert backends.redis is not None
     stream = backends.key(SUPPORT_HISTORY_STREAM)
-    holder, idle = short_claim_feed(backends), short_claim_feed(backends)
+    holder, idle = writer_feed(backends), writer_feed(backends)
     await send(log, "r", 1)
     assert len(await holder.take(10, block=0)) == 1  # and dies holding it
     assert await idle.take(10, block=0) == []
