@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import gc
 import importlib
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from types import ModuleType
 
 from starlette.applications import Starlette
@@ -23,7 +22,6 @@ from service.edge import Edge
 from service.errors import EXCEPTION_HANDLERS
 from service.fast_routes import FastRequest
 from service.features import setup_features
-from service.gc_policy import FullCollections
 from service.logging import get_logger, request_id_var
 from service.routes import ROUTE_MODULES
 from service.routing import merge_same_path
@@ -85,26 +83,21 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         rt = runtime or build_runtime(settings, clock or SYSTEM_CLOCK)
         app.state.runtime = rt
-        full_collections: FullCollections | None = None
         try:
             await setup_features(rt)
             await rt.start()
             edge.bind(rt)
-            if freeze_heap:
-                gc.collect()
-                gc.freeze()
-                gc_policy.tune(settings.gc_full_collect_seconds)
-                if settings.gc_full_collect_seconds > 0:
-                    full_collections = FullCollections(settings.gc_full_collect_seconds)
-                    await full_collections.start()
-            log.info(
-                "kervan started",
-                extra={"env": settings.env, "backends": rt.backends.kind, "db": rt.db.dialect},
-            )
-            yield
+            async with AsyncExitStack() as heap:
+                if freeze_heap:
+                    await heap.enter_async_context(
+                        gc_policy.steady_heap(settings.gc_full_collect_seconds)
+                    )
+                log.info(
+                    "kervan started",
+                    extra={"env": settings.env, "backends": rt.backends.kind, "db": rt.db.dialect},
+                )
+                yield
         finally:
-            if full_collections is not None:
-                await full_collections.stop()
             edge.unbind()
             await rt.close()
             edge.access_log.close()

@@ -97,8 +97,9 @@ class FoundationSettings(BaseModel):
         default=300.0,
         ge=0,
         le=86_400,
-        description="A server process runs a full garbage collection this often instead of "
-        "whenever CPython decides (each one pauses it, ~100 ms with 1,000 WebSocket clients); "
+        description="A server or worker process runs a full garbage collection this often "
+        "instead of whenever CPython decides (each one pauses it, ~100 ms with 1,000 WebSocket "
+        "clients); "
         "0: CPython's own policy.",
     )
     redis_url: str | None = Field(

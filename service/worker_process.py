@@ -1,7 +1,8 @@
 """``kervan worker``: a process that runs the outbound queue's worker and nothing else.
 
 It sets up the same features as the web app (``service/features.py``), so every queue handler is
-registered here too, and runs the worker whatever the embedded setting says.
+registered here too, and runs the worker whatever the embedded setting says. Its collector
+follows the servers' policy (``service/gc_policy.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import uvloop
 from core.clock import SYSTEM_CLOCK
 from core.errors import KervanError
 from service.features import setup_features
+from service.gc_policy import steady_heap
 from service.logging import get_logger
 from service.runtime import build_runtime
 from service.settings import Settings
@@ -40,7 +42,8 @@ async def _serve(settings: Settings, queues: list[str] | None) -> int:
     try:
         await setup_features(runtime)
         await runtime.start()
-        await stop.wait()
+        async with steady_heap(settings.gc_full_collect_seconds):
+            await stop.wait()
         log.info("worker stopping on signal")
     except KervanError as exc:
         log.error("worker failed: %s", exc.message)

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import signal
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from service import gc_policy
+from service import gc_policy, worker_process
 from service.app import create_app
+from service.db import Database
+from service.db.migrate import migrate
 from service.gc_policy import NO_AUTOMATIC_FULL, FullCollections
 from service.metrics import REGISTRY
 from service.settings import Settings, SettingsError, load_settings
@@ -88,3 +91,30 @@ def test_the_setting_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KERVAN_GC_FULL_COLLECT_SECONDS", "-1")
     with pytest.raises(SettingsError, match="KERVAN_GC_FULL_COLLECT_SECONDS"):
         load_settings()
+
+
+async def test_the_worker_process_applies_the_policy_until_it_stops(
+    make_settings: Callable[..., Settings], collector: None
+) -> None:
+    settings = make_settings(gc_full_collect_seconds="120")
+    db = Database(settings.database_url)
+    await migrate(db)
+    await db.dispose()
+    loop = asyncio.get_running_loop()
+    served = loop.create_task(worker_process._serve(settings, None))
+    try:
+        for _ in range(500):
+            if FullCollections.name in {t.get_name() for t in asyncio.all_tasks()}:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail("the worker never started its full collections")
+        assert gc.get_threshold()[2] == NO_AUTOMATIC_FULL
+        signal.raise_signal(signal.SIGTERM)  # what stops `kervan worker`
+        assert await asyncio.wait_for(served, 10) == 0
+        assert FullCollections.name not in {t.get_name() for t in asyncio.all_tasks()}
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        served.cancel()
+        gc.unfreeze()
