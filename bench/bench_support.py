@@ -101,6 +101,7 @@ from bench.loadgen import (  # noqa: E402
     process_server,
     stop_process,
 )
+from service.gc_policy import NO_AUTOMATIC_FULL, YOUNG_THRESHOLD  # noqa: E402
 
 RUN = uuid.uuid4().hex[:8]
 ADMIN_KEY = "bench-admin-key"
@@ -636,11 +637,12 @@ async def drive(
         peer.sent_at.clear()
     # The load generator's own full collections (113 ms once, timed with gc.callbacks) would
     # stall every connection at once and count as the server's latency: what the set-up made
-    # is out of the collector's view, and no full collection runs while a load does.
+    # is out of the collector's view, and while a load runs the collector is as a server's
+    # (service/gc_policy.py: young collections rarer, no full ones).
     gc.collect()
     gc.freeze()
     thresholds = gc.get_threshold()
-    gc.set_threshold(thresholds[0], thresholds[1], 1 << 30)
+    gc.set_threshold(YOUNG_THRESHOLD, thresholds[1], NO_AUTOMATIC_FULL)
     tasks = [asyncio.create_task(sender(i, p)) for i, p in enumerate(customers)]
     try:
         await asyncio.sleep(warmup)
