@@ -11,10 +11,11 @@ WebSocket: ``websocket.connect`` first, then the peer's frames; ``accept``, ``se
 granian 2.8 closes an accepted RSGI WebSocket with an empty close frame: the close code and reason
 an app gives never reach the client (it sees 1005), so an app that explains a close must send its
 explanation as a frame before closing (kervan's ``/ws/support`` sends an ``error`` frame first;
-``send`` returns once the frame is written, so it always precedes the close). A close before
-``accept`` refuses the handshake with 403, as granian's ASGI does. RSGI's ``accept`` takes no
-subprotocol or headers, and a frame from the peer carries no close code: ``websocket.disconnect``
-says 1005 for a close frame and 1006 for a lost connection.
+``send`` returns once the frame is written, so it always precedes the close). That close frame
+goes when the transport object is dropped, so the exchange lets go of it as it closes. A close
+before ``accept`` refuses the handshake with 403, as granian's ASGI does. RSGI's ``accept`` takes
+no subprotocol or headers, and a frame from the peer carries no close code:
+``websocket.disconnect`` says 1005 for a close frame and 1006 for a lost connection.
 """
 
 from __future__ import annotations
@@ -240,6 +241,7 @@ class WebSocketExchange:
                 # Before accept: the handshake is refused with 403, as granian's ASGI does.
                 accepted = self._transport is not None
                 self._protocol.close(int(message.get("code") or 1000) if accepted else 403)
+                self._let_go()
         else:
             raise RuntimeError(f"unsupported ASGI message {kind!r}")
 
@@ -247,6 +249,14 @@ class WebSocketExchange:
         if self._state == "open":
             self._state = "closed"
             self._protocol.close(1000 if self._transport is not None else 403)
+        self._let_go()
+
+    def _let_go(self) -> None:
+        # granian 2.8 sends the close frame when the transport object goes, not at close():
+        # the exchange may outlive the handler in a reference cycle (the app's session holds
+        # its receive and send) until the collector runs, which on a quiet server was never
+        # within the client's patience.
+        self._transport = None
 
 
 class AsgiBridge:
