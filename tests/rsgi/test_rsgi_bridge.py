@@ -186,6 +186,29 @@ async def test_websocket_frames_and_a_refused_handshake() -> None:
         assert refused.value.response.status_code == 403
 
 
+async def test_a_close_reaches_the_client_while_the_app_still_holds_its_websocket() -> None:
+    """granian sends the close frame when its transport object is dropped: an exchange that
+    outlives the handler (here held on purpose; in kervan's session a reference cycle, until
+    the collector runs) must not hold the close back."""
+    held: list[WebSocket] = []
+
+    async def refuse(websocket: WebSocket) -> None:
+        held.append(websocket)
+        await websocket.accept()
+        await websocket.send_json({"error": "forbidden"})
+        await websocket.close(code=4003)
+
+    app = Starlette(routes=[WebSocketRoute("/ws", refuse)])
+    async with (
+        embedded(KervanRsgi(app), Interfaces.RSGI) as at,
+        websockets.connect(f"ws://{at}/ws") as ws,
+    ):
+        assert await ws.recv() == '{"error":"forbidden"}'
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 10)
+    assert len(held) == 1
+
+
 async def test_the_fast_routes_never_cross_the_bridge(
     make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
