@@ -189,7 +189,8 @@ _TOUCH = (
 
 def activity_time(now: datetime) -> datetime:
     """The time a batch writes into its conversations' ``last_activity_at`` and
-    ``last_inbound_at``: whole seconds, and never earlier than what a row holds. A conversation
+    ``last_inbound_at``: whole seconds (the statements keep a later time a row already holds:
+    ``GREATEST``, SQLite's two-argument ``max``). A conversation
     list orders by activity; MariaDB rewrites the two indexes on it only when the value
     changes, so the batches of one second (ten at full load) change them once. Measured with
     500 conversations updated per batch, 10 batches a second: half the database's CPU for
