@@ -104,8 +104,8 @@ class FoundationSettings(BaseModel):
     )
     redis_url: str | None = Field(
         default=None,
-        description="Unset: in-process backends (embedded). Set: Redis (scaled); a Redis "
-        "Cluster as `redis+cluster://host:port,host:port,...`.",
+        description="Unset: in-process backends (embedded). Set: Redis 7.0 or later (scaled); "
+        "a Redis Cluster as `redis+cluster://host:port,host:port,...`.",
     )
     redis_cluster: bool = Field(
         default=False,

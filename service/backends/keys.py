@@ -114,10 +114,13 @@ SUPPORT_PRESENCE_STALE = 3  # sweep periods without a beat: the admin's process 
 # news entry follows as a command of its own (service/support/roomlog_redis.py).
 SUPPORT_ROOM_TAG = "sup:room"  # "{sup:room:<room>}:<part>"
 SUPPORT_ROOM_STREAM = "log"  # stream per room: entry id "<offset>-0", fields p (payload), e
-SUPPORT_ROOM_HEAD = "head"  # hash per room: epoch, offset (the last one handed out)
+SUPPORT_ROOM_HEAD = "head"  # hash per room: epoch, offset (the last one handed out), kept (ms)
 SUPPORT_ROOM_SIGNAL = "sup:roomsignal"  # memory backend only: wakes blocked readers on appends
 SUPPORT_ROOM_MAXLEN = 10_000  # entries kept per room (trimmed approximately on Redis)
 SUPPORT_ROOM_RETENTION = 7 * 86_400.0  # a room idle this long is forgotten (refreshed by appends)
+#: Redis: a room's TTL is the retention plus this share of it, renewed by the first message
+#: after that share has passed (not by every message: two commands less per chat message).
+SUPPORT_ROOM_RETENTION_SLACK = 0.01
 SUPPORT_ROOM_NEWS = "sup:roomnews"  # stream: {r: room, o: offset} or {r:<room>: offset...}: a hub
 SUPPORT_ROOM_NEWS_MAXLEN = 100_000  # reads only rooms with news instead of every room it serves
 # Chat messages on their way to the database: the send script adds each stored message's record

@@ -5,8 +5,11 @@ of offsets is one XRANGE and ids always grow, and a head hash (``{sup:room:<room
 the epoch and the last offset handed out. Epoch and offset live in one key so that they can only be
 lost together. Appending is one Lua script (``support_room_append.lua``): it starts a new epoch
 when the head is missing or its stream is gone, takes the next offset, adds the entry with
-``MAXLEN ~`` and refreshes the retention TTL of both keys. A replay is one script too, so the
-epoch check and the range read see the same state.
+``MAXLEN ~`` and renews the retention TTL of both keys. A replay is one script too, so the
+epoch check and the range read see the same state. Both keys live for the retention plus a
+slack (``SUPPORT_ROOM_RETENTION_SLACK``) from the head's ``kept`` time, which a client's
+message renews only once the slack has passed: the send script is every chat message's cost on
+Redis, and it runs five commands a message (``support_room_send_many.lua`` says which).
 
 A client's message (``append_once``, stored at most once per client id) waits for the end of
 the event-loop turn: every message of the turn is stored by one script call
@@ -46,6 +49,7 @@ from service.backends.keys import (
     SUPPORT_ROOM_NEWS,
     SUPPORT_ROOM_NEWS_MAXLEN,
     SUPPORT_ROOM_RETENTION,
+    SUPPORT_ROOM_RETENTION_SLACK,
     SUPPORT_ROOM_STREAM,
     room_key,
 )
@@ -120,6 +124,7 @@ class RedisRoomLog:
         self._key = backends.key
         self._maxlen = maxlen
         self._retention_ms = max(1, round(retention * 1000))
+        self._slack_ms = max(1, round(self._retention_ms * SUPPORT_ROOM_RETENTION_SLACK))
         self._append = LuaScript(backends.redis, "support_room_append")
         self._send_many = LuaScript(backends.redis, "support_room_send_many")
         #: Sends waiting for this loop turn's script call.
@@ -194,6 +199,7 @@ class RedisRoomLog:
                 self._retention_ms,
                 room,
                 SUPPORT_ROOM_NEWS_MAXLEN,
+                self._slack_ms,
             ],
         )
         if self._cluster:
@@ -247,6 +253,7 @@ class RedisRoomLog:
             SUPPORT_ROOM_NEWS_MAXLEN,
             secrets.token_hex(8),
             SUPPORT_HISTORY_MAXLEN,
+            self._slack_ms,
         ]
         for room, payload, marker_key, marker_ms, record, _ in sends:
             keys += (*self._keys_of(room), marker_key)

@@ -38,6 +38,11 @@ def admin(redis_url: str) -> sync_redis.Redis:
     return sync_redis.Redis.from_url(redis_url)
 
 
+def redis_millis(admin: sync_redis.Redis) -> int:
+    seconds, micros = admin.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
 async def fill(log: RedisRoomLog, room: str, count: int) -> str:
     epoch = ""
     for i in range(1, count + 1):
@@ -54,9 +59,12 @@ async def test_keys_ids_and_retention(
     entries: Any = admin.xrange(stream)
     assert [ident for ident, _ in entries] == [b"1-0", b"2-0", b"3-0"]
     assert entries[0][1] == {b"p": b'{"n":1}', b"e": epoch.encode()}
-    assert admin.hgetall(head) == {b"epoch": epoch.encode(), b"offset": b"3"}
+    fields: Any = admin.hgetall(head)
+    assert (fields[b"epoch"], fields[b"offset"]) == (epoch.encode(), b"3")
+    assert abs(int(fields[b"kept"]) - redis_millis(admin)) < 60_000
+    # The retention (100 s) plus its slack (1%).
     for key in (stream, head):
-        assert 0 < admin.pttl(key) <= 100_000
+        assert 100_000 < admin.pttl(key) <= 101_000
 
 
 @pytest.mark.parametrize("lost", ["head", "stream", "both"])
@@ -78,6 +86,67 @@ async def test_a_lost_key_starts_a_new_epoch(
     replay = await log.since("r", old, 4)
     assert (replay.epoch, replay.recovered, replay.last_offset) == (new, False, 1)
     assert (await log.since("r", new, 0)).entries == [RoomEntry("r", 1, b'{"n":5}', new)]
+
+
+@pytest.mark.parametrize("lost", ["head", "stream", "both"])
+async def test_a_lost_key_starts_a_new_epoch_for_a_clients_message(
+    log: RedisRoomLog, backends: Backends, admin: sync_redis.Redis, lost: str
+) -> None:
+    # The send script sees a lost stream by its XADD (NOMKSTREAM), not by an EXISTS.
+    for n in range(1, 4):
+        old, _, _ = await log.append_once("r", b"{}", marker=f"cid:a:{n}", marker_ttl=60)
+    head = backends.key(room_key("r", SUPPORT_ROOM_HEAD))
+    stream = backends.key(room_key("r", SUPPORT_ROOM_STREAM))
+    admin.delete(*{"head": [head], "stream": [stream], "both": [head, stream]}[lost])
+    new, offset, duplicate = await log.append_once("r", b"5", marker="cid:a:5", marker_ttl=60)
+    assert new != old and (offset, duplicate) == (1, False)
+    assert (await log.since("r", new, 0)).entries == [RoomEntry("r", 1, b"5", new)]
+    # The marker holds the message's place in the new epoch.
+    assert await log.append_once("r", b"5", marker="cid:a:5", marker_ttl=60) == (new, 1, True)
+    for key in (head, stream):
+        assert admin.pttl(key) > 0
+
+
+async def test_a_new_stream_gets_the_ttl_whatever_its_head_says(
+    log: RedisRoomLog, backends: Backends, admin: sync_redis.Redis
+) -> None:
+    head = backends.key(room_key("r", SUPPORT_ROOM_HEAD))
+    stream = backends.key(room_key("r", SUPPORT_ROOM_STREAM))
+    await log.append_once("r", b"1", marker="cid:b:1", marker_ttl=60)
+    # The stream lost, a replay starts the new epoch (offset 0): the head keeps a recent
+    # `kept`, and the first message of the new stream must still give it a TTL.
+    admin.delete(stream)
+    epoch = (await log.since("r", "gone", 0)).epoch
+    assert await log.append_once("r", b"2", marker="cid:b:2", marker_ttl=60) == (epoch, 1, False)
+    assert admin.pttl(stream) > 0 and admin.pttl(head) > 0
+
+
+async def test_the_ttl_is_renewed_once_the_slack_has_passed(
+    backends: Backends, admin: sync_redis.Redis
+) -> None:
+    # Retention 1,000 s: a slack of 10 s, which the steps below stay well within.
+    log = RedisRoomLog(backends, retention=1000.0)
+    head = backends.key(room_key("r", SUPPORT_ROOM_HEAD))
+    stream = backends.key(room_key("r", SUPPORT_ROOM_STREAM))
+    try:
+        await log.append_once("r", b"1", marker="cid:c:1", marker_ttl=60)
+        assert all(1_000_000 < admin.pttl(key) <= 1_010_000 for key in (head, stream))
+        kept = int(admin.hget(head, "kept") or 0)
+        for key in (head, stream):  # as if most of the retention had passed
+            admin.pexpire(key, 500_000)
+        await log.append_once("r", b"2", marker="cid:c:2", marker_ttl=60)
+        assert all(admin.pttl(key) <= 500_000 for key in (head, stream))
+        admin.hset(head, "kept", kept - 10_001)  # the slack has passed
+        await log.append_once("r", b"3", marker="cid:c:3", marker_ttl=60)
+        assert all(1_000_000 < admin.pttl(key) <= 1_010_000 for key in (head, stream))
+        assert int(admin.hget(head, "kept") or 0) >= kept
+        admin.hset(head, "kept", kept + 3_600_000)  # a clock set back an hour since
+        for key in (head, stream):
+            admin.pexpire(key, 500_000)
+        await log.append_once("r", b"4", marker="cid:c:4", marker_ttl=60)
+        assert all(1_000_000 < admin.pttl(key) <= 1_010_000 for key in (head, stream))
+    finally:
+        await log.close()
 
 
 async def test_a_lost_stream_is_seen_by_a_replay_before_any_append(
