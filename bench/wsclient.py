@@ -7,6 +7,11 @@ measured itself as much as the servers. This client is an ``asyncio.Protocol``: 
 one ``write``; frames received are parsed from one buffer into a queue of messages. Like
 ``loadgen``'s raw HTTP, it is the same client for every server a bench compares.
 
+Every message carries the time its bytes were read from the socket (``received_at`` after
+``recv``, ``time.perf_counter``): a bench's one event loop holds a thousand connections, and a
+frame read at the start of a busy loop turn reaches its reader task only after the turn's other
+callbacks, so a time taken in the task would count the client's own queue as the server's.
+
 What it does: the opening handshake (checked: status 101 and ``Sec-WebSocket-Accept``),
 masked text and binary frames out, text, binary and fragmented messages in, answers to pings,
 the closing handshake. What it leaves out: extensions (no compression is negotiated) and
@@ -19,6 +24,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import time
 from collections import deque
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -57,7 +63,11 @@ class LeanSocket(asyncio.Protocol):
         self._open = False
         self._opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._buffer = bytearray()
-        self._messages: deque[bytes] = deque()
+        #: Messages with the time their last bytes were read.
+        self._messages: deque[tuple[bytes, float]] = deque()
+        self._read_at = 0.0
+        #: When the bytes of the message ``recv`` returned last were read (``perf_counter``).
+        self.received_at = 0.0
         self._waiter: asyncio.Future[None] | None = None
         self._fragments: list[bytes] | None = None
         self._closed: ConnectionClosed | None = None
@@ -72,6 +82,7 @@ class LeanSocket(asyncio.Protocol):
         transport.write(self._request)
 
     def data_received(self, data: bytes) -> None:
+        self._read_at = time.perf_counter()
         self._buffer += data
         if not self._open and not self._handshake():
             return
@@ -110,7 +121,7 @@ class LeanSocket(asyncio.Protocol):
                 await self._waiter
             finally:
                 self._waiter = None
-        message = self._messages.popleft()
+        message, self.received_at = self._messages.popleft()
         return message.decode() if decode else message
 
     async def close(self, code: int = 1000) -> None:
@@ -208,7 +219,7 @@ class LeanSocket(asyncio.Protocol):
             self.transport.close()
 
     def _deliver(self, message: bytes) -> None:
-        self._messages.append(message)
+        self._messages.append((message, self._read_at))
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)

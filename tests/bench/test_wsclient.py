@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -52,6 +53,24 @@ async def test_fragments_are_one_message_and_pings_are_answered(url: str) -> Non
     assert await socket.recv() == "pinged"
     await socket.send("still here")
     assert await socket.recv() == "still here"
+    await socket.close()
+
+
+async def test_a_message_tells_when_its_bytes_were_read_not_when_it_was_taken(url: str) -> None:
+    socket = await wsclient.connect(url)
+    sent = time.perf_counter()
+    await socket.send("first")
+    await socket.send("second")
+    deadline = time.monotonic() + 10
+    while len(socket._messages) < 2 and time.monotonic() < deadline:  # both read, none taken
+        await asyncio.sleep(0.01)
+    taken = time.perf_counter()
+    assert await socket.recv() == "first"
+    first = socket.received_at
+    assert sent < first < taken
+    await asyncio.sleep(0.05)
+    assert await socket.recv() == "second"
+    assert first <= socket.received_at < taken
     await socket.close()
 
 
