@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator
 
@@ -72,6 +73,42 @@ async def test_a_message_tells_when_its_bytes_were_read_not_when_it_was_taken(ur
     assert await socket.recv() == "second"
     assert first <= socket.received_at < taken
     await socket.close()
+
+
+async def test_handed_over_messages_come_in_the_read_callback_in_order(url: str) -> None:
+    socket = await wsclient.connect(url)
+    await socket.send("before")
+    deadline = time.monotonic() + 10
+    while not socket._messages and time.monotonic() < deadline:  # read, not taken yet
+        await asyncio.sleep(0.01)
+    got: list[tuple[bytes, float]] = []
+    closed: list[wsclient.ConnectionClosed] = []
+    arrived = asyncio.Event()
+
+    def take(message: bytes, read_at: float) -> None:
+        got.append((message, read_at))
+        if message == b"after":
+            arrived.set()
+        elif message == b"answer me":
+            socket.send_nowait("after")  # from inside the read's callback
+
+    socket.hand_over(take, closed.append)
+    assert [m for m, _ in got] == [b"before"]  # the one read before, handed over at once
+    await socket.send("answer me")
+    await asyncio.wait_for(arrived.wait(), 10)
+    assert [m for m, _ in got] == [b"before", b"answer me", b"after"]
+    assert all(earlier[1] <= later[1] for earlier, later in itertools.pairwise(got))
+    socket.hand_over(None)  # back to recv
+    await socket.send("by recv")
+    assert await socket.recv() == "by recv"
+    socket.hand_over(take, closed.append)
+    await socket.send("close me")
+    deadline = time.monotonic() + 10
+    while not closed and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert [c.code for c in closed] == [4001]  # told once
+    await socket.close()
+    assert len(closed) == 1
 
 
 async def test_a_server_close_ends_the_reads_with_its_code(url: str) -> None:
