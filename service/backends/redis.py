@@ -452,12 +452,35 @@ class RedisStreamStore(_RedisStore):
             await self._r.delete(self.k(stream))
 
 
+#: The oldest Redis the scripts run on (``SET ... NX GET`` in the room send script).
+MIN_REDIS_VERSION = (7, 0)
+
+
+def check_version(version: str) -> None:
+    """StateBackendError unless ``version`` (a server's ``redis_version``) is new enough."""
+    try:
+        found = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        raise StateBackendError(f"redis reports an unreadable version {version!r}") from None
+    if found < MIN_REDIS_VERSION:
+        needed = ".".join(map(str, MIN_REDIS_VERSION))
+        raise StateBackendError(f"redis {version} is too old: kervan needs {needed} or later")
+
+
 async def ping(client: RedisClient) -> None:
+    """Every server answers, and runs a Redis version kervan's scripts work on (a readiness
+    check: a server too old fails it by name, instead of the first chat message)."""
     with redis_errors("PING"):
         if isinstance(client, RedisCluster):
             # Every primary answers, or the part of the keyspace it serves is unreachable.
             answered = await client.ping(target_nodes=RedisCluster.PRIMARIES)
+            infos = list(
+                (await client.info("server", target_nodes=RedisCluster.PRIMARIES)).values()
+            )
         else:
             answered = await client.ping()
+            infos = [await client.info("server")]
         if not answered:
             raise StateBackendError("redis PING returned no PONG")
+    for info in infos:
+        check_version(str(info.get("redis_version", "")))

@@ -8,6 +8,7 @@ import pytest
 
 from core.errors import StateBackendError
 from service.backends import Backends, redis_backends
+from service.backends.redis import check_version
 
 
 async def test_kv_set_get_delete(backends: Backends) -> None:
@@ -151,6 +152,18 @@ async def test_namespaces_isolate(backends: Backends) -> None:
     if backends.redis is not None:
         raw = await backends.redis.get(backends.key("shared-name"))
         assert raw == b"mine"
+
+
+async def test_ping_checks_the_redis_version(backends: Backends) -> None:
+    # The machine's Redis (and the test cluster's nodes) are new enough: the check passes.
+    await backends.ping()
+    check_version("7.0.0")
+    check_version("7.2.4")
+    for old in ("6.2.14", "5.0.7"):
+        with pytest.raises(StateBackendError, match=f"redis {old} is too old"):
+            check_version(old)
+    with pytest.raises(StateBackendError, match="unreadable"):
+        check_version("")
 
 
 async def test_unreachable_redis_raises_our_error() -> None:
