@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from service.app import create_app
 from service.backends import Backends, memory_backends, redis_backends
+from service.backends.redis import check_version
 from service.db import Database
 from service.db.metadata import metadata
 from service.db.migrate import migrate
@@ -64,9 +65,12 @@ def redis_server() -> ServiceState:
     try:
         client = sync_redis.Redis.from_url(TEST_ENV.test_redis_url, socket_timeout=2)
         client.ping()
+        version = str(client.info("server").get("redis_version", ""))
         client.close()
     except Exception as exc:
         return ServiceDown("Redis", exc)
+    # A server that answers but is too old for kervan's scripts is an error, never a skip.
+    check_version(version)
     return TEST_ENV.test_redis_url
 
 
