@@ -158,11 +158,42 @@ def tree_pids(pid: int) -> list[int]:
 
 
 def tree_cpu_seconds(pid: int) -> float:
+    return processes_cpu_seconds(tree_pids(pid))
+
+
+#: What a MariaDB (or MySQL) server's process is called.
+DATABASE_SERVERS = ("mariadbd", "mysqld")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def local_database_pids(database_url: str) -> list[int]:
+    """The database server's processes when it runs on this machine (the URL's host is a
+    loopback one): kervan's chat history costs the database's CPU too, beside the worker's and
+    Redis's. Empty when the server is elsewhere: its CPU is then not measured."""
+    from sqlalchemy.engine import make_url
+
+    if (make_url(database_url).host or "127.0.0.1") not in LOOPBACK:
+        return []
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            name = Path(f"/proc/{entry}/comm").read_text().strip()
+        except OSError:
+            continue
+        if name in DATABASE_SERVERS:
+            found.append(int(entry))
+    return found
+
+
+def processes_cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes (not their children)."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
-    for current in tree_pids(pid):
+    for pid in pids:
         try:
-            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
@@ -647,8 +678,11 @@ async def drive(
     seconds: float,
     pids: list[int],
     redis_url: str,
+    database_pids: list[int] | None = None,
 ) -> dict[str, Any]:
-    """Every customer sends until the window closes; the figures of the measured part."""
+    """Every customer sends until the window closes; the figures of the measured part.
+    ``database_pids``: the machine's database server, whose CPU is measured beside Redis's
+    (for every server compared: one that does not use it shows its background)."""
     tally = protocol.tally
     tally.measuring = False
     tally.delivered = tally.acked = tally.sent = tally.refused = tally.error_count = 0
@@ -715,6 +749,7 @@ async def drive(
         await asyncio.sleep(warmup)
         cpu = [tree_cpu_seconds(pid) for pid in pids]
         redis_cpu = await redis_cpu_seconds(redis_url)
+        db_cpu = processes_cpu_seconds(database_pids or [])
         calls = await redis_command_calls(redis_url)
         client_cpu = own_cpu_seconds()
         started = time.perf_counter()
@@ -724,6 +759,7 @@ async def drive(
         elapsed = time.perf_counter() - started
         client_cpu = own_cpu_seconds() - client_cpu
         redis_cpu = await redis_cpu_seconds(redis_url) - redis_cpu
+        db_cpu = processes_cpu_seconds(database_pids or []) - db_cpu
         after = await redis_command_calls(redis_url)
         calls = {name: n - calls.get(name, 0) for name, n in after.items()}
         cpu = [tree_cpu_seconds(pid) - before for pid, before in zip(pids, cpu, strict=True)]
@@ -765,6 +801,12 @@ async def drive(
         "server_cpu_seconds": cpu,
         "server_cpu_ms_per_1k": sum(cpu) * 1000 * per_k,
         "redis_cpu_ms_per_1k": redis_cpu * 1000 * per_k,
+        "db_cpu_ms_per_1k": db_cpu * 1000 * per_k if database_pids else None,
+        # What a message costs the machine's servers: the server's processes (with kervan's
+        # worker), Redis and the database (the load generator's CPU is apart).
+        "total_cpu_ms_per_1k": (sum(cpu) + redis_cpu + (db_cpu if database_pids else 0.0))
+        * 1000
+        * per_k,
         # The whole Redis server's count: another client of the machine's Redis adds to it.
         "redis_calls_per_message": {
             name: n / delivered
@@ -1045,6 +1087,7 @@ async def run_case(
     ports = [port for port, _ in servers]
     #: Every process of the server side, for its CPU and memory (a helper serves no port).
     pids = [pid for _, pid in servers] + (helpers or [])
+    database_pids = local_database_pids(args.mariadb_url)
     result: dict[str, Any] = {
         "server": protocol.name,
         "case": label,
@@ -1086,6 +1129,7 @@ async def run_case(
                 seconds=args.seconds,
                 pids=pids,
                 redis_url=args.redis_url,
+                database_pids=database_pids,
             )
             r = loads[load]
             if history is not None:
@@ -1251,6 +1295,7 @@ def summarise(
                     "kervan_p99_ms": a["p99_ms"],
                     "socketio_p99_ms": b["p99_ms"],
                     "cpu_ratio": b["server_cpu_ms_per_1k"] / a["server_cpu_ms_per_1k"],
+                    "total_cpu_ratio": b["total_cpu_ms_per_1k"] / a["total_cpu_ms_per_1k"],
                     # The goal is judged at full load: offered-rate throughput is the rate.
                     "goal_met": (ratio >= 3.0 and a["p99_ms"] < b["p99_ms"])
                     if load == "max"
@@ -1296,6 +1341,9 @@ def summarise(
             "two_processes": "every customer on the first process, every admin on the second",
             "latency": "send time in the text (load generator's perf_counter), read where the "
             "admin receives it",
+            "cpu": "server: the server processes' own (with kervan's worker); redis: the Redis "
+            "server's (INFO cpu); db: the MariaDB server process's when its URL is a loopback one "
+            "(measured for both servers, only kervan uses it); total: the three",
         },
         "trials": max(trials_of(results), default=0),
         "cases": results,
@@ -1329,7 +1377,13 @@ def medians(ratios: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for case, load in dict.fromkeys((r["case"], r["load"]) for r in ratios):
         rows = [r for r in ratios if r["case"] == case and r["load"] == load]
         row: dict[str, Any] = {"case": case, "load": load, "trials": len(rows)}
-        for name in ("throughput_ratio", "kervan_p99_ms", "socketio_p99_ms", "cpu_ratio"):
+        for name in (
+            "throughput_ratio",
+            "kervan_p99_ms",
+            "socketio_p99_ms",
+            "cpu_ratio",
+            "total_cpu_ratio",
+        ):
             row[name] = statistics.median(r[name] for r in rows)
 
         if load == "max":
@@ -1361,12 +1415,13 @@ def print_report(result: dict[str, Any]) -> None:
     head = (
         f"{'server':<10}{'case':<13}{'trial':<6}{'load':<6}{'msg/s':>9}{'p50 ms':>8}{'p90 ms':>8}"
         f"{'p99 ms':>8}{'max ms':>8}{'ack p50':>8}{'ack p99':>8}{'srv CPU':>9}{'redis':>7}"
-        f"{'client':>8}{'refused':>8}"
+        f"{'db':>6}{'client':>8}{'refused':>8}"
     )
     print(
         "\np50-max: delivery latency (send to the other member's frame read from its socket); "
-        "ack: send to the sender's ack\nsrv CPU / redis: CPU ms per 1,000 delivered messages; "
-        "client: load generator CPU"
+        "ack: send to the sender's ack\nsrv CPU / redis / db: CPU ms per 1,000 delivered messages "
+        "(server processes with kervan's worker / Redis / the machine's MariaDB server, which "
+        "only kervan uses); client: load generator CPU"
     )
     print(head)
     print("-" * len(head))
@@ -1378,7 +1433,8 @@ def print_report(result: dict[str, Any]) -> None:
                 f"{fmt(r['p90_ms'], '.1f'):>8}{fmt(r['p99_ms'], '.1f'):>8}"
                 f"{fmt(r['max_ms'], '.0f'):>8}{fmt(r['ack_p50_ms'], '.1f'):>8}"
                 f"{fmt(r['ack_p99_ms'], '.1f'):>8}{r['server_cpu_ms_per_1k']:>9.0f}"
-                f"{r['redis_cpu_ms_per_1k']:>7.0f}{r['client_cpu_share']:>8.0%}"
+                f"{r['redis_cpu_ms_per_1k']:>7.0f}{fmt(r.get('db_cpu_ms_per_1k'), '.0f'):>6}"
+                f"{r['client_cpu_share']:>8.0%}"
                 f"{r['refused']:>8}"
             )
     print()
@@ -1420,7 +1476,8 @@ def print_report(result: dict[str, Any]) -> None:
         print(
             f"  {r['case']:<13}trial {r['trial']:<3}{r['load']:<6}throughput "
             f"{r['throughput_ratio']:>5.2f}x  p99 {fmt(r['kervan_p99_ms'], '.1f')} vs "
-            f"{fmt(r['socketio_p99_ms'], '.1f')} ms  CPU/msg ratio {r['cpu_ratio']:.2f}{verdict}"
+            f"{fmt(r['socketio_p99_ms'], '.1f')} ms  CPU/msg ratio {r['cpu_ratio']:.2f} "
+            f"(with Redis and the database {r['total_cpu_ratio']:.2f}){verdict}"
         )
         if r["throughput_ratio_to_stock"] is not None:
             print(f"{'':<31}against the stock client: {r['throughput_ratio_to_stock']:.2f}x")
@@ -1436,7 +1493,8 @@ def print_report(result: dict[str, Any]) -> None:
         print(
             f"  {r['case']:<13}{r['load']:<6}throughput {r['throughput_ratio']:>5.2f}x  "
             f"p99 {fmt(r['kervan_p99_ms'], '.1f')} vs {fmt(r['socketio_p99_ms'], '.1f')} ms  "
-            f"CPU/msg ratio {r['cpu_ratio']:.2f}{verdict}"
+            f"CPU/msg ratio {r['cpu_ratio']:.2f} "
+            f"(with Redis and the database {r['total_cpu_ratio']:.2f}){verdict}"
         )
 
     print(f"\nrun took {result['seconds_total']:.0f}s")

@@ -30,6 +30,7 @@ def _trial(trial: int, ratio: float, kervan_p99: float, socketio_p99: float) -> 
         "kervan_p99_ms": kervan_p99,
         "socketio_p99_ms": socketio_p99,
         "cpu_ratio": 6.0,
+        "total_cpu_ratio": 3.0,
         "goal_met": ratio >= 3.0 and kervan_p99 < socketio_p99,
     }
 
@@ -51,3 +52,18 @@ def test_the_goal_is_judged_on_the_medians_and_each_trial_is_counted() -> None:
     )
     assert row["kervan_p99_ms"] == 260.0 and row["socketio_p99_ms"] == 245.0
     assert row["goal_met"] is False and row["goal_met_trials"] == 1
+
+
+def test_the_database_server_is_found_only_on_this_machine() -> None:
+    import os
+
+    from bench.bench_support import local_database_pids, processes_cpu_seconds
+
+    assert local_database_pids("mariadb+aiomysql://root@db.example.com:3306/test") == []
+    for pid in local_database_pids("mariadb+aiomysql://root@127.0.0.1:3306/test"):
+        with open(f"/proc/{pid}/comm") as comm:
+            assert comm.read().strip() in ("mariadbd", "mysqld")
+    # CPU seconds are the processes' own: this one has used some; a process that cannot exist
+    # (above Linux's highest pid) adds nothing.
+    assert processes_cpu_seconds([os.getpid()]) > 0
+    assert processes_cpu_seconds([2**22 + 1]) == 0
