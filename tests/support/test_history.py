@@ -228,6 +228,41 @@ async def test_the_writer_stores_the_feeds_records_and_marks_them_done(
     assert bodies == ["text 1", "text 2", "text 3", "text 4"]
 
 
+async def test_a_full_batch_ends_the_writers_linger(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The linger is for a batch that is not full: once one is, it is written at once, as one
+    transaction (waited out whole, at full load the writer caught up in bursts and then idled
+    while batches piled up)."""
+    ayse = Customer("cu_a", "Ayşe", "tr")
+    monkeypatch.setattr(history_module, "BATCH", 4)
+    monkeypatch.setattr(history_module, "LINGER_STEPS", 600)  # a read every 0.1 s
+    space, feed = memory_feed()
+    batches: list[int] = []
+    real = history_module.write_batch
+
+    async def counted(db: Database, records: list[ChatRecord], *args: Any, **kw: Any) -> None:
+        batches.append(len(records))
+        await real(db, records, *args, **kw)
+
+    monkeypatch.setattr(history_module, "write_batch", counted)
+    writer = HistoryWriter(database, feed, linger_seconds=60)
+    await writer.start()
+    try:
+        add_record(space, record(ayse, 1).encode())
+        while not writer._batch:  # taken: the writer lingers for more
+            await asyncio.sleep(0.01)
+        for n in range(2, 5):
+            add_record(space, record(ayse, n).encode())
+        # Far within the linger's minute (its reads come every 0.1 s).
+        async with asyncio.timeout(20):
+            await writer.flush()
+    finally:
+        await writer.stop()
+    assert batches == [4]
+    assert await unread_and_stored(database) == (4, 4)
+
+
 async def test_the_writer_looks_up_stored_ids_after_a_failure_and_for_retried_records(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
