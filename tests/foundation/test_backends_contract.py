@@ -8,6 +8,7 @@ import pytest
 
 from core.errors import StateBackendError
 from service.backends import Backends, redis_backends
+from service.backends import redis as redis_module
 from service.backends.redis import check_version
 
 
@@ -154,9 +155,17 @@ async def test_namespaces_isolate(backends: Backends) -> None:
         assert raw == b"mine"
 
 
-async def test_ping_checks_the_redis_version(backends: Backends) -> None:
+async def test_ping_checks_the_redis_version(
+    backends: Backends, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The machine's Redis (and the test cluster's nodes) are new enough: the check passes.
     await backends.ping()
+    if backends.redis is None:
+        return  # in-process: no server version to check
+    # A floor above every real server: readiness fails, naming the version every node runs.
+    monkeypatch.setattr(redis_module, "MIN_REDIS_VERSION", (99, 0))
+    with pytest.raises(StateBackendError, match=r"redis \d+\.\d+\.\d+ is too old"):
+        await backends.ping()
 
 
 def test_the_redis_version_check_names_a_server_too_old() -> None:
