@@ -250,8 +250,9 @@ async def test_a_full_batch_ends_the_writers_linger(
     await writer.start()
     try:
         add_record(space, record(ayse, 1).encode())
-        while not writer._batch:  # taken: the writer lingers for more
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(20):
+            while not writer._batch:  # taken: the writer lingers for more
+                await asyncio.sleep(0.01)
         for n in range(2, 5):
             add_record(space, record(ayse, n).encode())
         # Far within the linger's minute (its reads come every 0.1 s).
