@@ -91,7 +91,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,17 +133,22 @@ HELLO_ATTEMPTS = 6
 # ---------------------------------------------------------------- processes: RSS and CPU
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
+def _proc_read(name: str) -> Iterator[tuple[int, str]]:
+    """(pid, the text of ``/proc/<pid>/<name>``) for every process still there when read."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
+            yield int(entry), Path(f"/proc/{entry}/{name}").read_text()
         except OSError:
             continue
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for pid, stat in _proc_read("stat"):
         ppid = int(stat.rpartition(")")[2].split()[1])
-        tree.setdefault(ppid, []).append(int(entry))
+        tree.setdefault(ppid, []).append(pid)
     return tree
 
 
@@ -174,17 +179,7 @@ def local_database_pids(database_url: str) -> list[int]:
 
     if (make_url(database_url).host or "127.0.0.1") not in LOOPBACK:
         return []
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            name = Path(f"/proc/{entry}/comm").read_text().strip()
-        except OSError:
-            continue
-        if name in DATABASE_SERVERS:
-            found.append(int(entry))
-    return found
+    return [pid for pid, name in _proc_read("comm") if name.strip() in DATABASE_SERVERS]
 
 
 def processes_cpu_seconds(pids: list[int]) -> float:
